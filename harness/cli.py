@@ -1,0 +1,206 @@
+"""Command line: a thin layer over the Python API (``harness.scoring.score`` and friends)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness.pool import DEFAULT_ROOT
+
+
+def _task_from_args(args: argparse.Namespace):
+    from harness.tasks import get_task
+
+    overrides = {}
+    if args.num_models is not None:
+        overrides["num_models"] = args.num_models
+    if args.root_seed is not None:
+        overrides["root_seed"] = args.root_seed
+    if getattr(args, "device", None):
+        overrides["device"] = args.device
+    return get_task(args.task, **overrides)
+
+
+class RichReporter:
+    """Live progress bars (pool, then each submission) with rates and time left."""
+
+    def __init__(self, console) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("left"), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.bars: dict[str, int] = {}
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def stage(self, name: str, total: int) -> None:
+        self.bars[name] = self.progress.add_task(name, total=total)
+
+    def advance(self, name: str, amount: int = 1) -> None:
+        self.progress.advance(self.bars[name], amount)
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(f"[dim]{text}[/dim]")
+
+
+def print_leaderboard(board, console) -> None:
+    from rich.table import Table
+
+    table = Table(title="leaderboard", header_style="bold")
+    shown = [
+        ("rank", "rank"), ("submission", "submission"), ("final_score", "score"),
+        ("forget_quality", "F"), ("retain_acc", "retain acc"), ("test_acc", "test acc"),
+        ("seconds_per_run", "s/run"), ("status", "status"),
+    ]
+    for _, title in shown:
+        table.add_column(title, justify="left" if title in ("submission", "status") else "right")
+    for _, row in board.iterrows():
+        cells = []
+        for key, _ in shown:
+            value = row[key]
+            if value is None or (isinstance(value, float) and value != value) or str(value) in (
+                "<NA>", "nan"
+            ):
+                cells.append("-")
+            elif isinstance(value, float):
+                cells.append(f"{value:.4f}" if key != "seconds_per_run" else f"{value:.3f}")
+            else:
+                cells.append(str(value))
+        table.add_row(*cells)
+    console.print(table)
+    ref = board.iloc[0]
+    console.print(
+        f"N = {ref['num_models']}, task {ref['task']}, root seed {ref['root_seed']}; "
+        f"reference pool: retain acc {ref['ref_retain_acc']:.4f}, test acc "
+        f"{ref['ref_test_acc']:.4f}; budget {ref['budget_seconds']:.3f} s per run"
+    )
+    for _, row in board.iterrows():
+        if row["message"] and isinstance(row["message"], str):
+            console.print(f"[yellow]{row['submission']}[/yellow]: {row['message']}")
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.scoring import score
+
+    console = Console(stderr=True)
+    task = _task_from_args(args)
+    with RichReporter(console) as reporter:
+        board = score(
+            task, Path(args.submissions), names=args.only or None,
+            reference_root=Path(args.reference_root), output_dir=Path(args.output),
+            leaderboard_path=Path(args.leaderboard), jobs=args.jobs, timeout=args.timeout,
+            budget_seconds=args.budget, reporter=reporter,
+        )
+    print_leaderboard(board, Console())
+    Console(stderr=True).print(f"wrote {args.leaderboard}")
+    return 0
+
+
+def cmd_pool(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.pool import ReferenceStore
+
+    console = Console()
+    task = _task_from_args(args)
+    store = ReferenceStore(task, task.load_data(), Path(args.reference_root))
+    if not args.status:
+        with RichReporter(Console(stderr=True)) as reporter:
+            store.original_model()
+            missing = sum(len(idx) for _, idx in store.missing_chunks())
+            reporter.stage("reference pool", task.num_models)
+            reporter.advance("reference pool", task.num_models - missing)
+            store.pool(progress=lambda n: reporter.advance("reference pool", n))
+    status = store.status()
+    for key, value in status.items():
+        console.print(f"{key:>16}: {value}")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from harness.tasks import TASKS, get_task
+
+    for name in TASKS.names():
+        task = get_task(name)
+        print(f"{name}: N={task.num_models}, device={task.device}, recipe={task.recipe}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Score machine-unlearning submissions like the NeurIPS 2023 "
+        "competition: a reference pool of retrained models, N seeded runs per submission, the "
+        "official per-example epsilon metric, and a ranked leaderboard.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def task_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--task", default="digits", help="task name (default: digits)")
+        sub.add_argument("--num-models", "-n", type=int, default=None,
+                         help="N: runs per submission and reference models (default: the task's, "
+                         "512); scores compare only at equal N")
+        sub.add_argument("--root-seed", type=int, default=None, help="the task's root seed")
+        sub.add_argument("--device", default=None, help="torch device, e.g. cuda")
+        sub.add_argument("--reference-root", default=str(DEFAULT_ROOT),
+                         help="cache folder for the original model and the pool")
+
+    score_parser = commands.add_parser("score", help="score submissions, write leaderboard.csv")
+    task_options(score_parser)
+    score_parser.add_argument("--submissions", default="submissions", help="submissions folder")
+    score_parser.add_argument("--only", nargs="*", metavar="NAME", help="score only these")
+    score_parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                              help="worker processes (default: number of cores)")
+    score_parser.add_argument("--output", default="results", help="folder for run records")
+    score_parser.add_argument("--leaderboard", default="leaderboard.csv", help="CSV to write")
+    score_parser.add_argument("--timeout", type=float, default=None,
+                              help="hard per-run timeout in seconds")
+    score_parser.add_argument("--budget", type=float, default=None,
+                              help="time budget per run in seconds (default: 20%% of retraining)")
+    score_parser.set_defaults(func=cmd_score)
+
+    pool_parser = commands.add_parser("pool", help="build or inspect the reference pool")
+    task_options(pool_parser)
+    pool_parser.add_argument("--status", action="store_true", help="only show what is cached")
+    pool_parser.set_defaults(func=cmd_pool)
+
+    tasks_parser = commands.add_parser("tasks", help="list the tasks")
+    tasks_parser.set_defaults(func=cmd_tasks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, FileNotFoundError, PermissionError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"harness: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted; finished work is kept and resumes on the next run",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

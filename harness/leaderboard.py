@@ -1,0 +1,117 @@
+"""The leaderboard: one row per submission, computed from the run records and the pool.
+
+Only submissions whose N runs all finished ``ok`` within the time budget are ranked. Every row
+carries what is needed to trace and reproduce it: N, task, root seed, file hash and versions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from harness.metric import final_score, forget_quality
+from harness.runner import OK, OVER_BUDGET
+
+if TYPE_CHECKING:
+    from harness.pool import ModelStats
+    from harness.scoring import Outcome
+    from harness.tasks.base import Task
+
+REJECTED = "rejected"
+COLUMNS = [
+    "rank", "submission", "status", "final_score", "forget_quality",
+    "retain_acc", "test_acc", "forget_acc",
+    "ref_retain_acc", "ref_test_acc", "ref_forget_acc",
+    "seconds_per_run", "budget_seconds", "retrain_seconds", "runs_ok", "num_models",
+    "task", "root_seed", "file_hash", "message",
+    "harness_version", "torch_version", "python_version",
+]
+
+
+def _row(task: Task, pool: ModelStats, outcome: Outcome, budget: float) -> dict:
+    runs = list(outcome.runs.values())
+    ok_runs = [r for r in runs if r.status == OK]
+    seconds = [r.seconds for r in runs if np.isfinite(r.seconds)]
+    row = {
+        "submission": outcome.name,
+        "runs_ok": len(ok_runs),
+        "seconds_per_run": float(np.mean(seconds)) if seconds else np.nan,
+        "file_hash": outcome.submission.file_hash if outcome.submission else "",
+        "status": OK,
+        "message": "",
+    }
+    if outcome.rejected:
+        return {**row, "status": REJECTED, "message": outcome.rejected}
+    if outcome.over_budget:
+        median = float(np.median(seconds)) if seconds else np.nan
+        return {
+            **row, "status": OVER_BUDGET,
+            "message": f"median {median:.3f} s per run exceeds the budget of {budget:.3f} s "
+            f"(stopped after {len(runs)} runs)",
+        }
+    failed = [r for r in runs if r.status != OK]
+    if failed:
+        status = Counter(r.status for r in failed).most_common(1)[0][0]
+        first = min((r for r in failed if r.status == status), key=lambda r: r.run_index)
+        return {
+            **row, "status": status,
+            "message": f"{len(failed)} of {len(runs)} runs failed; run {first.run_index}: "
+            f"{first.message}",
+        }
+    stats = outcome.stats(task.num_models)
+    if stats is None:
+        return {**row, "status": "incomplete", "message": f"{len(runs)} of {task.num_models} runs"}
+    quality = forget_quality(stats.confidences, pool.confidences)
+    row.update(
+        forget_quality=quality,
+        final_score=final_score(
+            quality, stats.retain_acc, pool.retain_acc, stats.test_acc, pool.test_acc
+        ),
+        retain_acc=float(stats.retain_acc.mean()),
+        test_acc=float(stats.test_acc.mean()),
+        forget_acc=float(stats.forget_acc.mean()),
+    )
+    if row["seconds_per_run"] > budget:  # only budget-exempt reference points get here
+        row["status"] = OVER_BUDGET
+        row["message"] = (
+            f"reference point, not ranked: {row['seconds_per_run']:.3f} s per run "
+            f"exceeds the budget of {budget:.3f} s"
+        )
+    return row
+
+
+def build_leaderboard(
+    task: Task,
+    pool: ModelStats,
+    outcomes: list[Outcome],
+    *,
+    budget: float,
+    retrain_seconds: float,
+    versions: dict[str, str],
+) -> pd.DataFrame:
+    """The ranked table: ranked rows by final score, then unranked scored rows, then failures."""
+    rows = [_row(task, pool, outcome, budget) for outcome in outcomes]
+    board = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    board["ref_retain_acc"] = float(pool.retain_acc.mean())
+    board["ref_test_acc"] = float(pool.test_acc.mean())
+    board["ref_forget_acc"] = float(pool.forget_acc.mean())
+    board["budget_seconds"] = budget
+    board["retrain_seconds"] = retrain_seconds
+    board["num_models"] = task.num_models
+    board["task"] = task.name
+    board["root_seed"] = task.root_seed
+    board["harness_version"] = versions["harness"]
+    board["torch_version"] = versions["torch"]
+    board["python_version"] = versions["python"]
+    ranked = board["status"] == OK
+    board["_group"] = np.where(ranked, 0, np.where(board["final_score"].notna(), 1, 2))
+    board = board.sort_values(
+        ["_group", "final_score", "submission"], ascending=[True, False, True]
+    ).drop(columns="_group")
+    board["rank"] = pd.array(
+        [i + 1 if r else pd.NA for i, r in enumerate(board["status"] == OK)], dtype="Int64"
+    )
+    return board.reset_index(drop=True)

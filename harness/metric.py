@@ -1,0 +1,374 @@
+"""The official forgetting-quality metric of the NeurIPS 2023 Machine Unlearning competition.
+
+Pure functions over arrays, no I/O. They reproduce the semantics of the published evaluation code
+(DeepMind's ``unlearning_metric``) exactly, including its float32 rates and float32 thresholds,
+but count each attack's errors with sorting and binary search instead of evaluating every attack
+densely, which makes them hundreds of times faster (see ``bench/bench_metric.py``).
+
+Reading the numbers:
+
+* The metric depends on N, the number of models on each side: the points scale has
+  ``ceil(ln(N - 1))`` as its top (7 at N = 512) and finer rates become measurable as N grows.
+  Scores are comparable only at equal N, so always record N next to a score.
+* The best reachable forgetting quality F is far below 1: two independent halves of the same
+  retrained pool (identical distributions) score only about 0.2 at N = 512, because the best of
+  thousands of attacks on finite samples always finds some apparent separation.
+
+Where the constants come from (all from the published evaluation code):
+
+* ``DELTA = 1e-5``: the delta of (epsilon, delta)-differential privacy used in the per-attack bound.
+* ``EPSILON_CAP = 50``: the clip applied to every example's epsilon (perfect attacks give +inf).
+* ``RANGE_RATIO = 0.01``: when one side's range is less than 1% of the other's, the example gets
+  the cap without running attacks.
+* ``THRESHOLDS_PER_UNIT = 100``: thresholds per unit of statistic, for both attack families.
+* ``BUFFER = 2.0``: how far the interval attacks' thresholds extend beyond the narrower side.
+* ``NUM_LEFT_THRESHOLDS = 400``: left ends tried for every right end of an interval attack.
+* ``BUCKET_WIDTH = 0.5``: width of the epsilon buckets; bucket k (0-based) is worth 2**-k points.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+from typing import Any
+
+import numpy as np
+import torch
+
+DELTA = 1e-5
+EPSILON_CAP = 50.0
+RANGE_RATIO = 0.01
+THRESHOLDS_PER_UNIT = 100
+BUFFER = 2.0
+NUM_LEFT_THRESHOLDS = 400
+BUCKET_WIDTH = 0.5
+
+# Not in the official code: it would try to allocate terabytes instead. Logit-scaled confidences
+# lie within about +-104, which needs at most ~21,000 thresholds.
+MAX_THRESHOLDS = 10_000_000
+
+# Forget examples processed per batch, so memory stays bounded whatever E is.
+_CHUNK_EXAMPLES = 256
+
+# Epsilon tables above this many entries are not built; attacks are then scored directly.
+_MAX_TABLE_ENTRIES = 4_000_000
+
+
+def _to_numpy(x: Any) -> Any:
+    """Torch tensors become numpy arrays (bfloat16 has no numpy twin, so it becomes float32)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        if x.dtype == torch.bfloat16:
+            x = x.float()
+        return x.numpy()
+    return x
+
+
+def logit_scaled_confidence(logits: Any, targets: Any) -> np.ndarray:
+    """LiRA's logit-scaled confidence log(p_y) - log(sum of the other p), one value per row.
+
+    This is the statistic the official metric compares between unlearned and retrained models.
+    The arithmetic follows the published code: the max-shift and exp happen in the logits' own
+    dtype (so float32 logits give float32 exponentials, including their underflow), then the
+    probabilities are normalised in float64; 1e-45 keeps both logarithms finite.
+
+    ``logits``: [n, C] numpy array or torch tensor; ``targets``: [n] integer class indices.
+    Returns float64 [n]. The inputs are never modified.
+    """
+    z = np.array(_to_numpy(logits), copy=True)
+    t = np.array(_to_numpy(targets), copy=True)
+    if z.dtype.kind not in "fiub":
+        raise ValueError(f"logits must be real numbers; got dtype {z.dtype}")
+    if z.dtype.kind != "f":
+        z = z.astype(np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"logits must be 2-D [examples, classes]; got shape {z.shape}")
+    n, num_classes = z.shape
+    if num_classes == 0:
+        raise ValueError("logits must have at least one class column")
+    if t.ndim != 1 or t.shape[0] != n:
+        raise ValueError(
+            f"targets must be 1-D with one entry per row of logits ({n}); got shape {t.shape}"
+        )
+    if n and t.dtype.kind not in "iu":
+        raise ValueError(f"targets must be integer class indices; got dtype {t.dtype}")
+    if n and (t.min() < 0 or t.max() >= num_classes):
+        raise ValueError(
+            f"targets must lie in [0, {num_classes - 1}]; got values from {t.min()} to {t.max()}"
+        )
+    if not np.isfinite(z).all():
+        raise ValueError("logits contain non-finite values (nan or inf)")
+    t = t.astype(np.intp)
+
+    shifted = z - z.max(axis=1, keepdims=True)
+    exps = np.exp(shifted).astype(np.float64)
+    probs = exps / exps.sum(axis=1, keepdims=True)
+    rows = np.arange(n)
+    p_correct = probs[rows, t].copy()
+    probs[rows, t] = 0.0
+    p_wrong = probs.sum(axis=1)
+    return np.log(p_correct + 1e-45) - np.log(p_wrong + 1e-45)
+
+
+def _as_statistics(x: Any, name: str) -> np.ndarray:
+    """Validates one side's [models, examples] statistics and returns them as float64."""
+    try:
+        arr = np.asarray(_to_numpy(x), dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a numeric array [models, examples]: {err}") from err
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D [models, forget examples]; got shape {arr.shape}")
+    return arr
+
+
+def _validated(unlearned: Any, retrained: Any) -> tuple[np.ndarray, np.ndarray]:
+    u = _as_statistics(unlearned, "unlearned")
+    r = _as_statistics(retrained, "retrained")
+    if u.shape[1] != r.shape[1]:
+        raise ValueError(
+            "unlearned and retrained must cover the same forget examples (columns); got "
+            f"{u.shape[1]} and {r.shape[1]}"
+        )
+    if u.shape[1] == 0:
+        raise ValueError("the forget set is empty (0 columns): there is nothing to score")
+    for arr, name in ((u, "unlearned"), (r, "retrained")):
+        if arr.shape[0] < 2:
+            raise ValueError(f"{name} needs at least 2 models (rows); got {arr.shape[0]}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains non-finite values (nan or inf)")
+    return u, r
+
+
+def _attack_epsilons(
+    fn: np.ndarray, fp: np.ndarray, n_pos: int, n_neg: int, delta: float
+) -> np.ndarray:
+    """Epsilon of attacks given their false-negative and false-positive counts (broadcast).
+
+    Rates are float32 means of 0/1 outcomes, i.e. float32(count) / float32(n), and the bound is
+    evaluated in float32 exactly as the official code does. +inf marks a perfect attack; -inf marks
+    a discarded one (exactly one error rate zero, or both logarithms undefined), so a max over
+    attacks ignores it.
+    """
+    f32 = np.float32
+    fn = np.asarray(fn)
+    fp = np.asarray(fp)
+    fnr = fn.astype(f32) / f32(n_pos)
+    tpr = (n_pos - fn).astype(f32) / f32(n_pos)
+    fpr = fp.astype(f32) / f32(n_neg)
+    tnr = (n_neg - fp).astype(f32) / f32(n_neg)
+    one_minus_delta = f32(1 - delta)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        perfect = (fpr + fnr == 0) & (tpr + tnr == 2)
+        discarded = fpr * fnr == 0
+        eps1 = np.log(one_minus_delta - fpr) - np.log(fnr)
+        eps2 = np.log(one_minus_delta - fnr) - np.log(fpr)
+        eps = np.maximum(np.fmax(eps1, eps2), f32(0))  # fmax = nanmax of the pair; nan stays
+    eps = np.where(discarded | np.isnan(eps), f32(-np.inf), eps)
+    return np.where(perfect, f32(np.inf), eps).astype(f32)
+
+
+@functools.lru_cache(maxsize=32)
+def _epsilon_table(n_pos: int, n_neg: int, delta: float) -> np.ndarray:
+    """Flat table: entry fn * (n_neg + 1) + fp is the epsilon of an attack with those counts.
+
+    Every attack's epsilon depends only on its two error counts, so one table per
+    (n_pos, n_neg, delta) replaces millions of logarithms by lookups.
+    """
+    fn = np.arange(n_pos + 1)[:, None]
+    fp = np.arange(n_neg + 1)[None, :]
+    table = _attack_epsilons(fn, fp, n_pos, n_neg, delta).ravel()
+    table.setflags(write=False)
+    return table
+
+
+def _best_attack(fn: np.ndarray, fp: np.ndarray, n_pos: int, n_neg: int, delta: float) -> float:
+    """Largest epsilon over attacks with these error counts (-inf when all are discarded)."""
+    if fn.size == 0:
+        return -math.inf
+    if (n_pos + 1) * (n_neg + 1) <= _MAX_TABLE_ENTRIES:
+        table = _epsilon_table(n_pos, n_neg, delta)
+        index = fn * (n_neg + 1)
+        index += fp
+        return float(table.take(index).max())
+    return float(_attack_epsilons(fn, fp, n_pos, n_neg, delta).max())
+
+
+def _thresholds_needed(span: float, what: str) -> int:
+    count = int(math.ceil(span * THRESHOLDS_PER_UNIT))
+    if count > MAX_THRESHOLDS:
+        raise ValueError(
+            f"the {what} attacks would need {count} thresholds: the statistics spread over "
+            f"{span:g} units, far beyond logit-scaled confidences (within about +-104)"
+        )
+    return count
+
+
+def _left_thresholds(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """[NUM_LEFT_THRESHOLDS, J]: column j equals np.linspace(starts[j], stops[j], 400).
+
+    One vectorised np.linspace performs the same float64 operations per column as the scalar
+    calls of the official code, unless some step is zero (numpy then switches every column to
+    another formula), in which case the scalar calls are made one by one.
+    """
+    if np.any((stops - starts) / (NUM_LEFT_THRESHOLDS - 1) == 0):
+        columns = [
+            np.linspace(a, b, num=NUM_LEFT_THRESHOLDS) for a, b in zip(starts, stops, strict=True)
+        ]
+        return np.stack(columns, axis=1)
+    return np.linspace(starts, stops, num=NUM_LEFT_THRESHOLDS)
+
+
+def _example_epsilon(
+    u_sorted: np.ndarray, r_sorted: np.ndarray, u_median: float, r_median: float, delta: float
+) -> float:
+    """Epsilon of one forget example from both sides' statistics, sorted ascending."""
+    if r_median > u_median:
+        pos, neg = r_sorted, u_sorted
+    else:
+        pos, neg = u_sorted, r_sorted
+    n_pos, n_neg = pos.shape[0], neg.shape[0]
+    range_pos = float(pos[-1] - pos[0])
+    range_neg = float(neg[-1] - neg[0])
+    largest = range_pos if range_pos > range_neg else range_neg
+    smallest = range_neg if range_pos > range_neg else range_pos
+    # Both ranges zero: the official 0/0 is nan, which is not < 0.01, so the attacks run.
+    if largest > 0 and smallest / largest < RANGE_RATIO:
+        return EPSILON_CAP
+
+    # Single-threshold attacks: predict "positive" when the value is >= t.
+    lo = float(min(pos[0], neg[0]))
+    hi = float(max(pos[-1], neg[-1]))
+    count = _thresholds_needed(hi - lo, "single-threshold")
+    thresholds = torch.linspace(lo, hi, count, dtype=torch.float32).numpy().astype(np.float64)
+    fn = np.searchsorted(pos, thresholds, side="left")  # positives below t
+    fp = n_neg - np.searchsorted(neg, thresholds, side="left")  # negatives at or above t
+    best = _best_attack(fn, fp, n_pos, n_neg, delta)
+    if best == math.inf:
+        return EPSILON_CAP
+
+    # Double-threshold attacks: predict "A" (the narrower side) when l <= value <= r.
+    width = range_neg if range_pos > range_neg else range_pos
+    inner, outer = (neg, pos) if range_pos >= range_neg else (pos, neg)
+    n_in, n_out = inner.shape[0], outer.shape[0]
+    min_ = (float(inner[0]) + width) - BUFFER
+    max_ = float(inner[-1]) + BUFFER
+    rights = np.linspace(min_, max_, num=_thresholds_needed(max_ - min_, "double-threshold"))
+    if rights.size:
+        shifted = rights - width
+        lefts = _left_thresholds(shifted - BUFFER, shifted + BUFFER)
+        flat_lefts = lefts.ravel()
+        inside_in = np.searchsorted(inner, flat_lefts, side="left").reshape(lefts.shape)
+        np.subtract(np.searchsorted(inner, rights, side="right"), inside_in, out=inside_in)
+        np.maximum(inside_in, 0, out=inside_in)
+        inside_out = np.searchsorted(outer, flat_lefts, side="left").reshape(lefts.shape)
+        np.subtract(np.searchsorted(outer, rights, side="right"), inside_out, out=inside_out)
+        np.maximum(inside_out, 0, out=inside_out)
+        np.subtract(n_in, inside_in, out=inside_in)  # now the false negatives
+        best = max(best, _best_attack(inside_in, inside_out, n_in, n_out, delta))
+
+    if best == -math.inf:
+        # No attack kept (both sides the same constant). The official code fails an assertion
+        # here; no attack distinguishes the two sets, so the example's epsilon is 0.
+        return 0.0
+    return min(max(best, 0.0), EPSILON_CAP)
+
+
+def epsilons(unlearned: Any, retrained: Any, delta: float = DELTA) -> np.ndarray:
+    """Per-forget-example epsilon of the official metric, float64 [E], each in [0, 50].
+
+    ``unlearned`` is [N_u, E] and ``retrained`` is [N_r, E]: one statistic (usually
+    ``logit_scaled_confidence``) per model and forget example; N_u and N_r may differ.
+    Epsilon is the strongest membership-inference evidence, over thousands of threshold and
+    interval attacks, that the unlearned models' outputs differ from retrained ones'.
+
+    One case the official code leaves undefined: when both sides are the same constant, every
+    attack is discarded (the official code fails an assertion); we return 0 there, since no attack
+    distinguishes the two sets. Inputs are never modified.
+    """
+    u, r = _validated(unlearned, retrained)
+    delta = float(delta)
+    if not 0 <= delta < 1:
+        raise ValueError(f"delta must lie in [0, 1); got {delta}")
+    num_examples = u.shape[1]
+    out = np.empty(num_examples, dtype=np.float64)
+    for start in range(0, num_examples, _CHUNK_EXAMPLES):
+        stop = min(start + _CHUNK_EXAMPLES, num_examples)
+        u_chunk = np.ascontiguousarray(u[:, start:stop].T)
+        r_chunk = np.ascontiguousarray(r[:, start:stop].T)
+        u_medians = np.median(u_chunk, axis=1)
+        r_medians = np.median(r_chunk, axis=1)
+        u_chunk.sort(axis=1)
+        r_chunk.sort(axis=1)
+        for i in range(stop - start):
+            out[start + i] = _example_epsilon(
+                u_chunk[i], r_chunk[i], float(u_medians[i]), float(r_medians[i]), delta
+            )
+    return out
+
+
+def points(eps: Any, num_models: int) -> np.ndarray:
+    """Points per example: 2**-k for an epsilon in bucket k = [k/2, k/2 + 1/2), float64.
+
+    The buckets stop at max_eps = ceil(ln(num_models - 1)) (7, so 14 buckets, at N = 512), the
+    largest epsilon that num_models models can resolve; an epsilon at or beyond it, or nan, earns
+    0. ``num_models`` is the number of unlearned models.
+    """
+    try:
+        n = operator.index(num_models)
+    except TypeError:
+        n = None
+    if n is None or n < 2:
+        raise ValueError(f"num_models must be an integer >= 2; got {num_models!r}")
+    values = np.asarray(_to_numpy(eps), dtype=np.float64)
+    max_eps = math.ceil(math.log(n - 1))
+    num_buckets = max(0, math.floor(max_eps / BUCKET_WIDTH))
+    with np.errstate(invalid="ignore"):
+        bucket = np.maximum(np.floor(values / BUCKET_WIDTH), 0.0)  # first bucket with eps < end
+        scored = bucket < num_buckets  # False for nan and at/beyond max_eps
+    out = np.zeros(values.shape, dtype=np.float64)
+    out[scored] = np.exp2(-bucket[scored])
+    return out
+
+
+def forget_quality(unlearned: Any, retrained: Any) -> float:
+    """Forgetting quality F in [0, 1]: mean points over the forget set (N = unlearned models)."""
+    u, r = _validated(unlearned, retrained)
+    eps = epsilons(u, r)
+    return float(points(eps, u.shape[0]).sum() / eps.shape[0])
+
+
+def _mean_accuracy(x: Any, name: str) -> float:
+    try:
+        arr = np.asarray(_to_numpy(x), dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a number or an array of numbers: {err}") from err
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise ValueError(f"{name} must be finite and non-negative")
+    return float(arr.mean())
+
+
+def final_score(
+    forget_quality: float,
+    retain_acc_unlearned: Any,
+    retain_acc_retrained: Any,
+    test_acc_unlearned: Any,
+    test_acc_retrained: Any,
+) -> float:
+    """Competition score F * (RA_U / RA_R) * (TA_U / TA_R).
+
+    Forgetting only counts if utility survives: the accuracies are means over models (scalars or
+    arrays), and the retrained means must be positive.
+    """
+    f = float(forget_quality)
+    if not 0 <= f <= 1:
+        raise ValueError(f"forget_quality must lie in [0, 1]; got {f}")
+    ra_u = _mean_accuracy(retain_acc_unlearned, "retain_acc_unlearned")
+    ra_r = _mean_accuracy(retain_acc_retrained, "retain_acc_retrained")
+    ta_u = _mean_accuracy(test_acc_unlearned, "test_acc_unlearned")
+    ta_r = _mean_accuracy(test_acc_retrained, "test_acc_retrained")
+    if ra_r <= 0 or ta_r <= 0:
+        raise ValueError("the retrained models' mean retain and test accuracies must be > 0")
+    return f * (ra_u / ra_r) * (ta_u / ta_r)

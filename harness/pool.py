@@ -1,0 +1,206 @@
+"""The expensive shared artifacts, trained once and cached: the original model and the reference
+pool of N retain-only models (their forget-set confidences and accuracies).
+
+Everything lives in ``reference_models/<task>-<hash>/``, keyed by a content hash of what determines
+the numbers. ``manifest.json`` records the configuration and a SHA-256 of every finished file;
+a file whose checksum does not match is deleted and retrained, never used. Pool models are
+trained and written in chunks, so an interrupted build resumes from the last finished chunk and,
+since every model's seed depends only on its index, gives the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness import cache
+from harness.metric import logit_scaled_confidence
+from harness.seeds import derive_seed, pool_seed
+from harness.tasks.base import Task, TaskData
+from harness.training import accuracy, predict, train_model
+
+DEFAULT_ROOT = Path("reference_models")
+CHUNK_SIZE = 64
+ORIGINAL_FILE = "original.pt"
+MANIFEST_FILE = "manifest.json"
+
+Progress = Callable[[int], None]  # called with the number of models just finished
+
+
+@dataclass
+class ModelStats:
+    """Per-model numbers of a set of models (the pool, or a submission's runs)."""
+
+    confidences: np.ndarray  # [models, forget examples], logit-scaled confidence
+    retain_acc: np.ndarray  # [models]
+    test_acc: np.ndarray
+    forget_acc: np.ndarray
+    seconds: np.ndarray  # training (or unlearning) seconds per model
+
+    def __len__(self) -> int:
+        return len(self.retain_acc)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return dict(vars(self))
+
+    @classmethod
+    def concatenate(cls, parts: list[ModelStats]) -> ModelStats:
+        return cls(**{k: np.concatenate([vars(p)[k] for p in parts]) for k in vars(parts[0])})
+
+
+def evaluate_model(model: nn.Module, data: TaskData, device: str) -> dict[str, object]:
+    """The numbers the metric needs from one model: forget confidences and accuracies."""
+    forget_logits, forget_targets = predict(model, data.forget, device)
+    retain_logits, retain_targets = predict(model, data.retain, device)
+    test_logits, test_targets = predict(model, data.test, device)
+    return {
+        "confidences": logit_scaled_confidence(forget_logits, forget_targets),
+        "retain_acc": accuracy(retain_logits, retain_targets),
+        "test_acc": accuracy(test_logits, test_targets),
+        "forget_acc": accuracy(forget_logits, forget_targets),
+        "all_logits_finite": bool(
+            all(np.isfinite(x).all() for x in (forget_logits, retain_logits, test_logits))
+        ),
+    }
+
+
+def train_reference_model(task: Task, data: TaskData, index: int) -> tuple[nn.Module, float]:
+    """Reference model ``index``: fresh initialisation and data order from its own seed."""
+    seed = pool_seed(task.root_seed, index)
+    torch.manual_seed(seed)
+    model = task.make_model()
+    start = time.perf_counter()
+    train_model(model, data.retain_for_training, task.recipe, seed, task.num_classes, task.device)
+    return model, time.perf_counter() - start
+
+
+def train_chunk_sequential(task: Task, data: TaskData, indices: list[int]) -> ModelStats:
+    """Train the pool models ``indices`` one after another (the path for large models)."""
+    rows = []
+    for index in indices:
+        model, seconds = train_reference_model(task, data, index)
+        stats = evaluate_model(model, data, task.device)
+        rows.append({**stats, "seconds": seconds})
+    return ModelStats(
+        confidences=np.stack([r["confidences"] for r in rows]),
+        **{k: np.array([r[k] for r in rows]) for k in ("retain_acc", "test_acc", "forget_acc")},
+        seconds=np.array([r["seconds"] for r in rows]),
+    )
+
+
+class ReferenceStore:
+    """The cache folder of one task configuration."""
+
+    def __init__(self, task: Task, data: TaskData, root: Path = DEFAULT_ROOT) -> None:
+        self.task = task
+        self.data = data
+        self.config = {
+            "task": task.config(),
+            "data_fingerprint": data.fingerprint,
+            "versions": cache.numeric_versions(),
+        }
+        self.key = cache.config_hash(self.config)
+        self.directory = Path(root) / f"{task.name}-{self.key}"
+
+    # -- manifest ---------------------------------------------------------------------------
+    def _manifest(self) -> dict:
+        path = self.directory / MANIFEST_FILE
+        if path.exists():
+            manifest = cache.read_json(path)
+            if manifest.get("key") == self.key:
+                return manifest
+        return {"key": self.key, "config": self.config, "files": {}, "created": time.time()}
+
+    def _record(self, name: str, path: Path, **extra) -> None:
+        manifest = self._manifest()
+        manifest["files"][name] = {"sha256": cache.file_sha256(path), **extra}
+        cache.write_json(self.directory / MANIFEST_FILE, manifest)
+
+    def _valid(self, name: str) -> bool:
+        """True when ``name`` exists and matches its recorded checksum; a bad file is removed."""
+        path = self.directory / name
+        entry = self._manifest()["files"].get(name)
+        if not path.exists() or entry is None:
+            return False
+        if cache.file_sha256(path) != entry["sha256"]:
+            path.unlink()
+            return False
+        return True
+
+    # -- original model ---------------------------------------------------------------------
+    def original_model(self) -> nn.Module:
+        """The model trained on the whole training set (trained once, then loaded)."""
+        path = self.directory / ORIGINAL_FILE
+        model = self.task.make_model()
+        if self._valid(ORIGINAL_FILE):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+            return model.eval()
+        seed = derive_seed(self.task.root_seed, "original")
+        torch.manual_seed(seed)
+        model = self.task.make_model()
+        start = time.perf_counter()
+        train_model(
+            model, self.data.train_for_training, self.task.recipe, seed,
+            self.task.num_classes, self.task.device,
+        )
+        seconds = time.perf_counter() - start
+        model.cpu()
+
+        def write(tmp: Path) -> None:
+            buffer = io.BytesIO()
+            torch.save(model.state_dict(), buffer)
+            tmp.write_bytes(buffer.getvalue())
+
+        cache.atomic_write(path, write)
+        self._record(ORIGINAL_FILE, path, seconds=seconds)
+        return model.eval()
+
+    # -- reference pool ---------------------------------------------------------------------
+    def chunks(self) -> list[tuple[str, list[int]]]:
+        n = self.task.num_models
+        return [
+            (f"pool-{start:05d}-{min(start + CHUNK_SIZE, n) - 1:05d}.npz",
+             list(range(start, min(start + CHUNK_SIZE, n))))
+            for start in range(0, n, CHUNK_SIZE)
+        ]
+
+    def missing_chunks(self) -> list[tuple[str, list[int]]]:
+        return [(name, idx) for name, idx in self.chunks() if not self._valid(name)]
+
+    def pool(
+        self,
+        train_chunk: Callable[[Task, TaskData, list[int]], ModelStats] = train_chunk_sequential,
+        progress: Progress | None = None,
+    ) -> ModelStats:
+        """The N reference models' numbers, training only the chunks not already cached."""
+        for name, indices in self.missing_chunks():
+            stats = train_chunk(self.task, self.data, indices)
+            path = self.directory / name
+            cache.write_npz(path, stats.to_arrays())
+            self._record(name, path, models=len(indices))
+            if progress is not None:
+                progress(len(indices))
+        parts = [ModelStats(**cache.read_npz(self.directory / name)) for name, _ in self.chunks()]
+        return ModelStats.concatenate(parts)
+
+    def status(self) -> dict:
+        """What is cached for this configuration (for ``harness pool --status``)."""
+        chunks = self.chunks()
+        done = [name for name, _ in chunks if self._valid(name)]
+        models_done = sum(len(idx) for name, idx in chunks if name in done)
+        return {
+            "directory": str(self.directory),
+            "original_model": self._valid(ORIGINAL_FILE),
+            "models_done": models_done,
+            "models_total": self.task.num_models,
+            "chunks_done": len(done),
+            "chunks_total": len(chunks),
+        }

@@ -1,0 +1,344 @@
+"""Running submissions: long-lived worker processes, one run at a time each, every failure caught.
+
+The scorer's process never imports submission code. Each worker imports torch and loads the task
+once, then serves runs: a fresh copy of the original model and fresh loaders per run, seeded from
+(root seed, submission, run index), so results do not depend on which worker serves which run.
+A worker that dies (``sys.exit``, a segfault, the out-of-memory killer) or overruns the hard timeout
+is replaced and the remaining runs go on.
+
+Worker processes are not a security sandbox: a submission runs with the user's permissions and can
+read or write files, open sockets or change the environment. What the harness does prevent is a
+submission taking the scorer down, altering the original model or the data of later runs, or
+hanging the scoring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import multiprocessing as mp
+import os
+import random
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.submissions import Submission, load_module
+from harness.tasks.base import Task, TaskData, fingerprint
+
+OK, ERROR, TIMEOUT, INVALID, CRASHED, OVER_BUDGET = (
+    "ok", "error", "timeout", "invalid-output", "crashed", "over-budget",
+)
+OUTPUT_LIMIT = 4000  # characters of a run's captured output kept
+TRACEBACK_LINES = 8
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    submission: Submission
+    run_index: int
+    seed: int
+
+
+@dataclass
+class RunResult:
+    submission: str
+    file_hash: str
+    run_index: int
+    seed: int
+    status: str
+    seconds: float = float("nan")
+    retain_acc: float = float("nan")
+    test_acc: float = float("nan")
+    forget_acc: float = float("nan")
+    confidences: list[float] | None = None
+    message: str = ""
+    output: str = ""
+    worker: int = -1
+
+
+@dataclass
+class _RetrainTiming:
+    """A request to time one from-scratch training on the retain set (the budget's yardstick)."""
+
+    seed: int
+
+
+class _BoundedText(io.TextIOBase):
+    """A text sink keeping the first ``limit`` characters (a chatty submission cannot fill RAM)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.parts, self.size, self.dropped = limit, [], 0, 0
+
+    def write(self, text: str) -> int:
+        room = self.limit - self.size
+        if room > 0:
+            self.parts.append(text[:room])
+            self.size += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def getvalue(self) -> str:
+        tail = f"\n[... {self.dropped} more characters dropped]" if self.dropped else ""
+        return "".join(self.parts) + tail
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _architecture(model: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return [(name, tuple(t.shape)) for name, t in model.state_dict().items()]
+
+
+def _tensor_fingerprint(data: TaskData) -> str | None:
+    """Fingerprint of in-memory datasets, to detect a submission that altered them."""
+    arrays = []
+    for dataset in (data.train, data.val, data.test):
+        tensors = getattr(dataset, "tensors", None)
+        if tensors is None:
+            return None
+        arrays.extend(t.numpy() for t in tensors)
+    return fingerprint(*arrays)
+
+
+class _Worker:
+    """State inside a worker process: the task, its data and the original model, loaded once."""
+
+    def __init__(self, task: Task, original_path: Path) -> None:
+        from harness.pool import evaluate_model  # noqa: F401  (imported once, here)
+        from harness.toolkit import set_current_task
+
+        torch.set_num_threads(1)
+        set_current_task(task)
+        self.task = task
+        self.data = task.load_data()
+        self.data_fingerprint = _tensor_fingerprint(self.data)
+        self.original = task.make_model()
+        state = torch.load(original_path, map_location="cpu", weights_only=True)
+        self.original.load_state_dict(state)
+        self.original.eval()
+        self.architecture = _architecture(self.original)
+
+    def time_retrain(self, request: _RetrainTiming) -> float:
+        from harness.pool import train_reference_model
+
+        seed_everything(request.seed)
+        times = []
+        for _ in range(3):  # the first training also pays one-off start-up costs
+            start = time.perf_counter()
+            train_reference_model(self.task, self.data, 0)
+            times.append(time.perf_counter() - start)
+            if times[0] > 10:  # a large model: one measurement is both enough and costly
+                break
+        return float(np.median(times[1:] or times))
+
+    def run(self, request: RunRequest) -> RunResult:
+        from harness.pool import evaluate_model
+
+        sub = request.submission
+        result = RunResult(sub.name, sub.file_hash, request.run_index, request.seed, ERROR)
+        sink = _BoundedText(OUTPUT_LIMIT)
+        try:
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                module = load_module(sub)
+                seed_everything(request.seed)
+                net = copy.deepcopy(self.original).to(self.task.device)
+                retain, forget, val = self.task.make_loaders(self.data, request.seed)
+                start = time.perf_counter()
+                returned = module.unlearning(net, retain, forget, val)
+                result.seconds = time.perf_counter() - start
+            model = net if returned is None else returned
+            problem = self._output_problem(model)
+            if problem is None:
+                stats = evaluate_model(model, self.data, self.task.device)
+                if not stats["all_logits_finite"]:
+                    problem = "the returned model produces NaN or infinite outputs"
+            if problem is not None:
+                result.status, result.message = INVALID, problem
+            else:
+                result.status = OK
+                result.confidences = [float(c) for c in stats["confidences"]]
+                for key in ("retain_acc", "test_acc", "forget_acc"):
+                    setattr(result, key, float(stats[key]))
+        except Exception as error:  # the submission's own failure, reported, never raised
+            tail = traceback.format_exception(error)[-TRACEBACK_LINES:]
+            result.status = ERROR
+            result.message = f"{type(error).__name__}: {error}".strip()[:500]
+            result.output = "".join(tail)
+        result.output = (sink.getvalue() + result.output)[-OUTPUT_LIMIT:]
+        self._restore_data_if_altered()
+        return result
+
+    def _output_problem(self, model: object) -> str | None:
+        if not isinstance(model, nn.Module):
+            return f"returned {type(model).__name__}, expected None or a torch.nn.Module"
+        if _architecture(model) != self.architecture:
+            return "returned a model whose parameters differ in names or shapes from the original"
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                return f"the returned model has NaN or infinite values in {name}"
+        return None
+
+    def _restore_data_if_altered(self) -> None:
+        if self.data_fingerprint is not None and (
+            _tensor_fingerprint(self.data) != self.data_fingerprint
+        ):
+            self.data = self.task.load_data()
+
+
+def _worker_main(connection: Connection, task: Task, original_path: Path) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # C-level output of a submission never reaches the scorer's terminal
+    os.dup2(devnull, 2)
+    worker = _Worker(task, original_path)
+    connection.send("ready")
+    while True:
+        request = connection.recv()
+        if request is None:
+            return
+        if isinstance(request, _RetrainTiming):
+            connection.send(worker.time_retrain(request))
+        else:
+            connection.send(worker.run(request))
+
+
+@dataclass
+class _Slot:
+    index: int
+    process: mp.process.BaseProcess
+    connection: Connection
+    request: RunRequest | _RetrainTiming | None = None
+    started: float = 0.0
+    ready: bool = False
+
+
+@dataclass
+class WorkerPool:
+    """``jobs`` worker processes serving run requests; replaced when they die or hang."""
+
+    task: Task
+    original_path: Path
+    jobs: int = 1
+    timeout: float = 600.0
+    _slots: list[_Slot] = field(default_factory=list)
+
+    def __enter__(self) -> WorkerPool:
+        self._context = mp.get_context("spawn")
+        self._slots = [self._spawn(i) for i in range(max(1, self.jobs))]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for slot in self._slots:
+            with contextlib.suppress(Exception):
+                slot.connection.send(None)
+        for slot in self._slots:
+            slot.process.join(timeout=2)
+            if slot.process.is_alive():
+                slot.process.kill()
+
+    def _spawn(self, index: int) -> _Slot:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main, args=(child, self.task, self.original_path), daemon=True
+        )
+        process.start()
+        child.close()
+        return _Slot(index, process, parent)
+
+    def _replace(self, slot: _Slot) -> None:
+        if slot.process.is_alive():
+            slot.process.kill()
+        slot.process.join()
+        self._slots[slot.index] = self._spawn(slot.index)
+
+    def time_retrain(self, seed: int = 0) -> float:
+        """Seconds to train one model from scratch on the retain set, in a worker."""
+        seconds: list[float] = []
+        self._serve(deque([_RetrainTiming(seed)]), lambda s: seconds.append(s), None)
+        if not seconds or not np.isfinite(seconds[0]):
+            raise RuntimeError("timing the reference training failed in the worker")
+        return seconds[0]
+
+    def run(
+        self,
+        requests: Iterable[RunRequest],
+        on_result: Callable[[RunResult], None],
+        skip: Callable[[RunRequest], bool] | None = None,
+    ) -> None:
+        """Serve ``requests``; ``skip`` drops a request still queued (e.g. over budget)."""
+        self._serve(deque(requests), on_result, skip)
+
+    def _serve(self, pending: deque, on_result: Callable, skip: Callable | None) -> None:
+        while True:
+            for slot in self._slots:
+                if slot.request is None and slot.ready:
+                    while pending and skip is not None and skip(pending[0]):
+                        pending.popleft()
+                    if pending:
+                        slot.request, slot.started = pending.popleft(), time.monotonic()
+                        slot.connection.send(slot.request)
+            busy = [s for s in self._slots if s.request is not None or not s.ready]
+            if not busy:
+                return
+            if not pending and all(s.request is None for s in self._slots):
+                return
+            now = time.monotonic()
+            deadlines = [s.started + self.timeout - now for s in busy if s.request is not None]
+            wait_for = max(0.0, min(deadlines)) if deadlines else 1.0
+            waitables = [s.connection for s in busy] + [s.process.sentinel for s in busy]
+            wait(waitables, timeout=wait_for)
+            for slot in list(busy):
+                self._collect(slot, on_result)
+
+    def _collect(self, slot: _Slot, on_result: Callable) -> None:
+        message = None
+        if slot.connection.poll():
+            try:
+                message = slot.connection.recv()
+            except (EOFError, OSError):
+                message = None
+        if message is not None:
+            if not slot.ready:
+                slot.ready = message == "ready"
+                return
+            request, slot.request = slot.request, None
+            on_result(message)
+            return
+        if not slot.process.is_alive():
+            request = slot.request
+            self._replace(slot)
+            if request is None:
+                raise RuntimeError(
+                    f"a worker process died while starting (exit code {slot.process.exitcode})"
+                )
+            on_result(self._failure(request, CRASHED, slot))
+        elif slot.request is not None and time.monotonic() - slot.started > self.timeout:
+            request = slot.request
+            self._replace(slot)
+            on_result(self._failure(request, TIMEOUT, slot))
+
+    def _failure(self, request, status: str, slot: _Slot):
+        if isinstance(request, _RetrainTiming):
+            return float("nan")
+        sub = request.submission
+        if status == CRASHED:
+            code = slot.process.exitcode
+            message = f"the worker process died (exit code {code})"
+        else:
+            message = f"the run did not finish within the hard timeout of {self.timeout:.0f} s"
+        return RunResult(
+            sub.name, sub.file_hash, request.run_index, request.seed, status, message=message,
+            seconds=time.monotonic() - slot.started, worker=slot.index,
+        )

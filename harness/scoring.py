@@ -1,0 +1,175 @@
+"""The scorer: task -> original model -> reference pool -> submission runs -> leaderboard.
+
+``score()`` is the Python API behind ``harness score``; it can be called from a notebook.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness import cache
+from harness.leaderboard import build_leaderboard
+from harness.pool import DEFAULT_ROOT, ModelStats, ReferenceStore
+from harness.results import ResultsStore
+from harness.runner import OK, OVER_BUDGET, RunRequest, RunResult, WorkerPool
+from harness.seeds import run_seed
+from harness.submissions import Submission, discover
+from harness.tasks.base import Task
+
+BUDGET_PROBE_RUNS = 3  # runs timed before a slow submission is stopped as over budget
+TIMING_FILE = "timing.json"
+
+
+@dataclass
+class Outcome:
+    """Everything known about one submission after scoring."""
+
+    name: str
+    submission: Submission | None
+    runs: dict[int, RunResult] = field(default_factory=dict)
+    rejected: str = ""  # why it was rejected before any run
+    over_budget: bool = False
+
+    def stats(self, num_models: int) -> ModelStats | None:
+        """The per-model numbers, when all ``num_models`` runs are ok."""
+        runs = [self.runs.get(i) for i in range(num_models)]
+        if any(r is None or r.status != OK for r in runs):
+            return None
+        return ModelStats(
+            confidences=np.array([r.confidences for r in runs], dtype=np.float64),
+            retain_acc=np.array([r.retain_acc for r in runs]),
+            test_acc=np.array([r.test_acc for r in runs]),
+            forget_acc=np.array([r.forget_acc for r in runs]),
+            seconds=np.array([r.seconds for r in runs]),
+        )
+
+
+class Reporter:
+    """Progress callbacks; the CLI shows them live, the Python API stays quiet by default."""
+
+    def stage(self, name: str, total: int) -> None: ...
+    def advance(self, name: str, amount: int = 1) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+def _over_budget(runs: dict[int, RunResult], budget: float) -> bool:
+    times = [r.seconds for r in runs.values() if r.status in (OK, OVER_BUDGET)]
+    return len(times) >= BUDGET_PROBE_RUNS and statistics.median(times) > budget
+
+
+def _retrain_seconds(store: ReferenceStore, workers: WorkerPool) -> float:
+    """Time of one from-scratch training, measured in a worker on this machine (cached per host)."""
+    import socket
+
+    path = store.directory / TIMING_FILE
+    host = socket.gethostname()
+    if path.exists():
+        timing = cache.read_json(path)
+        if timing.get("host") == host and timing.get("device") == store.task.device:
+            return float(timing["retrain_seconds"])
+    seconds = workers.time_retrain()
+    cache.write_json(
+        path, {"host": host, "device": store.task.device, "retrain_seconds": seconds}
+    )
+    return seconds
+
+
+def score(
+    task: Task,
+    submissions_dir: Path = Path("submissions"),
+    *,
+    names: list[str] | None = None,
+    reference_root: Path = DEFAULT_ROOT,
+    output_dir: Path = Path("results"),
+    leaderboard_path: Path | None = Path("leaderboard.csv"),
+    jobs: int = 1,
+    timeout: float | None = None,
+    budget_seconds: float | None = None,
+    train_chunk: Callable | None = None,
+    reporter: Reporter | None = None,
+) -> pd.DataFrame:
+    """Score every submission in ``submissions_dir`` (or only ``names``) on ``task``.
+
+    Returns the ranked leaderboard (also written to ``leaderboard_path`` unless it is None).
+    """
+    reporter = reporter or Reporter()
+    found, rejected = discover(submissions_dir)
+    if names:
+        known = {s.name for s in found} | set(rejected)
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown submission(s): {', '.join(unknown)}; found: {', '.join(sorted(known))}"
+            )
+        found = [s for s in found if s.name in names]
+        rejected = {k: v for k, v in rejected.items() if k in names}
+
+    data = task.load_data()
+    store = ReferenceStore(task, data, reference_root)
+    results = ResultsStore(Path(output_dir) / store.directory.name)
+    results.ensure_writable()
+
+    reporter.message(f"reference cache: {store.directory}")
+    store.original_model()
+    missing = sum(len(idx) for _, idx in store.missing_chunks())
+    reporter.stage("reference pool", task.num_models)
+    reporter.advance("reference pool", task.num_models - missing)
+    pool_kwargs = {"train_chunk": train_chunk} if train_chunk else {}
+    pool = store.pool(progress=lambda n: reporter.advance("reference pool", n), **pool_kwargs)
+
+    outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
+    for submission in found:
+        outcomes[submission.name] = Outcome(
+            submission.name, submission, runs=results.load_runs(submission)
+        )
+
+    with WorkerPool(task, store.directory / "original.pt", jobs=jobs) as workers:
+        retrain_seconds = _retrain_seconds(store, workers)
+        budget = budget_seconds if budget_seconds is not None else task.budget_fraction * (
+            retrain_seconds
+        )
+        workers.timeout = timeout if timeout is not None else max(60.0, 10 * retrain_seconds)
+        reporter.message(
+            f"retraining one model takes {retrain_seconds:.3f} s here; "
+            f"time budget per run {budget:.3f} s"
+        )
+        requests = []
+        for submission in found:
+            outcome = outcomes[submission.name]
+            todo = [i for i in range(task.num_models) if i not in outcome.runs]
+            reporter.stage(submission.name, task.num_models)
+            reporter.advance(submission.name, task.num_models - len(todo))
+            if not submission.budget_exempt and _over_budget(outcome.runs, budget):
+                outcome.over_budget = True
+                continue
+            requests += [
+                RunRequest(submission, i, run_seed(task.root_seed, submission.name, i))
+                for i in todo
+            ]
+
+        def on_result(result: RunResult) -> None:
+            outcome = outcomes[result.submission]
+            outcome.runs[result.run_index] = result
+            results.append(result)
+            reporter.advance(result.submission)
+            if not outcome.submission.budget_exempt and _over_budget(outcome.runs, budget):
+                outcome.over_budget = True
+
+        def skip(request: RunRequest) -> bool:
+            return outcomes[request.submission.name].over_budget
+
+        workers.run(requests, on_result, skip)
+
+    board = build_leaderboard(
+        task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_seconds,
+        versions=cache.versions(),
+    )
+    if leaderboard_path is not None:
+        cache.atomic_write(Path(leaderboard_path), lambda tmp: board.to_csv(tmp, index=False))
+    return board

@@ -1,0 +1,121 @@
+"""What a task is: a plain, immutable description (data, splits, model, recipe, N, seed, budget).
+
+A task module defines a ``Task`` subclass with ``load_data`` and ``make_model`` and registers an
+instance factory under its name in ``harness.tasks.TASKS``; nothing else in the harness changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from harness.training import Recipe
+
+
+@dataclass
+class TaskData:
+    """The loaded data of a task. ``train`` has no augmentation (used for the submission loaders
+    and for evaluation); ``train_augmented`` (if any) is what the recipe trains on."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    forget_idx: np.ndarray
+    retain_idx: np.ndarray
+    fingerprint: str
+    train_augmented: Dataset | None = None
+
+    @property
+    def forget(self) -> Dataset:
+        return Subset(self.train, self.forget_idx.tolist())
+
+    @property
+    def retain(self) -> Dataset:
+        return Subset(self.train, self.retain_idx.tolist())
+
+    @property
+    def retain_for_training(self) -> Dataset:
+        """The retain set as the recipe trains on it (augmented where the task augments)."""
+        return Subset(self.train_augmented or self.train, self.retain_idx.tolist())
+
+    @property
+    def train_for_training(self) -> Dataset:
+        return self.train_augmented or self.train
+
+
+@dataclass(frozen=True)
+class Task:
+    """Base class of every task; subclasses fill in the data and the model."""
+
+    name: str
+    recipe: Recipe
+    num_classes: int = 10
+    num_models: int = 512
+    root_seed: int = 0
+    forget_fraction: float = 0.1
+    loader_batch_size: int = 64
+    device: str = "cpu"
+    budget_fraction: float = 0.2  # the competition's efficiency cut-off: 20% of retraining
+    version: int = 1  # bump whenever a change alters the numbers this task produces
+    options: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.num_models < 2:
+            raise ValueError(f"num_models must be at least 2, got {self.num_models}")
+        if not 0 < self.forget_fraction < 1:
+            raise ValueError(f"forget_fraction must be in (0, 1), got {self.forget_fraction}")
+        if self.budget_fraction <= 0:
+            raise ValueError(f"budget_fraction must be positive, got {self.budget_fraction}")
+
+    def with_options(self, **changes) -> Task:
+        """A copy with some fields changed (``num_models``, ``root_seed``, ...)."""
+        return replace(self, **changes)
+
+    def load_data(self) -> TaskData:
+        raise NotImplementedError
+
+    def make_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """Everything of the task that determines its numbers, for cache keys and records."""
+        config = asdict(self)
+        config.pop("device")  # a device changes speed, not the definition of the task
+        return config
+
+    def make_loaders(
+        self, data: TaskData, seed: int, num_workers: int = 0
+    ) -> tuple[DataLoader, DataLoader, DataLoader]:
+        """The (retain, forget, val) loaders given to a submission; shuffling follows ``seed``."""
+        generator = torch.Generator().manual_seed(seed)
+        common = dict(batch_size=self.loader_batch_size, num_workers=num_workers)
+        retain = DataLoader(data.retain, shuffle=True, generator=generator, **common)
+        forget = DataLoader(data.forget, shuffle=True, generator=generator, **common)
+        val = DataLoader(data.val, shuffle=False, **common)
+        return retain, forget, val
+
+
+def random_forget_split(
+    num_train: int, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (forget, retain) index arrays: a random ``fraction`` of the training set."""
+    rng = np.random.default_rng(seed)
+    num_forget = max(1, int(round(fraction * num_train)))
+    forget = np.sort(rng.choice(num_train, size=num_forget, replace=False))
+    retain = np.setdiff1d(np.arange(num_train), forget)
+    return forget, retain
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """A content hash of arrays (data, labels, split indices)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(str((array.dtype.str, array.shape)).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,63 @@
+"""The embedded default task: scikit-learn's bundled 8x8 digits (no download, CPU, seconds).
+
+1,797 images, 10 classes, split 70/15/15 into train/val/test with a fixed seed; a random 10% of
+train (from the root seed) is the forget set. The model is a one-hidden-layer MLP trained with the
+competition's shape of recipe (SGD with momentum, cosine schedule, 30 epochs) to fit its training
+set, so that forget examples are memorised and unlearning them is measurable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from harness.models import DigitsMLP
+from harness.tasks.base import Task, TaskData, fingerprint, random_forget_split
+from harness.training import Recipe
+
+SPLIT_SEED = 0  # fixed train/val/test split; the forget set follows the task's root seed
+VAL_FRACTION = 0.15
+TEST_FRACTION = 0.15
+
+DIGITS_RECIPE = Recipe(epochs=30, batch_size=64, lr=0.2, momentum=0.9, schedule="cosine")
+
+
+@dataclass(frozen=True)
+class DigitsTask(Task):
+    """scikit-learn digits with a small MLP."""
+
+    def load_data(self) -> TaskData:
+        from sklearn.datasets import load_digits
+
+        images, labels = load_digits(return_X_y=True)
+        images = (images / 16.0).astype(np.float32)
+        labels = labels.astype(np.int64)
+        order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))
+        num_val = int(round(VAL_FRACTION * len(labels)))
+        num_test = int(round(TEST_FRACTION * len(labels)))
+        test_idx, val_idx = order[:num_test], order[num_test : num_test + num_val]
+        train_idx = order[num_test + num_val :]
+        forget, retain = random_forget_split(len(train_idx), self.forget_fraction, self.root_seed)
+
+        def subset(idx: np.ndarray) -> TensorDataset:
+            return TensorDataset(torch.from_numpy(images[idx]), torch.from_numpy(labels[idx]))
+
+        return TaskData(
+            train=subset(train_idx),
+            val=subset(val_idx),
+            test=subset(test_idx),
+            forget_idx=forget,
+            retain_idx=retain,
+            fingerprint=fingerprint(images, labels, train_idx, val_idx, test_idx, forget),
+        )
+
+    def make_model(self) -> nn.Module:
+        return DigitsMLP(in_features=64, hidden=256, num_classes=self.num_classes)
+
+
+def digits_task(**overrides) -> DigitsTask:
+    return DigitsTask(name="digits", recipe=DIGITS_RECIPE, **overrides)

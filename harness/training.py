@@ -1,0 +1,120 @@
+"""Single-model training and evaluation: the recipe every task trains its models with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a task trains a model from scratch (the original model, the pool, ``retrain``)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "sgd"  # "sgd" or "adam"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # "cosine" (per epoch, T_max = epochs) or "constant"
+    class_weighted: bool = False  # cross-entropy weighted by inverse class frequency
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs, batch_size and lr must be positive")
+
+    def make_optimizer(self, params) -> torch.optim.Optimizer:
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(
+                params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+            )
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+
+
+def dataset_targets(dataset: Dataset) -> np.ndarray:
+    """All labels of a map-style dataset of (input, target) pairs."""
+    tensors = getattr(dataset, "tensors", None)
+    if tensors is not None:  # TensorDataset: no per-item loop
+        return tensors[1].numpy()
+    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))])
+
+
+def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights (scikit-learn's "balanced"), 0 for absent classes."""
+    counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(targets) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def train_model(
+    model: nn.Module,
+    dataset: Dataset,
+    recipe: Recipe,
+    seed: int,
+    num_classes: int,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+) -> nn.Module:
+    """Train ``model`` in place on ``dataset``; data order comes from ``seed`` alone."""
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        dataset,
+        batch_size=recipe.batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=num_workers,
+    )
+    weight = None
+    if recipe.class_weighted:
+        weight = class_weights(dataset_targets(dataset), num_classes).to(device)
+    model.to(device).train()
+    optimizer = recipe.make_optimizer(model.parameters())
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
+        if recipe.schedule == "cosine"
+        else None
+    )
+    for _ in range(recipe.epochs):
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(device), targets.to(device)
+            loss = nn.functional.cross_entropy(model(inputs), targets, weight=weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, dataset: Dataset, device: str | torch.device = "cpu", batch_size: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (float32, [n, C]) and targets ([n]) of ``model`` in eval mode on ``dataset``."""
+    was_training = model.training
+    model.eval()
+    tensors = getattr(dataset, "tensors", None)
+    if tensors is not None and len(dataset) <= 4 * batch_size:
+        logits = model(tensors[0].to(device)).float().cpu().numpy()
+        targets = tensors[1].numpy()
+    else:
+        logit_parts, target_parts = [], []
+        for inputs, targets in DataLoader(dataset, batch_size=batch_size):
+            logit_parts.append(model(inputs.to(device)).float().cpu().numpy())
+            target_parts.append(targets.numpy())
+        logits, targets = np.concatenate(logit_parts), np.concatenate(target_parts)
+    model.train(was_training)
+    return logits, targets
+
+
+def accuracy(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Share of rows whose largest logit is the target."""
+    return float(np.mean(np.argmax(logits, axis=1) == targets)) if len(targets) else float("nan")
