@@ -130,6 +130,20 @@ class _Worker:
         self.original.load_state_dict(state)
         self.original.eval()
         self.architecture = _architecture(self.original)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One training step and one evaluation on a throw-away copy, so that one-off start-up
+        costs (lazy initialisation in torch) are not charged to the first timed run."""
+        from harness.pool import evaluate_model
+
+        net = copy.deepcopy(self.original).to(self.task.device).train()
+        inputs, targets = next(iter(self.task.make_loaders(self.data, seed=0)[0]))
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.0, momentum=0.9)
+        loss = nn.functional.cross_entropy(net(inputs.to(self.task.device)), targets)
+        loss.backward()
+        optimizer.step()
+        evaluate_model(net.eval(), self.data, self.task.device)
 
     def time_retrain(self, request: _RetrainTiming) -> float:
         from harness.pool import train_reference_model

@@ -1,0 +1,84 @@
+"""The whole pipeline on the digits task with a small N."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.pool import ReferenceStore
+from harness.scoring import score
+from harness.tasks import get_task
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "submissions"
+N = 16
+
+RAISES = '''
+def unlearning(net, retain, forget, val):
+    raise RuntimeError("deliberate failure")
+'''
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scoring")
+    submissions = root / "submissions"
+    submissions.mkdir()
+    for name in ("do_nothing", "finetune", "retrain", "gradient_ascent"):
+        shutil.copy(EXAMPLES / f"{name}.py", submissions)
+    (submissions / "raises.py").write_text(RAISES)
+    task = get_task("digits", num_models=N)
+    kwargs = dict(
+        reference_root=root / "ref", output_dir=root / "results",
+        leaderboard_path=root / "leaderboard.csv", jobs=2,
+        budget_seconds=float("inf"),  # this test is about the ordering; budgets are tested apart
+    )
+    board = score(task, submissions, **kwargs)
+    return task, root, submissions, kwargs, board
+
+
+@pytest.mark.slow
+def test_leaderboard_orders_the_baselines(scored):
+    _, root, _, _, board = scored
+    by_name = board.set_index("submission")
+    assert (by_name.loc[["do_nothing", "finetune", "retrain"], "status"] != "error").all()
+    do_nothing, finetune, retrain = (
+        by_name.loc[name, "final_score"] for name in ("do_nothing", "finetune", "retrain")
+    )
+    assert do_nothing == 0.0  # zero spread: every example gets the cap
+    assert do_nothing < finetune < retrain
+    written = pd.read_csv(root / "leaderboard.csv")
+    assert list(written["submission"]) == list(board["submission"])
+    assert (written["num_models"] == N).all() and (written["task"] == "digits").all()
+
+
+@pytest.mark.slow
+def test_a_raising_submission_is_an_error_row_and_harms_no_other(scored):
+    _, _, _, _, board = scored
+    row = board.set_index("submission").loc["raises"]
+    assert row["status"] == "error"
+    assert "deliberate failure" in row["message"]
+    assert pd.isna(row["rank"])
+    assert board.set_index("submission").loc["finetune", "runs_ok"] == N
+
+
+@pytest.mark.slow
+def test_second_run_trains_nothing_and_reruns_nothing(scored, monkeypatch):
+    task, root, submissions, kwargs, board = scored
+    (submissions / "late_arrival.py").write_text(
+        (EXAMPLES / "do_nothing.py").read_text()
+    )
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached pool was retrained")
+
+    monkeypatch.setattr("harness.pool.train_model", no_training)
+    again = score(task, submissions, **kwargs, train_chunk=no_training)
+    merged = again.set_index("submission")
+    assert merged.loc["late_arrival", "status"] == "ok"
+    for name in ("finetune", "retrain", "do_nothing"):
+        assert merged.loc[name, "final_score"] == board.set_index("submission").loc[
+            name, "final_score"
+        ]
+    status = ReferenceStore(task, task.load_data(), kwargs["reference_root"]).status()
+    assert status["models_done"] == N and status["original_model"]
