@@ -3,7 +3,8 @@
 Pure functions over arrays, no I/O. They reproduce the semantics of the published evaluation code
 (DeepMind's ``unlearning_metric``) exactly, including its float32 rates and float32 thresholds,
 but count each attack's errors with sorting and binary search instead of evaluating every attack
-densely, which makes them hundreds of times faster (see ``bench/bench_metric.py``).
+densely: a few milliseconds per forget example at N = 512, tens of times faster than the dense
+evaluation (``bench/bench_metric.py`` measures both; ``tests/literal_metric.py`` is the dense one).
 
 Reading the numbers:
 
@@ -182,15 +183,16 @@ def _epsilon_table(n_pos: int, n_neg: int, delta: float) -> np.ndarray:
     return table
 
 
-def _best_attack(fn: np.ndarray, fp: np.ndarray, n_pos: int, n_neg: int, delta: float) -> float:
-    """Largest epsilon over attacks with these error counts (-inf when all are discarded)."""
-    if fn.size == 0:
+def _best_attack(index: np.ndarray, n_pos: int, n_neg: int, delta: float) -> float:
+    """Largest epsilon over attacks given as flat indices fn * (n_neg + 1) + fp.
+
+    -inf when every attack is discarded.
+    """
+    if index.size == 0:
         return -math.inf
     if (n_pos + 1) * (n_neg + 1) <= _MAX_TABLE_ENTRIES:
-        table = _epsilon_table(n_pos, n_neg, delta)
-        index = fn * (n_neg + 1)
-        index += fp
-        return float(table.take(index).max())
+        return float(_epsilon_table(n_pos, n_neg, delta).take(index).max())
+    fn, fp = np.divmod(index, n_neg + 1)
     return float(_attack_epsilons(fn, fp, n_pos, n_neg, delta).max())
 
 
@@ -222,7 +224,12 @@ def _left_thresholds(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
 def _example_epsilon(
     u_sorted: np.ndarray, r_sorted: np.ndarray, u_median: float, r_median: float, delta: float
 ) -> float:
-    """Epsilon of one forget example from both sides' statistics, sorted ascending."""
+    """Epsilon of one forget example from both sides' statistics, sorted ascending.
+
+    Every attack is reduced to its two error counts. Both sides are merged into one sorted
+    array, so one binary search per threshold gives the number g of values below it, and
+    prefix counts of each side over the merged order turn g into the counts of both sides.
+    """
     if r_median > u_median:
         pos, neg = r_sorted, u_sorted
     else:
@@ -236,40 +243,56 @@ def _example_epsilon(
     if largest > 0 and smallest / largest < RANGE_RATIO:
         return EPSILON_CAP
 
-    # Single-threshold attacks: predict "positive" when the value is >= t.
-    lo = float(min(pos[0], neg[0]))
-    hi = float(max(pos[-1], neg[-1]))
+    merged = np.concatenate((pos, neg))
+    order = np.argsort(merged, kind="stable")
+    values = merged[order]
+    # below_pos[g] / below_neg[g]: how many of the g smallest values come from each side.
+    below_pos = np.zeros(n_pos + n_neg + 1, dtype=np.intp)
+    np.cumsum(order < n_pos, out=below_pos[1:])
+    below_neg = np.arange(n_pos + n_neg + 1) - below_pos
+
+    # Single-threshold attacks: predict "positive" when the value is >= t. With g values < t,
+    # fn = below_pos[g] and fp = n_neg - below_neg[g].
+    lo = float(values[0])
+    hi = float(values[-1])
     count = _thresholds_needed(hi - lo, "single-threshold")
     thresholds = torch.linspace(lo, hi, count, dtype=torch.float32).numpy().astype(np.float64)
-    fn = np.searchsorted(pos, thresholds, side="left")  # positives below t
-    fp = n_neg - np.searchsorted(neg, thresholds, side="left")  # negatives at or above t
-    best = _best_attack(fn, fp, n_pos, n_neg, delta)
+    below = np.searchsorted(values, thresholds, side="left")
+    gap_index = below_pos * (n_neg + 1) + (n_neg - below_neg)
+    best = _best_attack(gap_index.take(below), n_pos, n_neg, delta)
     if best == math.inf:
         return EPSILON_CAP
 
-    # Double-threshold attacks: predict "A" (the narrower side) when l <= value <= r.
+    # Double-threshold attacks: predict "inner" (the narrower side, A) when l <= value <= r.
     width = range_neg if range_pos > range_neg else range_pos
-    inner, outer = (neg, pos) if range_pos >= range_neg else (pos, neg)
-    n_in, n_out = inner.shape[0], outer.shape[0]
+    if range_pos >= range_neg:
+        inner, below_in, below_out = neg, below_neg, below_pos
+    else:
+        inner, below_in, below_out = pos, below_pos, below_neg
+    n_in = inner.shape[0]
+    n_out = n_pos + n_neg - n_in
     min_ = (float(inner[0]) + width) - BUFFER
     max_ = float(inner[-1]) + BUFFER
     rights = np.linspace(min_, max_, num=_thresholds_needed(max_ - min_, "double-threshold"))
     if rights.size:
         shifted = rights - width
-        lefts = _left_thresholds(shifted - BUFFER, shifted + BUFFER)
-        flat_lefts = lefts.ravel()
-        inside_in = np.searchsorted(inner, flat_lefts, side="left").reshape(lefts.shape)
-        np.subtract(np.searchsorted(inner, rights, side="right"), inside_in, out=inside_in)
-        np.maximum(inside_in, 0, out=inside_in)
-        inside_out = np.searchsorted(outer, flat_lefts, side="left").reshape(lefts.shape)
-        np.subtract(np.searchsorted(outer, rights, side="right"), inside_out, out=inside_out)
-        np.maximum(inside_out, 0, out=inside_out)
-        np.subtract(n_in, inside_in, out=inside_in)  # now the false negatives
-        best = max(best, _best_attack(inside_in, inside_out, n_in, n_out, delta))
+        lefts = _left_thresholds(shifted - BUFFER, shifted + BUFFER)  # [400, J]
+        # Values in l <= c <= r are those with merged positions in [g_l, g_r), where g_l counts
+        # values < l and g_r values <= r; when l > r the interval is empty (g_l := g_r).
+        g_right = np.searchsorted(values, rights, side="right")
+        g_left = np.searchsorted(values, lefts.ravel(), side="left").reshape(lefts.shape)
+        np.minimum(g_left, g_right, out=g_left)
+        # fn = n_in - (below_in[g_r] - below_in[g_l]); fp = below_out[g_r] - below_out[g_l]:
+        # the flat table index splits into a per-right part and a per-left part.
+        right_part = (n_in - below_in[g_right]) * (n_out + 1) + below_out[g_right]
+        left_part = below_in * (n_out + 1) - below_out
+        index = left_part.take(g_left)
+        index += right_part
+        best = max(best, _best_attack(index, n_in, n_out, delta))
 
     if best == -math.inf:
-        # No attack kept (both sides the same constant). The official code fails an assertion
-        # here; no attack distinguishes the two sets, so the example's epsilon is 0.
+        # No attack kept (e.g. both sides the same constant). The official code fails an
+        # assertion here; no attack distinguishes the two sets, so the example's epsilon is 0.
         return 0.0
     return min(max(best, 0.0), EPSILON_CAP)
 
@@ -294,8 +317,9 @@ def epsilons(unlearned: Any, retrained: Any, delta: float = DELTA) -> np.ndarray
     out = np.empty(num_examples, dtype=np.float64)
     for start in range(0, num_examples, _CHUNK_EXAMPLES):
         stop = min(start + _CHUNK_EXAMPLES, num_examples)
-        u_chunk = np.ascontiguousarray(u[:, start:stop].T)
-        r_chunk = np.ascontiguousarray(r[:, start:stop].T)
+        # Always copies (the inputs are never sorted in place): one row per example.
+        u_chunk = np.array(u[:, start:stop].T, order="C")
+        r_chunk = np.array(r[:, start:stop].T, order="C")
         u_medians = np.median(u_chunk, axis=1)
         r_medians = np.median(r_chunk, axis=1)
         u_chunk.sort(axis=1)
@@ -310,9 +334,10 @@ def epsilons(unlearned: Any, retrained: Any, delta: float = DELTA) -> np.ndarray
 def points(eps: Any, num_models: int) -> np.ndarray:
     """Points per example: 2**-k for an epsilon in bucket k = [k/2, k/2 + 1/2), float64.
 
-    The buckets stop at max_eps = ceil(ln(num_models - 1)) (7, so 14 buckets, at N = 512), the
-    largest epsilon that num_models models can resolve; an epsilon at or beyond it, or nan, earns
-    0. ``num_models`` is the number of unlearned models.
+    The buckets stop at max_eps = ceil(ln(num_models - 1)) (7, so 14 buckets, at N = 512): rates
+    are multiples of 1/N, so larger epsilons are not resolved. An epsilon at or beyond max_eps, or
+    nan, earns 0; a negative one falls in bucket 0. ``num_models`` is the number of unlearned
+    models (N = 2 gives no bucket at all, so every example earns 0).
     """
     try:
         n = operator.index(num_models)

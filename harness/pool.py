@@ -60,14 +60,13 @@ def evaluate_model(model: nn.Module, data: TaskData, device: str) -> dict[str, o
     forget_logits, forget_targets = predict(model, data.forget, device)
     retain_logits, retain_targets = predict(model, data.retain, device)
     test_logits, test_targets = predict(model, data.test, device)
+    finite = all(np.isfinite(x).all() for x in (forget_logits, retain_logits, test_logits))
     return {
-        "confidences": logit_scaled_confidence(forget_logits, forget_targets),
+        "confidences": logit_scaled_confidence(forget_logits, forget_targets) if finite else None,
         "retain_acc": accuracy(retain_logits, retain_targets),
         "test_acc": accuracy(test_logits, test_targets),
         "forget_acc": accuracy(forget_logits, forget_targets),
-        "all_logits_finite": bool(
-            all(np.isfinite(x).all() for x in (forget_logits, retain_logits, test_logits))
-        ),
+        "all_logits_finite": finite,
     }
 
 

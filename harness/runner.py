@@ -20,6 +20,7 @@ import io
 import multiprocessing as mp
 import os
 import random
+import resource
 import time
 import traceback
 from collections import deque
@@ -40,6 +41,29 @@ OK, ERROR, TIMEOUT, INVALID, CRASHED, OVER_BUDGET = (
 )
 OUTPUT_LIMIT = 4000  # characters of a run's captured output kept
 TRACEBACK_LINES = 8
+OUT_OF_MEMORY = "out of memory"
+
+
+def default_memory_limit(jobs: int) -> int:
+    """Bytes one worker may allocate beyond its start-up size: the machine's memory shared among
+    the workers, with a quarter left for the scorer and the system."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(0.75 * total / max(1, jobs))
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    )
+
+
+def _limit_address_space(extra_bytes: int) -> None:
+    """Cap this process's address space at its current size plus ``extra_bytes``, so that a
+    runaway allocation fails inside the worker instead of starving the machine. Only on CPU:
+    CUDA reserves far more address space than it uses."""
+    current = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+    limit = current + extra_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 @dataclass(frozen=True)
@@ -190,8 +214,10 @@ class _Worker:
             tail = traceback.format_exception(error)[-TRACEBACK_LINES:]
             result.status = ERROR
             result.message = f"{type(error).__name__}: {error}".strip()[:500]
+            if _is_out_of_memory(error):
+                result.message = f"{OUT_OF_MEMORY}: the run exceeded the worker's memory limit"
             result.output = "".join(tail)
-        result.output = (sink.getvalue() + result.output)[-OUTPUT_LIMIT:]
+        result.output = sink.getvalue() + result.output  # bounded: head of output, traceback tail
         self._restore_data_if_altered()
         return result
 
@@ -212,11 +238,15 @@ class _Worker:
             self.data = self.task.load_data()
 
 
-def _worker_main(connection: Connection, task: Task, original_path: Path) -> None:
+def _worker_main(
+    connection: Connection, task: Task, original_path: Path, memory_limit: int | None
+) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # C-level output of a submission never reaches the scorer's terminal
     os.dup2(devnull, 2)
     worker = _Worker(task, original_path)
+    if memory_limit and torch.device(task.device).type == "cpu":
+        _limit_address_space(memory_limit)
     connection.send("ready")
     while True:
         request = connection.recv()
@@ -224,8 +254,11 @@ def _worker_main(connection: Connection, task: Task, original_path: Path) -> Non
             return
         if isinstance(request, _RetrainTiming):
             connection.send(worker.time_retrain(request))
-        else:
-            connection.send(worker.run(request))
+            continue
+        result = worker.run(request)
+        connection.send(result)
+        if result.message.startswith(OUT_OF_MEMORY):
+            return  # a fresh worker replaces this one: its heap may be fragmented or damaged
 
 
 @dataclass
@@ -246,6 +279,7 @@ class WorkerPool:
     original_path: Path
     jobs: int = 1
     timeout: float = 600.0
+    memory_limit: int | None = None  # bytes per worker; None: ``default_memory_limit(jobs)``
     _slots: list[_Slot] = field(default_factory=list)
 
     def __enter__(self) -> WorkerPool:
@@ -265,11 +299,16 @@ class WorkerPool:
     def _spawn(self, index: int) -> _Slot:
         parent, child = self._context.Pipe()
         process = self._context.Process(
-            target=_worker_main, args=(child, self.task, self.original_path), daemon=True
+            target=_worker_main,
+            args=(child, self.task, self.original_path, self._memory_limit()),
+            daemon=True,
         )
         process.start()
         child.close()
         return _Slot(index, process, parent)
+
+    def _memory_limit(self) -> int:
+        return self.memory_limit or default_memory_limit(self.jobs)
 
     def _replace(self, slot: _Slot) -> None:
         if slot.process.is_alive():
@@ -296,13 +335,17 @@ class WorkerPool:
 
     def _serve(self, pending: deque, on_result: Callable, skip: Callable | None) -> None:
         while True:
-            for slot in self._slots:
+            for slot in list(self._slots):
                 if slot.request is None and slot.ready:
+                    if not slot.process.is_alive():  # retired itself after an out-of-memory run
+                        self._replace(slot)
+                        continue
                     while pending and skip is not None and skip(pending[0]):
                         pending.popleft()
                     if pending:
                         slot.request, slot.started = pending.popleft(), time.monotonic()
-                        slot.connection.send(slot.request)
+                        with contextlib.suppress(OSError):  # a dead worker is collected below
+                            slot.connection.send(slot.request)
             busy = [s for s in self._slots if s.request is not None or not s.ready]
             if not busy:
                 return
@@ -327,17 +370,21 @@ class WorkerPool:
             if not slot.ready:
                 slot.ready = message == "ready"
                 return
-            request, slot.request = slot.request, None
+            slot.request = None
+            message.worker = slot.index
             on_result(message)
+            if getattr(message, "message", "").startswith(OUT_OF_MEMORY):
+                self._replace(slot)  # the worker retires after running out of memory
             return
         if not slot.process.is_alive():
             request = slot.request
             self._replace(slot)
-            if request is None:
+            if not slot.ready:
                 raise RuntimeError(
                     f"a worker process died while starting (exit code {slot.process.exitcode})"
                 )
-            on_result(self._failure(request, CRASHED, slot))
+            if request is not None:  # else the worker retired itself after its last result
+                on_result(self._failure(request, CRASHED, slot))
         elif slot.request is not None and time.monotonic() - slot.started > self.timeout:
             request = slot.request
             self._replace(slot)

@@ -1,0 +1,5 @@
+import os
+
+
+def unlearning(net, retain, forget, val):
+    os._exit(7)

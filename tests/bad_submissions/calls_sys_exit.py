@@ -1,0 +1,5 @@
+import sys
+
+
+def unlearning(net, retain, forget, val):
+    sys.exit(3)

@@ -1,0 +1,2 @@
+def unlearning(net, retain, forget, val):
+    raise ValueError("this submission always fails")

@@ -1,0 +1,2 @@
+def unlearning(net, retain, forget, val):
+    return "not a model"

@@ -1,0 +1,5 @@
+import ctypes
+
+
+def unlearning(net, retain, forget, val):
+    ctypes.string_at(0)

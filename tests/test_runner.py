@@ -1,0 +1,102 @@
+"""The runner's failure taxonomy, isolation and determinism, with deliberately bad submissions."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.pool import ReferenceStore
+from harness.runner import CRASHED, ERROR, INVALID, OK, TIMEOUT, RunRequest, WorkerPool
+from harness.seeds import run_seed
+from harness.submissions import inspect_submission
+from harness.tasks import get_task
+
+BAD = Path(__file__).resolve().parent / "bad_submissions"
+EXAMPLES = Path(__file__).resolve().parent.parent / "submissions"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    task = get_task("digits", num_models=4)
+    store = ReferenceStore(task, task.load_data(), tmp_path_factory.mktemp("ref"))
+    store.original_model()
+    return task, store.directory / "original.pt"
+
+
+def run_all(task, original, paths, jobs=2, runs=1, **pool_options):
+    results = {}
+    requests = [
+        RunRequest(sub, i, run_seed(task.root_seed, sub.name, i))
+        for sub in map(inspect_submission, paths)
+        for i in range(runs)
+    ]
+    with WorkerPool(task, original, jobs=jobs, **pool_options) as pool:
+        pool.run(requests, lambda r: results.setdefault(r.submission, []).append(r))
+    return {name: sorted(rs, key=lambda r: r.run_index) for name, rs in results.items()}
+
+
+@pytest.mark.slow
+def test_every_failure_becomes_a_status_and_the_pool_survives(setup):
+    task, original = setup
+    names = [
+        "raises", "hangs", "returns_string", "returns_other_architecture", "nan_weights",
+        "infinite_outputs", "calls_sys_exit", "calls_os_exit", "segfaults", "eats_memory",
+    ]
+    paths = [BAD / f"{n}.py" for n in names] + [EXAMPLES / "do_nothing.py"]
+    results = run_all(
+        task, original, paths, jobs=2, timeout=8.0, memory_limit=512 * 2**20
+    )
+    status = {name: rs[0].status for name, rs in results.items()}
+    assert status == {
+        "raises": ERROR, "hangs": TIMEOUT, "returns_string": INVALID,
+        "returns_other_architecture": INVALID, "nan_weights": INVALID,
+        "infinite_outputs": INVALID, "calls_sys_exit": CRASHED, "calls_os_exit": CRASHED,
+        "segfaults": CRASHED, "eats_memory": ERROR, "do_nothing": OK,
+    }
+    assert "this submission always fails" in results["raises"][0].message
+    assert "ValueError" in results["raises"][0].output  # the traceback tail
+    assert "str" in results["returns_string"][0].message
+    assert "names or shapes" in results["returns_other_architecture"][0].message
+    assert "NaN or infinite" in results["nan_weights"][0].message
+    assert "outputs" in results["infinite_outputs"][0].message
+    assert "exit code 7" in results["calls_os_exit"][0].message
+    assert "out of memory" in results["eats_memory"][0].message
+    assert "timeout" in results["hangs"][0].message
+
+
+def test_output_is_captured_truncated_and_kept_off_the_terminal(setup, capfd):
+    task, original = setup
+    results = run_all(task, original, [BAD / "prints_a_lot.py"], jobs=1)
+    result = results["prints_a_lot"][0]
+    assert result.status == OK
+    assert result.output.startswith("chatty line 0")
+    assert "more characters dropped" in result.output
+    assert len(result.output) < 5000
+    out, err = capfd.readouterr()
+    assert "chatty" not in out + err
+
+
+def test_a_submission_cannot_alter_the_data_of_later_runs(setup, tmp_path):
+    task, original = setup
+    checker = tmp_path / "checks_data.py"
+    checker.write_text(
+        "def unlearning(net, retain, forget, val):\n"
+        "    x = retain.dataset.dataset.tensors[0]\n"
+        "    assert x.abs().sum() > 0, 'data was altered by an earlier run'\n"
+    )
+    results = run_all(task, original, [BAD / "alters_the_data.py", checker], jobs=1)
+    assert results["alters_the_data"][0].status == OK
+    assert results["checks_data"][0].status == OK, results["checks_data"][0].message
+
+
+@pytest.mark.slow
+def test_results_do_not_depend_on_the_number_of_workers(setup):
+    task, original = setup
+    paths = [EXAMPLES / "finetune.py"]
+    one = run_all(task, original, paths, jobs=1, runs=4)["finetune"]
+    two = run_all(task, original, paths, jobs=2, runs=4)["finetune"]
+    for a, b in zip(one, two, strict=True):
+        assert a.status == b.status == OK
+        np.testing.assert_array_equal(a.confidences, b.confidences)
+        assert a.retain_acc == b.retain_acc
+    assert not np.array_equal(one[0].confidences, one[1].confidences)  # seeds differ per run
