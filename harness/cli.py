@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from harness.pool import DEFAULT_ROOT
+from harness.regression import add_check_command
+from harness.report import add_report_command
 
 
 def _task_from_args(args: argparse.Namespace):
@@ -137,6 +139,19 @@ def cmd_pool(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.validate import validate
+
+    result = validate(
+        Path(args.path), _task_from_args(args), runs=args.runs,
+        reference_root=Path(args.reference_root),
+    )
+    for finding in result.findings:
+        print(finding)
+    print("PASSED: ready to submit" if result.passed else "FAILED: see the findings above")
+    return 0 if result.passed else 1
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from harness.tasks import TASKS, get_task
 
@@ -182,6 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     task_options(pool_parser)
     pool_parser.add_argument("--status", action="store_true", help="only show what is cached")
     pool_parser.set_defaults(func=cmd_pool)
+
+    validate_parser = commands.add_parser(
+        "validate", help="check one submission quickly and say what is wrong in plain words"
+    )
+    validate_parser.add_argument("path", help="the submission file")
+    task_options(validate_parser)
+    validate_parser.add_argument("--runs", type=int, default=3, help="runs to try (default 3)")
+    validate_parser.set_defaults(func=cmd_validate)
+
+    add_report_command(commands, task_options)
+    add_check_command(commands, task_options)
 
     tasks_parser = commands.add_parser("tasks", help="list the tasks")
     tasks_parser.set_defaults(func=cmd_tasks)

@@ -371,9 +371,10 @@ class WorkerPool:
                 slot.ready = message == "ready"
                 return
             slot.request = None
-            message.worker = slot.index
+            if isinstance(message, RunResult):
+                message.worker = slot.index
             on_result(message)
-            if getattr(message, "message", "").startswith(OUT_OF_MEMORY):
+            if isinstance(message, RunResult) and message.message.startswith(OUT_OF_MEMORY):
                 self._replace(slot)  # the worker retires after running out of memory
             return
         if not slot.process.is_alive():

@@ -63,7 +63,7 @@ def _over_budget(runs: dict[int, RunResult], budget: float) -> bool:
     return len(times) >= BUDGET_PROBE_RUNS and statistics.median(times) > budget
 
 
-def _retrain_seconds(store: ReferenceStore, workers: WorkerPool) -> float:
+def measure_retrain_seconds(store: ReferenceStore, workers: WorkerPool) -> float:
     """Time of one from-scratch training, measured in a worker on this machine (cached per host)."""
     import socket
 
@@ -130,13 +130,13 @@ def score(
         )
 
     with WorkerPool(task, store.directory / "original.pt", jobs=jobs) as workers:
-        retrain_seconds = _retrain_seconds(store, workers)
+        retrain_time = measure_retrain_seconds(store, workers)
         budget = budget_seconds if budget_seconds is not None else task.budget_fraction * (
-            retrain_seconds
+            retrain_time
         )
-        workers.timeout = timeout if timeout is not None else max(60.0, 10 * retrain_seconds)
+        workers.timeout = timeout if timeout is not None else max(60.0, 10 * retrain_time)
         reporter.message(
-            f"retraining one model takes {retrain_seconds:.3f} s here; "
+            f"retraining one model takes {retrain_time:.3f} s here; "
             f"time budget per run {budget:.3f} s"
         )
         requests = []
@@ -167,7 +167,7 @@ def score(
         workers.run(requests, on_result, skip)
 
     board = build_leaderboard(
-        task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_seconds,
+        task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
         versions=cache.versions(),
     )
     if leaderboard_path is not None:

@@ -1,0 +1,239 @@
+"""The CI regression gate: every outcome of ``compare`` on small synthetic leaderboards, reading
+a baseline CSV, the tolerance estimate, and the command with the scorer replaced by a fake."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import regression, scoring
+from harness.metric import epsilons, points
+from harness.pool import DEFAULT_ROOT
+from harness.regression import (
+    MIN_TOLERANCE,
+    CheckReport,
+    K,
+    compare,
+    estimate_tolerances,
+    score_standard_error,
+)
+from harness.report import read_leaderboard
+
+
+def board(rows: list[tuple], task: str = "digits", n: int = 16, seed: int = 0) -> pd.DataFrame:
+    """A leaderboard with the columns the check reads; rows are (name, status, score)."""
+    return pd.DataFrame(
+        [
+            {"rank": i + 1 if status == "ok" else np.nan, "submission": name, "status": status,
+             "final_score": score, "forget_quality": score, "message": "" if status == "ok"
+             else "3 of 16 runs failed; run 0: RuntimeError: boom",
+             "task": task, "num_models": n, "root_seed": seed}
+            for i, (name, status, score) in enumerate(rows)
+        ]
+    )
+
+
+BASE = [("finetune", "ok", 0.30), ("gradient_ascent", "ok", 0.10), ("broken", "error", np.nan)]
+
+
+def test_identical_leaderboards_pass_and_show_the_diff() -> None:
+    report = compare(board(BASE), board(BASE), 0.01)
+    assert report.exit_status == 0 and report.problems == []
+    assert list(report.rows["submission"]) == ["finetune", "gradient_ascent", "broken"]
+    assert report.rows.loc[0, "delta"] == 0
+    text = report.format()
+    assert "PASS" in text and "finetune" in text and "+0.0000" in text
+
+
+def test_a_drop_beyond_the_tolerance_fails_with_name_and_size() -> None:
+    current = board([("finetune", "ok", 0.25), *BASE[1:]])
+    report = compare(board(BASE), current, 0.01)
+    assert report.exit_status == 1
+    assert len(report.problems) == 1
+    assert "finetune" in report.problems[0] and "dropped by 0.0500" in report.problems[0]
+    assert report.rows.loc[0, "verdict"] == "DROP"
+    assert "FAIL: finetune" in report.format()
+
+
+def test_a_drop_within_the_tolerance_and_a_rise_pass() -> None:
+    current = board([("finetune", "ok", 0.295), ("gradient_ascent", "ok", 0.5), BASE[2]])
+    report = compare(board(BASE), current, 0.01)
+    assert report.exit_status == 0
+    assert report.rows.loc[0, "delta"] == pytest.approx(-0.005)
+
+
+def test_per_submission_tolerances() -> None:
+    current = board([("finetune", "ok", 0.25), ("gradient_ascent", "ok", 0.095), BASE[2]])
+    report = compare(board(BASE), current, {"finetune": 0.06})
+    # finetune drops 0.05, within its own 0.06; gradient_ascent drops 0.005, within the
+    # floor it falls back to
+    assert report.exit_status == 0
+    report = compare(board(BASE), current, {"finetune": 0.04})
+    assert [p.split(":")[0] for p in report.problems] == ["finetune"]
+    with pytest.raises(ValueError, match="tolerance"):
+        compare(board(BASE), current, -1.0)
+
+
+def test_a_missing_submission_fails() -> None:
+    report = compare(board(BASE), board([BASE[0], BASE[2]]), 0.01)
+    assert report.exit_status == 1
+    assert any(p.startswith("gradient_ascent: missing") for p in report.problems)
+    # a failing row that disappears is also gone from what was recorded
+    report = compare(board(BASE), board(BASE[:2]), 0.01)
+    assert any(p.startswith("broken: missing") for p in report.problems)
+
+
+def test_a_submission_that_starts_failing_fails_one_that_still_fails_passes() -> None:
+    current = board([BASE[0], ("gradient_ascent", "timeout", np.nan), BASE[2]])
+    report = compare(board(BASE), current, 0.01)
+    assert report.exit_status == 1
+    assert len(report.problems) == 1
+    assert "gradient_ascent: now timeout, was ok" in report.problems[0]
+    assert "RuntimeError: boom" in report.problems[0]  # the reason travels with it
+    assert report.rows.set_index("submission").loc["broken", "verdict"] == "still error"
+
+
+def test_a_recorded_score_that_vanishes_fails_even_when_status_was_not_ok() -> None:
+    base = board([("retrain", "over-budget", 0.2)])
+    report = compare(base, board([("retrain", "crashed", np.nan)]), 0.01)
+    assert report.exit_status == 1 and "has no final score now" in report.problems[0]
+
+
+def test_a_new_submission_is_noted_not_failed() -> None:
+    report = compare(board(BASE), board([*BASE, ("new_idea", "ok", 0.01)]), 0.01)
+    assert report.exit_status == 0
+    assert any("new_idea is new" in note for note in report.notes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "label"),
+    [({"task": "cifar10"}, "task differs"), ({"n": 32}, "N (num_models) differs"),
+     ({"seed": 1}, "root seed differs")],
+)
+def test_task_n_or_seed_mismatch_fails(changes: dict, label: str) -> None:
+    report = compare(board(BASE), board(BASE, **changes), 0.01)
+    assert report.exit_status == 1
+    assert report.problems[0].startswith(label)
+    assert set(report.rows["verdict"]) == {"not comparable"}  # no score verdicts across N
+
+
+def test_malformed_baselines_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="missing column.*num_models"):
+        compare(board(BASE).drop(columns="num_models"), board(BASE), 0.01)
+    mixed = board(BASE)
+    mixed.loc[0, "num_models"] = 512
+    with pytest.raises(ValueError, match="one value of 'num_models'"):
+        compare(mixed, board(BASE), 0.01)
+    with pytest.raises(ValueError, match="more than once"):
+        compare(board([*BASE, BASE[0]]), board(BASE), 0.01)
+    with pytest.raises(ValueError, match="no rows"):
+        compare(board(BASE).iloc[:0], board(BASE), 0.01)
+
+
+def test_reading_a_baseline_file(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="not found"):
+        read_leaderboard(tmp_path / "nope.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="missing column"):
+        read_leaderboard(bad)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="not a readable CSV"):
+        read_leaderboard(empty)
+    good = tmp_path / "leaderboard.csv"
+    board(BASE).to_csv(good, index=False)
+    assert list(read_leaderboard(good)["submission"]) == ["finetune", "gradient_ascent", "broken"]
+
+
+def test_standard_error_and_tolerance_estimate() -> None:
+    rng = np.random.default_rng(0)
+    retrained = rng.normal(size=(16, 40))
+    unlearned = rng.normal(size=(16, 40))
+    pts = points(epsilons(unlearned, retrained), 16)
+    expected = 0.9 * pts.std(ddof=1) / math.sqrt(40)
+    assert score_standard_error(unlearned, retrained, 0.9) == pytest.approx(expected)
+    quality = float(pts.mean())
+    rows = pd.DataFrame({
+        "submission": ["a", "b"], "final_score": [0.9 * quality, 0.2],
+        "forget_quality": [quality, 0.2],
+    })
+    tolerances = estimate_tolerances(rows, retrained, {"a": unlearned})
+    assert tolerances["a"] == pytest.approx(max(MIN_TOLERANCE, K * math.sqrt(2) * expected))
+    assert tolerances["b"] == MIN_TOLERANCE  # no records: the floor
+    # zero spread of points (every example at the cap) gives se 0, so the floor
+    assert estimate_tolerances(rows, retrained, {"a": np.zeros((16, 40))})["a"] == MIN_TOLERANCE
+
+
+# -- the command -------------------------------------------------------------------------------
+def stub_task_options(sub: argparse.ArgumentParser) -> None:
+    """The shape of cli.build_parser's shared options (the lead passes the real one)."""
+    sub.add_argument("--task", default="digits")
+    sub.add_argument("--num-models", "-n", type=int, default=None)
+    sub.add_argument("--root-seed", type=int, default=None)
+    sub.add_argument("--device", default=None)
+    sub.add_argument("--reference-root", default=str(DEFAULT_ROOT))
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="harness")
+    regression.add_check_command(parser.add_subparsers(dest="command"), stub_task_options)
+    return parser.parse_args(["check", *argv])
+
+
+def test_check_command_rescores_with_the_baselines_task_and_n(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "leaderboard.csv"
+    board(BASE, n=8, seed=3).to_csv(path, index=False)
+    before = path.read_bytes()
+    calls = []
+
+    def fake_score(task, submissions_dir, **kwargs):
+        calls.append((task.name, task.num_models, task.root_seed, kwargs))
+        return board([("finetune", "ok", 0.2), *BASE[1:]], n=8, seed=3)
+
+    monkeypatch.setattr(scoring, "score", fake_score)
+    args = parse(["--baseline", str(path), "--tolerance", "0.05", "--no-progress",
+                  "--output", str(tmp_path / "results")])
+    assert args.func is regression.cmd_check
+    assert args.func(args) == 1
+    (name, n, seed, kwargs), = calls
+    assert (name, n, seed) == ("digits", 8, 3)
+    assert kwargs["leaderboard_path"] is None  # nothing written, the baseline least of all
+    assert path.read_bytes() == before
+    out = capsys.readouterr().out
+    assert "FAIL: finetune: final score dropped by 0.1000" in out
+
+    monkeypatch.setattr(scoring, "score", lambda task, d, **k: board(BASE, n=8, seed=3))
+    assert args.func(args) == 0
+    assert "PASS" in capsys.readouterr().out
+
+
+def test_check_command_fails_on_an_n_mismatch_without_scoring(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "leaderboard.csv"
+    board(BASE, n=8).to_csv(path, index=False)
+
+    def never(*args, **kwargs):
+        raise AssertionError("must not score when N differs")
+
+    monkeypatch.setattr(scoring, "score", never)
+    args = parse(["--baseline", str(path), "-n", "512", "--no-progress"])
+    assert args.func(args) == 1
+    assert "N (num_models) differs: baseline 8, re-scored 512" in capsys.readouterr().out
+
+
+def test_check_command_bad_input(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError):
+        regression.cmd_check(parse(["--baseline", str(tmp_path / "missing.csv")]))
+    args = parse(["--baseline", str(tmp_path / "l.csv"), "--quick",
+                  "--reference-root", str(tmp_path / "empty-cache")])
+    board(BASE, n=4).to_csv(args.baseline, index=False)
+    with pytest.raises(FileNotFoundError, match="--quick needs the cached reference pool"):
+        regression.cmd_check(args)
+
+
+def test_check_report_with_no_rows_formats() -> None:
+    assert "PASS" in CheckReport(problems=[], rows=pd.DataFrame()).format()

@@ -1,0 +1,243 @@
+"""The report folder: files, valid PNGs, a self-contained page that references them all, the
+command's inputs, and the page as a real browser renders it (headless Chromium)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+
+from harness import report
+from harness.leaderboard import COLUMNS
+from harness.pool import DEFAULT_ROOT, ModelStats, ReferenceStore
+from harness.results import ResultsStore
+from harness.runner import RunResult
+from harness.tasks import get_task
+
+N, E = 8, 24
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def synthetic(n: int = N, e: int = E) -> tuple[pd.DataFrame, ModelStats, dict[str, np.ndarray]]:
+    """A leaderboard shaped like ``build_leaderboard``'s, a pool and the runs behind it."""
+    rng = np.random.default_rng(1)
+    pool = ModelStats(
+        confidences=rng.normal(2.0, 1.0, size=(n, e)), retain_acc=np.full(n, 0.99),
+        test_acc=np.full(n, 0.95), forget_acc=np.full(n, 0.94), seconds=np.full(n, 0.5),
+    )
+    runs = {
+        "close": rng.normal(2.0, 1.0, size=(n, e)),
+        "far": rng.normal(5.0, 0.5, size=(n, e)),
+        "constant": np.tile(rng.normal(6.0, 1.0, size=e), (n, 1)),
+    }
+    rows = [
+        ("close", "ok", 0.12, 0.98, 0.94, 0.02),
+        ("far", "ok", 0.03, 0.99, 0.95, 0.05),
+        ("constant", "over-budget", 0.0, 1.0, 0.96, 0.7),
+        ("<b>broken</b>", "error", np.nan, np.nan, np.nan, 0.01),
+    ]
+    board = pd.DataFrame([
+        {"submission": name, "status": status, "final_score": score, "forget_quality": score,
+         "retain_acc": ra, "test_acc": ta, "forget_acc": ra, "seconds_per_run": sec,
+         "runs_ok": n if status != "error" else 0, "ref_retain_acc": 0.99, "ref_test_acc": 0.95,
+         "budget_seconds": 0.1, "retrain_seconds": 0.5, "num_models": n, "task": "digits",
+         "root_seed": 0, "harness_version": "0.1.0", "torch_version": "2", "python_version": "3",
+         "message": "8 of 8 runs failed; run 0: ValueError: <script>alert(1)</script>"
+         if status == "error" else ""}
+        for name, status, score, ra, ta, sec in rows
+    ]).reindex(columns=COLUMNS)
+    board["rank"] = pd.array([1, 2, pd.NA, pd.NA], dtype="Int64")
+    return board, pool, runs
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> Path:
+    board, pool, runs = synthetic()
+    out = tmp_path_factory.mktemp("report") / "report"
+    page = report.write_report(board, pool, runs, out, budget=0.1)
+    assert page == out / "index.html"
+    return out
+
+
+def test_every_plot_is_a_valid_png(written: Path) -> None:
+    pngs = sorted(p.name for p in written.glob("*.png"))
+    assert pngs == sorted(report.PLOT_FILES.values())
+    for name in pngs:
+        data = (written / name).read_bytes()
+        assert data.startswith(PNG_MAGIC)
+        image = imread(written / name)
+        assert image.shape[0] > 100 and image.shape[1] > 100
+        assert image.std() > 0  # not a blank canvas
+    assert not list(written.glob("*.tmp")) and not list(written.glob(".*"))
+
+
+def test_the_page_references_every_plot_and_lists_every_row(written: Path) -> None:
+    page = (written / "index.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sorted(sources) == sorted(p.name for p in written.glob("*.png"))
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", page.split("<tbody>")[1])
+    assert len(rows) == 4
+    for name in ("close", "far", "constant"):
+        assert f'<td class="text">{name}</td>' in page
+    assert "&lt;b&gt;broken&lt;/b&gt;" in page and "<b>broken</b>" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_the_page_is_self_contained(written: Path) -> None:
+    page = (written / "index.html").read_text()
+    assert "<script" not in page.lower()
+    assert not re.search(r"(https?:)?//", page.replace("<!DOCTYPE html>", ""))
+    assert "@import" not in page and "url(" not in page
+    for source in re.findall(r'src="([^"]+)"', page):
+        assert "/" not in source and (written / source).is_file()
+
+
+def test_a_report_without_run_records_has_no_epsilon_plots(tmp_path) -> None:
+    board, pool, _ = synthetic()
+    report.write_report(board, pool, {}, tmp_path, budget=float("nan"))
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["scores.png", "time.png"]
+    page = (tmp_path / "index.html").read_text()
+    assert "epsilons.png" not in page and "No run records for close, far, constant" in page
+
+
+def test_chosen_examples_are_where_submissions_disagree() -> None:
+    eps = {"a": np.array([1.0, 5.0, 2.0, 0.0]), "b": np.array([1.0, 0.0, 2.0, 3.0])}
+    assert list(report.chosen_examples(eps, 2)) == [1, 3]
+    assert list(report.chosen_examples({"a": eps["a"]}, 2)) == [1, 2]
+
+
+def test_identity_options_must_match_the_leaderboard() -> None:
+    board, _, _ = synthetic()
+    task = report.task_for_board(board, "lb.csv")
+    assert (task.name, task.num_models, task.root_seed) == ("digits", N, 0)
+    with pytest.raises(ValueError, match="scored with N 8, not 512"):
+        report.task_for_board(board, "lb.csv", num_models=512)
+
+
+def test_load_records_needs_the_cached_pool_and_matches_runs_by_file_hash(tmp_path) -> None:
+    board, _, runs = synthetic(n=2, e=1)
+    task = get_task("digits", num_models=2, root_seed=0)
+    with pytest.raises(FileNotFoundError, match="run `harness score` first"):
+        report.load_records(board, task, tmp_path / "refs", tmp_path / "results")
+
+    store = ReferenceStore(task, task.load_data(), tmp_path / "refs")
+    e = len(store.data.forget_idx)
+    store.original_model()  # the one real training here: digits trains in about a second
+    fake_pool = ModelStats(np.zeros((2, e)), np.ones(2), np.ones(2), np.ones(2), np.ones(2))
+    store.pool(train_chunk=lambda task, data, indices: fake_pool)
+    results = ResultsStore(tmp_path / "results" / store.directory.name)
+    results.ensure_writable()
+    board["file_hash"] = ["h-close", "h-far", "h-constant", "h-broken"]
+    for name, file_hash in (("close", "h-close"), ("far", "old-version")):
+        for i in range(2):
+            results.append(RunResult(name, file_hash, i, seed=i, status="ok", seconds=0.1,
+                                     retain_acc=1.0, test_acc=1.0, forget_acc=1.0,
+                                     confidences=[float(i)] * e))
+    pool, found = report.load_records(board, task, tmp_path / "refs", tmp_path / "results")
+    assert pool.confidences.shape == (2, e)
+    assert list(found) == ["close"]  # "far" ran another file version; "constant" never ran
+    assert found["close"].shape == (2, e) and found["close"][1, 0] == 1.0
+
+
+def stub_task_options(sub: argparse.ArgumentParser) -> None:
+    """The shape of cli.build_parser's shared options (the lead passes the real one)."""
+    sub.add_argument("--task", default="digits")
+    sub.add_argument("--num-models", "-n", type=int, default=None)
+    sub.add_argument("--root-seed", type=int, default=None)
+    sub.add_argument("--device", default=None)
+    sub.add_argument("--reference-root", default=str(DEFAULT_ROOT))
+
+
+def test_report_command(tmp_path, monkeypatch) -> None:
+    board, pool, runs = synthetic()
+    csv = tmp_path / "leaderboard.csv"
+    board.to_csv(csv, index=False)
+    parser = argparse.ArgumentParser(prog="harness")
+    report.add_report_command(parser.add_subparsers(dest="command"), stub_task_options)
+    args = parser.parse_args(["report", "--leaderboard", str(csv),
+                              "--report-dir", str(tmp_path / "out")])
+    assert args.func is report.cmd_report and args.task is None
+    seen = []
+
+    def fake_load(board, task, reference_root, output_dir):
+        seen.append((task.name, task.num_models, Path(output_dir)))
+        return pool, runs
+
+    monkeypatch.setattr(report, "load_records", fake_load)
+    assert args.func(args) == 0
+    assert seen == [("digits", N, Path("results"))]
+    assert (tmp_path / "out" / "index.html").is_file()
+    args.leaderboard = str(tmp_path / "none.csv")
+    with pytest.raises(FileNotFoundError, match="run `harness score`"):
+        args.func(args)
+
+
+# -- in a real browser -------------------------------------------------------------------------
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const ok = images.filter((i) => i.complete && i.naturalWidth > 0)
+    .map((i) => i.getAttribute("src"));
+  document.body.setAttribute("data-images", String(images.length));
+  document.body.setAttribute("data-rendered", ok.join(","));
+  document.body.setAttribute("data-rows",
+    String(document.querySelectorAll("#leaderboard tbody tr").length));
+});
+</script>
+</body>"""
+
+
+def chromium() -> str:
+    """The browser; missing it is a failure, not a skip (CI installs it: apt-get install
+    chromium)."""
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which(
+        "chromium-browser")
+    if not found:
+        pytest.fail("headless Chromium is needed for the report's browser test: install it "
+                    "(apt-get install -y chromium) or set CHROMIUM to its path")
+    return found
+
+
+def browser(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [
+        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000", *extra, page.resolve().as_uri(),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_page_renders_in_headless_chromium(written: Path, tmp_path) -> None:
+    # The probe goes into a copy beside the page (same relative image paths); the page itself
+    # stays script-free.
+    probe = written / "_probe.html"
+    probe.write_text((written / "index.html").read_text().replace("</body>", PROBE))
+    try:
+        result = browser(probe, tmp_path / "profile", "--dump-dom")
+    finally:
+        probe.unlink()
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body, dom[:2000]
+    attributes = dict(re.findall(r'(data-[a-z]+)="([^"]*)"', body.group(1)))
+    expected = sorted(report.PLOT_FILES.values())
+    assert attributes.get("data-images") == str(len(expected)), attributes
+    assert sorted(attributes["data-rendered"].split(",")) == expected
+    assert attributes["data-rows"] == "4"
+    assert '<table id="leaderboard">' in dom and "constant" in dom
+
+    shot = tmp_path / "shot.png"
+    result = browser(written / "index.html", tmp_path / "profile2", "--window-size=1100,2400",
+                     f"--screenshot={shot}")
+    assert result.returncode == 0 and shot.read_bytes().startswith(PNG_MAGIC)
+    assert imread(shot).std() > 0
