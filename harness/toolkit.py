@@ -3,13 +3,25 @@
 Submissions import from here (``from harness.toolkit import ...``). During a run the harness tells
 the toolkit which task is being scored, so reference methods such as retraining can use the task's
 own model factory and recipe.
+
+Contents: the running task and seeds; the layer mapping that carries ResNet-18 rules ("conv
+layers", ``conv1``, ``layer4``, ``fc``) to any classifier (``feature_layers``, ``head``, ``stem``,
+``last_block``); re-batched, reshuffled views of the given datasets (``rebatch``,
+``random_subset``, ``Tagged``); frozen teachers and fresh models; losses (KL to and from uniform,
+distillation KL, entropy, class-count weights, L2 to the start); and loops shared by several
+methods (``train_epoch``, ``fanchuan_unlearning``, ``random_label_unlearning``,
+``finetune_to_start``).
 """
 
 from __future__ import annotations
 
+import copy
+import math
+from collections.abc import Callable
+
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 
 from harness.tasks.base import Task
 from harness.training import train_model
@@ -27,6 +39,11 @@ def current_task() -> Task:
     """The task being scored (raises outside a harness run)."""
     if _current_task is None:
         raise RuntimeError("current_task() is only available while the harness runs a submission")
+    return _current_task
+
+
+def running_task() -> Task | None:
+    """The task being scored, or None outside a harness run (for methods with a fallback)."""
     return _current_task
 
 
@@ -48,3 +65,495 @@ def retrain_from_scratch(net: nn.Module, retain: DataLoader) -> nn.Module:
     return train_model(
         net, retain.dataset, task.recipe, fresh_seed(), task.num_classes, device_of(net)
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Randomness. Data order comes from generators seeded with ``fresh_seed()``; parameter noise and
+# re-initialisation draw from torch's global RNG. The harness seeds both sources before every run,
+# so a run is reproducible from its seed; nothing here seeds a global RNG.
+# ---------------------------------------------------------------------------------------------
+
+
+def seeded_generator(seed: int | None = None) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` (default: a fresh seed from torch's global RNG)."""
+    return torch.Generator().manual_seed(fresh_seed() if seed is None else seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer mapping: how rules written for ResNet-18 ("conv layers", "conv1", "layer4", "fc") apply to
+# any classifier the tasks use. Every method uses these, so the mapping is stated once:
+#   feature_layers(net): every nn.Conv2d if the net has any, else every nn.Linear except the head;
+#   head(net):           ``net.fc`` if it is an nn.Linear, else the last nn.Linear;
+#   stem(net):           the first feature layer (ResNet-18: ``conv1``; digits MLP: ``fc1``);
+#   last_block(net):     ``net.layer4`` if present, else the last feature layer (MLP: ``fc1``).
+# ---------------------------------------------------------------------------------------------
+
+
+def head(net: nn.Module) -> nn.Linear:
+    """The classifier head: ``net.fc`` if it is a Linear layer, else the model's last Linear."""
+    fc = getattr(net, "fc", None)
+    if isinstance(fc, nn.Linear):
+        return fc
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("the model has no nn.Linear layer to act as its head")
+    return linears[-1]
+
+
+def feature_layers(net: nn.Module) -> list[nn.Module]:
+    """Every Conv2d of the model if it has any, else every Linear except the head (in order)."""
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    if convs:
+        return convs
+    top = head(net)
+    return [m for m in net.modules() if isinstance(m, nn.Linear) and m is not top]
+
+
+def stem(net: nn.Module) -> nn.Module:
+    """The first feature layer (ResNet-18: ``conv1``; an MLP: its first hidden Linear)."""
+    layers = feature_layers(net)
+    if not layers:
+        raise ValueError("the model has no feature layer (no Conv2d, no Linear besides the head)")
+    return layers[0]
+
+
+def last_block(net: nn.Module) -> nn.Module:
+    """``net.layer4`` (ResNet's last block) if present, else the last feature layer."""
+    block = getattr(net, "layer4", None)
+    if isinstance(block, nn.Module):
+        return block
+    layers = feature_layers(net)
+    if not layers:
+        raise ValueError("the model has no feature layer (no Conv2d, no Linear besides the head)")
+    return layers[-1]
+
+
+def num_classes(net: nn.Module) -> int:
+    """The number of classes: the head's output size."""
+    return head(net).out_features
+
+
+def module_name(net: nn.Module, module: nn.Module) -> str:
+    """The qualified name of ``module`` inside ``net`` (``""`` for ``net`` itself)."""
+    for name, candidate in net.named_modules():
+        if candidate is module:
+            return name
+    raise ValueError("the module is not part of the model")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: re-batched, reshuffled views of the datasets behind the harness's loaders.
+# ---------------------------------------------------------------------------------------------
+
+
+class Tagged(Dataset):
+    """A dataset whose items ``(x, y)`` become ``(x, y, tag)`` (e.g. 1 = forget, 0 = retain)."""
+
+    def __init__(self, dataset: Dataset, tag: int) -> None:
+        self.dataset, self.tag = dataset, int(tag)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return (*self.dataset[index], self.tag)
+
+
+def _tensor_view(dataset: Dataset) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None] | None:
+    """For a dataset built from tensors (TensorDataset, and Subset, Tagged and ConcatDataset over
+    those): its base columns and the row index into them (None: all rows, in order), so batches
+    are gathered by indexing without copying the whole dataset; None for any other dataset."""
+    if isinstance(dataset, TensorDataset):
+        return tuple(dataset.tensors), None
+    if isinstance(dataset, Subset):
+        inner = _tensor_view(dataset.dataset)
+        if inner is None:
+            return None
+        columns, index = inner
+        rows = torch.as_tensor(list(dataset.indices), dtype=torch.long)
+        return columns, (rows if index is None else index[rows])
+    if isinstance(dataset, Tagged):
+        inner = _tensor_view(dataset.dataset)
+        if inner is None:
+            return None
+        columns, index = inner
+        tags = torch.full((len(columns[0]),), dataset.tag, dtype=torch.long)
+        return (*columns, tags), index
+    if isinstance(dataset, ConcatDataset):  # concatenated parts are materialised
+        parts = [_tensor_view(part) for part in dataset.datasets]
+        if any(part is None for part in parts) or len({len(part[0]) for part in parts}) != 1:
+            return None
+        gathered = [[c if idx is None else c[idx] for c in cols] for cols, idx in parts]
+        return tuple(torch.cat(columns) for columns in zip(*gathered, strict=True)), None
+    return None
+
+
+class Batches:
+    """An iterable of batches over a dataset, reshuffled on every pass (like a DataLoader with
+    its own seeded generator). Datasets held in memory as tensors are batched by indexing, without
+    a per-example Python loop; any other dataset goes through a DataLoader."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int | None = None,
+        num_workers: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), shuffle
+        self.generator = seeded_generator(seed)
+        self._view = _tensor_view(dataset)
+        self._loader = None
+        if self._view is None:
+            self._loader = DataLoader(
+                dataset,
+                batch_size=self.batch_size,
+                shuffle=shuffle,
+                generator=self.generator,
+                num_workers=num_workers,
+            )
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self):
+        if self._loader is not None:
+            yield from self._loader
+            return
+        columns, index = self._view
+        n = len(self.dataset)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            rows = order[start : start + self.batch_size]
+            if index is not None:
+                rows = index[rows]
+            yield tuple(column[rows] for column in columns)
+
+
+def rebatch(
+    source: DataLoader | Dataset, batch_size: int | None = None, shuffle: bool = True
+) -> Batches:
+    """Batches over ``source``'s dataset (a loader's ``.dataset``, or a dataset) with the given
+    batch size (default: the loader's), shuffled with a generator seeded from ``fresh_seed()``."""
+    if isinstance(source, DataLoader):
+        dataset, default_size = source.dataset, source.batch_size
+        num_workers = source.num_workers
+    else:
+        dataset, default_size, num_workers = source, None, 0
+    size = batch_size if batch_size is not None else default_size
+    if size is None:
+        raise ValueError("batch_size is required for a dataset or a loader without batch_size")
+    return Batches(dataset, size, shuffle=shuffle, num_workers=num_workers)
+
+
+def random_subset(dataset: Dataset, size: int) -> Subset:
+    """A random subset of ``size`` examples (without replacement), drawn with a fresh generator."""
+    size = max(0, min(int(size), len(dataset)))
+    order = torch.randperm(len(dataset), generator=seeded_generator())[:size]
+    return Subset(dataset, order.tolist())
+
+
+def dataset_labels(dataset: Dataset) -> torch.Tensor:
+    """All labels of a dataset of ``(input, label)`` pairs, as a long tensor: read from the
+    tensors, or a ``targets`` attribute (torchvision datasets, through Subsets), without loading
+    inputs where possible."""
+    view = _tensor_view(dataset)
+    if view is not None:
+        labels = view[0][1]
+        return (labels if view[1] is None else labels[view[1]]).long()
+    if isinstance(dataset, Subset):
+        inner = dataset_labels(dataset.dataset)
+        return inner[torch.as_tensor(list(dataset.indices), dtype=torch.long)]
+    targets = getattr(dataset, "targets", None)
+    if targets is not None and len(targets) == len(dataset):
+        return torch.as_tensor(targets, dtype=torch.long)
+    return torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
+
+
+def to_device(batch, device: torch.device) -> list[torch.Tensor]:
+    """Every tensor of a batch moved to ``device``."""
+    return [torch.as_tensor(part).to(device) for part in batch]
+
+
+# ---------------------------------------------------------------------------------------------
+# Models.
+# ---------------------------------------------------------------------------------------------
+
+
+def frozen_copy(net: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``net`` without gradients: a teacher, or the original model."""
+    teacher = copy.deepcopy(net).eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
+
+
+def _same_architecture(a: nn.Module, b: nn.Module) -> bool:
+    shapes_a = [(k, tuple(v.shape)) for k, v in a.state_dict().items()]
+    return shapes_a == [(k, tuple(v.shape)) for k, v in b.state_dict().items()]
+
+
+def fresh_model_like(net: nn.Module) -> nn.Module:
+    """A newly initialised model of ``net``'s architecture, on its device: the running task's model
+    factory when it builds this architecture, else a copy of ``net`` whose every submodule is
+    ``reset_parameters()``-ed (PyTorch's default initialisation)."""
+    model = None
+    task = running_task()
+    if task is not None:
+        candidate = task.make_model()
+        if _same_architecture(candidate, net):
+            model = candidate
+    if model is None:
+        model = copy.deepcopy(net)
+        for module in model.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+    return model.to(device_of(net))
+
+
+def parameter_snapshot(net: nn.Module) -> list[torch.Tensor]:
+    """Detached copies of the parameters (e.g. theta_0 of an L2-to-start penalty)."""
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def l2_to(net: nn.Module, reference: list[torch.Tensor], weight_decay: float) -> torch.Tensor:
+    """(weight_decay / 2) * ||theta - theta_0||^2 over the parameters that require gradients."""
+    total = torch.zeros((), device=device_of(net))
+    for parameter, start in zip(net.parameters(), reference, strict=True):
+        if parameter.requires_grad:
+            total = total + (parameter - start).pow(2).sum()
+    return 0.5 * weight_decay * total
+
+
+def set_trainable(net: nn.Module, modules: list[nn.Module]) -> list[nn.Parameter]:
+    """Freeze every parameter, then unfreeze those of ``modules``; returns the trainable ones."""
+    for parameter in net.parameters():
+        parameter.requires_grad_(False)
+    trainable = []
+    for module in modules:
+        for parameter in module.parameters():
+            if not parameter.requires_grad:
+                parameter.requires_grad_(True)
+                trainable.append(parameter)
+    return trainable
+
+
+def unfreeze(net: nn.Module) -> nn.Module:
+    """Make every parameter trainable again (before returning a model that was partly frozen)."""
+    for parameter in net.parameters():
+        parameter.requires_grad_(True)
+    return net
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def step_decay(base_lr: float, epoch: int, milestones: list[int], rate: float = 0.1) -> float:
+    """``base_lr`` times ``rate`` per milestone strictly below ``epoch`` (SCRUB's schedule)."""
+    return base_lr * rate ** sum(epoch > m for m in milestones)
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses.
+# ---------------------------------------------------------------------------------------------
+
+
+def kl_uniform_to_model(logits: torch.Tensor) -> torch.Tensor:
+    """KL(uniform || softmax(logits)), averaged over the batch (KLDivLoss, batchmean, of the
+    log-softmax against the uniform target 1/C)."""
+    num = logits.shape[1]
+    log_p = torch.log_softmax(logits, dim=1)
+    return (-math.log(num) - log_p).sum(dim=1).mean() / num
+
+
+def kl_model_to_uniform(logits: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(logits) || uniform), averaged over the batch (KLDivLoss, batchmean, of the input
+    log(1/C) against the target softmax(logits))."""
+    log_p = torch.log_softmax(logits, dim=1)
+    return (log_p.exp() * (log_p + math.log(logits.shape[1]))).sum(dim=1).mean()
+
+
+def distill_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(softmax(teacher/T) || softmax(student/T)), summed, times T^2, divided by the batch size
+    (the knowledge-distillation loss SCRUB uses)."""
+    log_s = torch.log_softmax(student / temperature, dim=1)
+    log_t = torch.log_softmax(teacher / temperature, dim=1)
+    kl = (log_t.exp() * (log_t - log_s)).sum()
+    return kl * temperature**2 / student.shape[0]
+
+
+def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Per-example entropy of softmax(logits)."""
+    log_p = torch.log_softmax(logits, dim=1)
+    return -(log_p.exp() * log_p).sum(dim=1)
+
+
+def class_count_weights(labels: torch.Tensor, classes: int, power: float) -> torch.Tensor:
+    """Per-class weights count**power (0 for a class absent from ``labels``)."""
+    counts = torch.bincount(labels.long().cpu(), minlength=classes).double()
+    weights = torch.where(counts > 0, counts.clamp(min=1) ** power, torch.zeros_like(counts))
+    return weights.float()
+
+
+# ---------------------------------------------------------------------------------------------
+# Training loops shared by several methods.
+# ---------------------------------------------------------------------------------------------
+
+
+def train_epoch(
+    net: nn.Module,
+    batches,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[..., torch.Tensor],
+    before_step: Callable[[], None] | None = None,
+) -> None:
+    """One pass: for each batch, ``loss_fn(net, *batch)`` (tensors moved to the model's device),
+    backward, ``before_step()`` (e.g. gradient masking), optimizer step. The caller sets the
+    mode (train or eval)."""
+    device = device_of(net)
+    for batch in batches:
+        loss = loss_fn(net, *to_device(batch, device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if before_step is not None:
+            before_step()
+        optimizer.step()
+
+
+def cross_entropy_loss(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor):
+    return nn.functional.cross_entropy(net(inputs), targets)
+
+
+def fanchuan_unlearning(
+    net: nn.Module,
+    retain: DataLoader,
+    forget: DataLoader,
+    reverse_kl_weight: float = 0.0,
+    epochs: int = 8,
+    temperature: float = 1.15,
+    retain_batch_size: int = 256,
+) -> nn.Module:
+    """The 1st-place method (fanchuan), shared by its submission and the "improved SCL" variant.
+
+    Stage 1, one epoch over the forget loader (its own batch size), train mode, SGD(0.005, 0.9, 0):
+    minimise KL(uniform || p) + ``reverse_kl_weight`` * KL(p || uniform), p = softmax(logits).
+    Stage 2, ``epochs`` epochs, train mode throughout; two retain views A and B reshuffled at
+    ``retain_batch_size``; forget optimizer SGD(3e-4, 0.9, 0) with cosine annealing over
+    ``epochs`` x (forget batches) steps down to 1e-6, stepped per forget step; retain optimizer
+    SGD(0.004, 0.9, 0.01). Each epoch: a forget round (forget batches zipped with A: logits F of
+    the forget batch, logits R of the A batch without gradient, S = F R^T / temperature, loss =
+    -mean(log_softmax(S, over the retain axis))), then a retain round (cross-entropy over B).
+    """
+    device = device_of(net)
+    forget_batches = rebatch(forget)
+    net.train()
+    stage1 = torch.optim.SGD(net.parameters(), lr=0.005, momentum=0.9, weight_decay=0.0)
+
+    def forget_to_uniform(model, inputs, targets):
+        logits = model(inputs)
+        loss = kl_uniform_to_model(logits)
+        if reverse_kl_weight:
+            loss = loss + reverse_kl_weight * kl_model_to_uniform(logits)
+        return loss
+
+    train_epoch(net, forget_batches, stage1, forget_to_uniform)
+
+    retain_a = rebatch(retain, retain_batch_size)
+    retain_b = rebatch(retain, retain_batch_size)
+    forget_optimizer = torch.optim.SGD(net.parameters(), lr=3e-4, momentum=0.9, weight_decay=0.0)
+    forget_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        forget_optimizer, T_max=epochs * max(1, len(forget_batches)), eta_min=1e-6
+    )
+    retain_optimizer = torch.optim.SGD(
+        net.parameters(), lr=0.004, momentum=0.9, weight_decay=0.01
+    )
+    for _ in range(epochs):
+        for forget_batch, retain_batch in zip(forget_batches, retain_a, strict=False):
+            forget_inputs = forget_batch[0].to(device)
+            forget_logits = net(forget_inputs)
+            with torch.no_grad():
+                retain_logits = net(retain_batch[0].to(device))
+            similarity = forget_logits @ retain_logits.T / temperature
+            loss = -torch.log_softmax(similarity, dim=1).mean()
+            forget_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            forget_optimizer.step()
+            forget_schedule.step()
+        train_epoch(net, retain_b, retain_optimizer, cross_entropy_loss)
+    return net.eval()
+
+
+def random_label_unlearning(
+    net: nn.Module,
+    retain: DataLoader,
+    forget: DataLoader,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    masks: list[torch.Tensor] | None = None,
+) -> nn.Module:
+    """Random labels (RL), optionally saliency-masked (SalUn). Train mode; one SGD optimizer; each
+    epoch a pass over forget with labels drawn uniformly from 0..C-1 (the true label included),
+    then a pass over retain with true labels, cross-entropy throughout. With ``masks`` (one per
+    parameter, in ``net.parameters()`` order) every gradient is multiplied by its mask before each
+    step (weight decay is added by the optimizer afterwards, so it still moves masked weights)."""
+    classes = num_classes(net)
+    forget_batches, retain_batches = rebatch(forget, batch_size), rebatch(retain, batch_size)
+    label_generator = seeded_generator()
+    optimizer = torch.optim.SGD(
+        net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+    )
+    parameters = list(net.parameters())
+
+    def apply_masks():
+        if masks is not None:
+            for parameter, mask in zip(parameters, masks, strict=True):
+                if parameter.grad is not None:
+                    parameter.grad.mul_(mask)
+
+    def random_label_loss(model, inputs, targets):
+        labels = torch.randint(0, classes, targets.shape, generator=label_generator)
+        return nn.functional.cross_entropy(model(inputs), labels.to(targets.device))
+
+    net.train()
+    for _ in range(epochs):
+        train_epoch(net, forget_batches, optimizer, random_label_loss, apply_masks)
+        train_epoch(net, retain_batches, optimizer, cross_entropy_loss, apply_masks)
+    return net.eval()
+
+
+def finetune_to_start(
+    net: nn.Module,
+    batches,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    milestones: list[int],
+    rate: float = 0.1,
+) -> nn.Module:
+    """SCRUB's small-scale fine-tuning loop (used by CF-k and EU-k): eval mode (BN statistics
+    frozen), plain SGD (no momentum, no optimizer weight decay) on the parameters that require
+    gradients, loss = CE + (weight_decay / 2) * ||theta - theta_start||^2, learning rate
+    ``lr`` x ``rate`` per milestone strictly below the (0-based) epoch."""
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    start = parameter_snapshot(net)
+    optimizer = torch.optim.SGD(trainable, lr=lr, momentum=0.0, weight_decay=0.0)
+
+    def loss_fn(model, inputs, targets):
+        return nn.functional.cross_entropy(model(inputs), targets) + l2_to(
+            model, start, weight_decay
+        )
+
+    net.eval()
+    for epoch in range(epochs):
+        set_lr(optimizer, step_decay(lr, epoch, milestones, rate))
+        train_epoch(net, batches, optimizer, loss_fn)
+    return net.eval()

@@ -82,3 +82,75 @@ def test_second_run_trains_nothing_and_reruns_nothing(scored, monkeypatch):
         ]
     status = ReferenceStore(task, task.load_data(), kwargs["reference_root"]).status()
     assert status["models_done"] == N and status["original_model"]
+
+
+SLEEPS = '''
+import time
+
+
+def unlearning(net, retain, forget, val):
+    time.sleep(0.3)
+'''
+
+
+@pytest.fixture()
+def small(tmp_path):
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    shutil.copy(EXAMPLES / "finetune.py", submissions)
+    kwargs = dict(
+        reference_root=tmp_path / "ref", output_dir=tmp_path / "results",
+        leaderboard_path=tmp_path / "leaderboard.csv", jobs=1,
+    )
+    return get_task("digits", num_models=6), submissions, kwargs
+
+
+def test_over_budget_submission_is_stopped_early_and_not_ranked(small):
+    task, submissions, kwargs = small
+    (submissions / "sleepy.py").write_text(SLEEPS)
+    board = score(task, submissions, **kwargs, names=["sleepy"], budget_seconds=0.05)
+    row = board.set_index("submission").loc["sleepy"]
+    assert row["status"] == "over-budget"
+    assert pd.isna(row["rank"]) and pd.isna(row["final_score"])
+    assert row["seconds_per_run"] >= 0.3
+    assert "exceeds the budget" in row["message"]
+    runs = (kwargs["output_dir"]).glob("*/runs/sleepy.jsonl")
+    assert len(next(runs).read_text().splitlines()) == 3  # BUDGET_PROBE_RUNS, not N
+
+
+def test_interrupted_scoring_resumes_without_redoing_runs(small, monkeypatch):
+    task, submissions, kwargs = small
+    first = score(task, submissions, **kwargs)
+    records = next(kwargs["output_dir"].glob("*/runs/finetune.jsonl"))
+    lines = records.read_text().splitlines()
+    records.write_text("\n".join(lines[:2]) + "\n" + lines[2][:40])  # killed mid-write
+
+    from harness.runner import WorkerPool
+
+    served = []
+    original_run = WorkerPool.run
+
+    def counting_run(self, requests, on_result, skip=None):
+        requests = list(requests)
+        served.extend(requests)
+        return original_run(self, requests, on_result, skip)
+
+    monkeypatch.setattr(WorkerPool, "run", counting_run)
+    again = score(task, submissions, **kwargs)
+    assert sorted(r.run_index for r in served) == [2, 3, 4, 5]
+    assert again.loc[0, "final_score"] == first.loc[0, "final_score"]
+
+
+def test_unknown_submission_name_is_a_clear_error(small):
+    task, submissions, kwargs = small
+    with pytest.raises(ValueError, match="unknown submission.*nope.*found: finetune"):
+        score(task, submissions, **kwargs, names=["nope"])
+
+
+def test_unwritable_output_folder_fails_before_any_work(small, tmp_path):
+    task, submissions, kwargs = small
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(PermissionError, match="not writable"):
+        score(task, submissions, **{**kwargs, "output_dir": blocker / "out"})
+    assert not (kwargs["reference_root"]).exists()  # nothing was trained
