@@ -41,7 +41,7 @@ class RichReporter:
         self.console = console
         self.progress = Progress(
             TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(),
+            TextColumn("{task.fields[rate]:>10}"), TimeElapsedColumn(),
             TextColumn("left"), TimeRemainingColumn(), console=console, transient=False,
         )
         self.bars: dict[str, int] = {}
@@ -53,11 +53,14 @@ class RichReporter:
     def __exit__(self, *exc) -> None:
         self.progress.stop()
 
-    def stage(self, name: str, total: int) -> None:
-        self.bars[name] = self.progress.add_task(name, total=total)
+    def stage(self, name: str, total: int, done: int = 0) -> None:
+        self.bars[name] = self.progress.add_task(name, total=total, completed=done, rate="")
 
     def advance(self, name: str, amount: int = 1) -> None:
-        self.progress.advance(self.bars[name], amount)
+        bar = self.bars[name]
+        self.progress.advance(bar, amount)
+        speed = self.progress.tasks[bar].speed
+        self.progress.update(bar, rate=f"{speed:.1f}/s" if speed else "")
 
     def message(self, text: str) -> None:
         self.progress.console.print(f"[dim]{text}[/dim]")
@@ -122,17 +125,14 @@ def cmd_pool(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.pool import ReferenceStore
+    from harness.scoring import build_reference
 
     console = Console()
     task = _task_from_args(args)
     store = ReferenceStore(task, task.load_data(), Path(args.reference_root))
     if not args.status:
         with RichReporter(Console(stderr=True)) as reporter:
-            store.original_model()
-            missing = sum(len(idx) for _, idx in store.missing_chunks())
-            reporter.stage("reference pool", task.num_models)
-            reporter.advance("reference pool", task.num_models - missing)
-            store.pool(progress=lambda n: reporter.advance("reference pool", n))
+            build_reference(store, reporter)
     status = store.status()
     for key, value in status.items():
         console.print(f"{key:>16}: {value}")

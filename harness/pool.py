@@ -24,7 +24,7 @@ from harness import cache
 from harness.metric import logit_scaled_confidence
 from harness.seeds import derive_seed, pool_seed
 from harness.tasks.base import Task, TaskData
-from harness.training import accuracy, predict, train_model
+from harness.training import accuracy, predict, torch_threads, train_model
 
 DEFAULT_ROOT = Path("reference_models")
 CHUNK_SIZE = 64
@@ -81,12 +81,14 @@ def train_reference_model(task: Task, data: TaskData, index: int) -> tuple[nn.Mo
 
 
 def train_chunk_sequential(task: Task, data: TaskData, indices: list[int]) -> ModelStats:
-    """Train the pool models ``indices`` one after another (the path for large models)."""
+    """Train the pool models ``indices`` one after another (the path for large models), as the
+    workers run submissions: one thread each."""
     rows = []
-    for index in indices:
-        model, seconds = train_reference_model(task, data, index)
-        stats = evaluate_model(model, data, task.device)
-        rows.append({**stats, "seconds": seconds})
+    with torch_threads(1):
+        for index in indices:
+            model, seconds = train_reference_model(task, data, index)
+            stats = evaluate_model(model, data, task.device)
+            rows.append({**stats, "seconds": seconds})
     return ModelStats(
         confidences=np.stack([r["confidences"] for r in rows]),
         **{k: np.array([r[k] for r in rows]) for k in ("retain_acc", "test_acc", "forget_acc")},
@@ -146,10 +148,11 @@ class ReferenceStore:
         torch.manual_seed(seed)
         model = self.task.make_model()
         start = time.perf_counter()
-        train_model(
-            model, self.data.train_for_training, self.task.recipe, seed,
-            self.task.num_classes, self.task.device,
-        )
+        with torch_threads(1):
+            train_model(
+                model, self.data.train_for_training, self.task.recipe, seed,
+                self.task.num_classes, self.task.device,
+            )
         seconds = time.perf_counter() - start
         model.cpu()
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from harness import cache
 from harness.leaderboard import build_leaderboard
-from harness.pool import DEFAULT_ROOT, ModelStats, ReferenceStore
+from harness.pool import DEFAULT_ROOT, ModelStats, ReferenceStore, train_chunk_sequential
 from harness.results import ResultsStore
 from harness.runner import OK, OVER_BUDGET, RunRequest, RunResult, WorkerPool
 from harness.seeds import run_seed
@@ -53,7 +53,7 @@ class Outcome:
 class Reporter:
     """Progress callbacks; the CLI shows them live, the Python API stays quiet by default."""
 
-    def stage(self, name: str, total: int) -> None: ...
+    def stage(self, name: str, total: int, done: int = 0) -> None: ...
     def advance(self, name: str, amount: int = 1) -> None: ...
     def message(self, text: str) -> None: ...
 
@@ -61,6 +61,21 @@ class Reporter:
 def _over_budget(runs: dict[int, RunResult], budget: float) -> bool:
     times = [r.seconds for r in runs.values() if r.status in (OK, OVER_BUDGET)]
     return len(times) >= BUDGET_PROBE_RUNS and statistics.median(times) > budget
+
+
+def build_reference(
+    store: ReferenceStore, reporter: Reporter | None = None, train_chunk: Callable | None = None
+) -> ModelStats:
+    """The original model and the pool, training only what is not cached, with progress."""
+    reporter = reporter or Reporter()
+    task = store.task
+    store.original_model()
+    missing = sum(len(idx) for _, idx in store.missing_chunks())
+    reporter.stage("reference pool", task.num_models, done=task.num_models - missing)
+    return store.pool(
+        train_chunk=train_chunk or train_chunk_sequential,
+        progress=lambda n: reporter.advance("reference pool", n),
+    )
 
 
 def measure_retrain_seconds(store: ReferenceStore, workers: WorkerPool) -> float:
@@ -116,12 +131,7 @@ def score(
     results.ensure_writable()
 
     reporter.message(f"reference cache: {store.directory}")
-    store.original_model()
-    missing = sum(len(idx) for _, idx in store.missing_chunks())
-    reporter.stage("reference pool", task.num_models)
-    reporter.advance("reference pool", task.num_models - missing)
-    pool_kwargs = {"train_chunk": train_chunk} if train_chunk else {}
-    pool = store.pool(progress=lambda n: reporter.advance("reference pool", n), **pool_kwargs)
+    pool = build_reference(store, reporter, train_chunk)
 
     outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
     for submission in found:
@@ -143,8 +153,7 @@ def score(
         for submission in found:
             outcome = outcomes[submission.name]
             todo = [i for i in range(task.num_models) if i not in outcome.runs]
-            reporter.stage(submission.name, task.num_models)
-            reporter.advance(submission.name, task.num_models - len(todo))
+            reporter.stage(submission.name, task.num_models, done=task.num_models - len(todo))
             if not submission.budget_exempt and _over_budget(outcome.runs, budget):
                 outcome.over_budget = True
                 continue
