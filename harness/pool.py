@@ -27,7 +27,7 @@ from harness.tasks.base import Task, TaskData
 from harness.training import accuracy, predict, torch_threads, train_model
 
 DEFAULT_ROOT = Path("reference_models")
-CHUNK_SIZE = 64
+CHUNK_SIZE = 128
 ORIGINAL_FILE = "original.pt"
 MANIFEST_FILE = "manifest.json"
 

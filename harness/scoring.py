@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from harness import cache
+from harness.ensemble import select_chunk_trainer
 from harness.leaderboard import build_leaderboard
-from harness.pool import DEFAULT_ROOT, ModelStats, ReferenceStore, train_chunk_sequential
+from harness.pool import DEFAULT_ROOT, ModelStats, ReferenceStore
 from harness.results import ResultsStore
 from harness.runner import OK, OVER_BUDGET, RunRequest, RunResult, WorkerPool
 from harness.seeds import run_seed
@@ -73,7 +74,7 @@ def build_reference(
     missing = sum(len(idx) for _, idx in store.missing_chunks())
     reporter.stage("reference pool", task.num_models, done=task.num_models - missing)
     return store.pool(
-        train_chunk=train_chunk or train_chunk_sequential,
+        train_chunk=train_chunk or select_chunk_trainer(task, store.data),
         progress=lambda n: reporter.advance("reference pool", n),
     )
 

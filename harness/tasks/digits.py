@@ -1,9 +1,12 @@
 """The embedded default task: scikit-learn's bundled 8x8 digits (no download, CPU, seconds).
 
 1,797 images, 10 classes, split 70/15/15 into train/val/test with a fixed seed; a random 10% of
-train (from the root seed) is the forget set. The model is a one-hidden-layer MLP trained with the
-competition's shape of recipe (SGD with momentum, cosine schedule, 30 epochs) to fit its training
-set, so that forget examples are memorised and unlearning them is measurable.
+train (from the root seed) is the forget set. The model is a one-hidden-layer MLP (32 hidden units)
+trained with the competition's shape of recipe (SGD with momentum, cosine schedule) for 40 epochs
+to fit its training set, so that forget examples are memorised and unlearning them is measurable.
+40 epochs rather than the competition's 30 leave the starting kit's 5-epoch fine-tuning (12.5% of
+retraining) clear of the 20% time budget on a noisy machine; 32 hidden units keep the test accuracy
+near 97% while a 512-model pool trains in seconds.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from harness.training import Recipe
 SPLIT_SEED = 0  # fixed train/val/test split; the forget set follows the task's root seed
 VAL_FRACTION = 0.15
 TEST_FRACTION = 0.15
+HIDDEN = 32
 
-DIGITS_RECIPE = Recipe(epochs=30, batch_size=64, lr=0.2, momentum=0.9, schedule="cosine")
+DIGITS_RECIPE = Recipe(epochs=40, batch_size=64, lr=0.2, momentum=0.9, schedule="cosine")
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ class DigitsTask(Task):
         )
 
     def make_model(self) -> nn.Module:
-        return DigitsMLP(in_features=64, hidden=256, num_classes=self.num_classes)
+        return DigitsMLP(in_features=64, hidden=HIDDEN, num_classes=self.num_classes)
 
 
 def digits_task(**overrides) -> DigitsTask:
