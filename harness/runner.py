@@ -382,7 +382,10 @@ class WorkerPool:
             self._replace(slot)
             if not slot.ready:
                 raise RuntimeError(
-                    f"a worker process died while starting (exit code {slot.process.exitcode})"
+                    f"a worker process died while starting (exit code {slot.process.exitcode}); "
+                    "its error is printed above. Workers are started with 'spawn': a script "
+                    "that calls the harness must guard its code with "
+                    "`if __name__ == \"__main__\":`"
                 )
             if request is not None:  # else the worker retired itself after its last result
                 on_result(self._failure(request, CRASHED, slot))

@@ -27,7 +27,11 @@ VAL_FRACTION = 0.15
 TEST_FRACTION = 0.15
 HIDDEN = 32
 
-DIGITS_RECIPE = Recipe(epochs=40, batch_size=64, lr=0.2, momentum=0.9, schedule="cosine")
+# SGD with momentum 0.9 and weight decay 5e-4 as the starting kit trained its original model;
+# with weight decay the benchmark separates methods more (kookmin 0.035 vs 0.013 at N = 128)
+DIGITS_RECIPE = Recipe(
+    epochs=40, batch_size=64, lr=0.2, momentum=0.9, weight_decay=5e-4, schedule="cosine"
+)
 
 
 @dataclass(frozen=True)
