@@ -76,7 +76,8 @@ def print_leaderboard(board, console) -> None:
         ("seconds_per_run", "s/run"), ("status", "status"),
     ]
     for _, title in shown:
-        table.add_column(title, justify="left" if title in ("submission", "status") else "right")
+        text = title in ("submission", "status")
+        table.add_column(title, justify="left" if text else "right", no_wrap=True)
     for _, row in board.iterrows():
         cells = []
         for key, _ in shown:
@@ -86,7 +87,7 @@ def print_leaderboard(board, console) -> None:
             ):
                 cells.append("-")
             elif isinstance(value, float):
-                cells.append(f"{value:.4f}" if key != "seconds_per_run" else f"{value:.3f}")
+                cells.append(f"{value:.5f}" if key != "seconds_per_run" else f"{value:.3f}")
             else:
                 cells.append(str(value))
         table.add_row(*cells)
@@ -116,7 +117,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             leaderboard_path=Path(args.leaderboard), jobs=args.jobs, timeout=args.timeout,
             budget_seconds=args.budget, reporter=reporter,
         )
-    print_leaderboard(board, Console())
+    print_leaderboard(board, Console(width=None if sys.stdout.isatty() else 120))
     Console(stderr=True).print(f"wrote {args.leaderboard}")
     return 0
 
