@@ -210,7 +210,7 @@ def _ratio(row: pd.Series, ours: str, reference: str) -> float:
 def plot_scores(board: pd.DataFrame, path: Path) -> None:
     """(a) Final score and its three factors, so a low score can be traced to its cause."""
     scored = board[board["final_score"].map(finite)]
-    figure = _new_figure(9, 4.2)
+    figure = _new_figure(max(9.0, 0.65 * len(scored)), 4.8)
     if scored.empty:
         _empty(figure, "no submission has a final score")
         return _save(figure, path)
@@ -229,18 +229,19 @@ def plot_scores(board: pd.DataFrame, path: Path) -> None:
         values = np.asarray(values, dtype=float)
         bars = ax.bar(x + (i - 1.5) * width, np.nan_to_num(values), width, label=label,
                       color=COLORS[i])
+        if i > 0:  # label the final score only: four numbers per bar group are unreadable
+            continue
         for bar, value in zip(bars, values, strict=True):
             if math.isfinite(value):
-                ax.annotate(f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                            ha="center", va="bottom", fontsize=7, xytext=(0, 1),
+                ax.annotate(f"{value:.3g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                            ha="center", va="bottom", fontsize=7, xytext=(0, 2), rotation=90,
                             textcoords="offset points")
     ax.axhline(1.0, color="#999", linewidth=0.8, linestyle="--")
-    ax.set_xticks(x, _labels(scored), fontsize=9)
+    ax.set_xticks(x, _labels(scored), fontsize=9, rotation=40, ha="right")
     ax.set_ylabel("value")
     ax.set_ylim(0, max(1.15, float(np.nanmax([np.nanmax(v) for _, v in parts])) * 1.12))
     ax.set_title("final score = F x (RA_U / RA_R) x (TA_U / TA_R)")
-    ax.legend(fontsize=8, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.12),
-              frameon=False)
+    ax.legend(fontsize=8, ncols=4, loc="upper center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return _save(figure, path)
 
 
