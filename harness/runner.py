@@ -141,7 +141,6 @@ class _Worker:
     """State inside a worker process: the task, its data and the original model, loaded once."""
 
     def __init__(self, task: Task, original_path: Path) -> None:
-        from harness.pool import evaluate_model  # noqa: F401  (imported once, here)
         from harness.toolkit import set_current_task
 
         torch.set_num_threads(1)

@@ -7,7 +7,7 @@ instance factory under its name in ``harness.tasks.TASKS``; nothing else in the 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -62,7 +62,6 @@ class Task:
     device: str = "cpu"
     budget_fraction: float = 0.2  # the competition's efficiency cut-off: 20% of retraining
     version: int = 1  # bump whenever a change alters the numbers this task produces
-    options: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.num_models < 2:
