@@ -1,0 +1,50 @@
+"""``harness validate``: plain-words findings for one submission."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.tasks import get_task
+from harness.validate import validate
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "submissions"
+BAD = Path(__file__).resolve().parent / "bad_submissions"
+
+
+@pytest.fixture(scope="module")
+def reference_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("ref")
+
+
+@pytest.mark.parametrize(
+    "path, passed, words",
+    [
+        (EXAMPLES / "finetune.py", True, "within the time budget"),
+        (BAD / "raises.py", False, "this submission always fails"),
+        (EXAMPLES / "do_nothing.py", False, "exactly the same model outputs"),
+    ],
+)
+def test_validate_explains_the_outcome(reference_root, path, passed, words):
+    result = validate(path, get_task("digits"), runs=2, reference_root=reference_root)
+    assert result.passed is passed
+    assert any(words in finding for finding in result.findings), result.findings
+    assert len(result.runs) == 2
+
+
+def test_a_syntax_error_is_rejected_without_running(tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text("def unlearning(net, retain, forget, val)\n    pass\n")
+    result = validate(path, get_task("digits"), reference_root=tmp_path / "ref")
+    assert not result.passed and result.runs == []
+    assert "syntax error" in result.findings[0] and "line 1" in result.findings[0]
+    assert not (tmp_path / "ref").exists()  # nothing was trained
+
+
+def test_a_too_slow_submission_is_reported(reference_root, tmp_path):
+    path = tmp_path / "slow.py"
+    path.write_text(
+        "import time\n\ndef unlearning(net, retain, forget, val):\n    time.sleep(1.0)\n"
+    )
+    result = validate(path, get_task("digits"), runs=1, reference_root=reference_root)
+    assert not result.passed
+    assert any("too slow" in finding for finding in result.findings)
