@@ -133,7 +133,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
     store = ReferenceStore(task, task.load_data(), Path(args.reference_root))
     if not args.status:
         with RichReporter(Console(stderr=True)) as reporter:
-            build_reference(store, reporter)
+            build_reference(store, reporter, jobs=args.jobs)
     status = store.status()
     for key, value in status.items():
         console.print(f"{key:>16}: {value}")
@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     pool_parser = commands.add_parser("pool", help="build or inspect the reference pool")
     task_options(pool_parser)
     pool_parser.add_argument("--status", action="store_true", help="only show what is cached")
+    pool_parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                             help="processes for models trained one at a time (default: cores)")
     pool_parser.set_defaults(func=cmd_pool)
 
     validate_parser = commands.add_parser(

@@ -96,6 +96,16 @@ def train_chunk_sequential(task: Task, data: TaskData, indices: list[int]) -> Mo
     )
 
 
+def _train_chunk_alone(
+    train_chunk: Callable[[Task, TaskData, list[int]], ModelStats],
+    task: Task,
+    name: str,
+    indices: list[int],
+) -> tuple[str, list[int], ModelStats]:
+    """One chunk in a joblib worker, which loads the (deterministic) data itself."""
+    return name, indices, train_chunk(task, task.load_data(), indices)
+
+
 class ReferenceStore:
     """The cache folder of one task configuration."""
 
@@ -181,10 +191,27 @@ class ReferenceStore:
         self,
         train_chunk: Callable[[Task, TaskData, list[int]], ModelStats] = train_chunk_sequential,
         progress: Progress | None = None,
+        jobs: int = 1,
     ) -> ModelStats:
-        """The N reference models' numbers, training only the chunks not already cached."""
-        for name, indices in self.missing_chunks():
-            stats = train_chunk(self.task, self.data, indices)
+        """The N reference models' numbers, training only the chunks not already cached.
+
+        With ``jobs > 1`` the missing chunks train in that many processes (joblib), each loading
+        the task's data itself: the path for models trained one at a time. Every finished chunk
+        is written as soon as it arrives, so an interruption keeps it."""
+        missing = self.missing_chunks()
+        if jobs > 1 and len(missing) > 1:
+            from joblib import Parallel, delayed
+
+            finished = Parallel(n_jobs=jobs, return_as="generator_unordered")(
+                delayed(_train_chunk_alone)(train_chunk, self.task, name, indices)
+                for name, indices in missing
+            )
+        else:
+            finished = (
+                (name, indices, train_chunk(self.task, self.data, indices))
+                for name, indices in missing
+            )
+        for name, indices, stats in finished:
             path = self.directory / name
             cache.write_npz(path, stats.to_arrays())
             self._record(name, path, models=len(indices))

@@ -16,7 +16,7 @@ import pandas as pd
 from harness import cache
 from harness.ensemble import select_chunk_trainer
 from harness.leaderboard import build_leaderboard
-from harness.pool import DEFAULT_ROOT, ModelStats, ReferenceStore
+from harness.pool import DEFAULT_ROOT, ModelStats, ReferenceStore, train_chunk_sequential
 from harness.results import ResultsStore
 from harness.runner import OK, OVER_BUDGET, RunRequest, RunResult, WorkerPool
 from harness.seeds import run_seed
@@ -65,17 +65,24 @@ def _over_budget(runs: dict[int, RunResult], budget: float) -> bool:
 
 
 def build_reference(
-    store: ReferenceStore, reporter: Reporter | None = None, train_chunk: Callable | None = None
+    store: ReferenceStore,
+    reporter: Reporter | None = None,
+    train_chunk: Callable | None = None,
+    jobs: int = 1,
 ) -> ModelStats:
-    """The original model and the pool, training only what is not cached, with progress."""
+    """The original model and the pool, training only what is not cached, with progress.
+    ``jobs`` processes share the chunks when models train one at a time (large models)."""
     reporter = reporter or Reporter()
     task = store.task
     store.original_model()
     missing = sum(len(idx) for _, idx in store.missing_chunks())
     reporter.stage("reference pool", task.num_models, done=task.num_models - missing)
+    trainer = train_chunk or select_chunk_trainer(task, store.data)
     return store.pool(
-        train_chunk=train_chunk or select_chunk_trainer(task, store.data),
+        train_chunk=trainer,
         progress=lambda n: reporter.advance("reference pool", n),
+        # a stacked ensemble already uses every core; one-at-a-time training needs processes
+        jobs=jobs if trainer is train_chunk_sequential else 1,
     )
 
 
@@ -132,7 +139,7 @@ def score(
     results.ensure_writable()
 
     reporter.message(f"reference cache: {store.directory}")
-    pool = build_reference(store, reporter, train_chunk)
+    pool = build_reference(store, reporter, train_chunk, jobs=jobs)
 
     outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
     for submission in found:

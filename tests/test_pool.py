@@ -105,3 +105,13 @@ def test_status_reports_progress(task, data, tmp_path):
     assert not status["original_model"]
     store.pool()
     assert store.status()["chunks_done"] == store.status()["chunks_total"] == 3
+
+
+def test_chunks_trained_in_parallel_processes_give_the_same_numbers(task, data, tmp_path):
+    serial = ReferenceStore(task, data, tmp_path / "serial").pool()
+    parallel_store = ReferenceStore(task, data, tmp_path / "parallel")
+    done = []
+    parallel = parallel_store.pool(progress=done.append, jobs=2)
+    assert sorted(done) == [1, 3, 3]
+    assert_same(parallel, serial)
+    assert parallel_store.status()["chunks_done"] == 3
