@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from harness import regression, scoring
+from harness.cli import build_parser
 from harness.metric import epsilons, points
-from harness.pool import DEFAULT_ROOT
 from harness.regression import (
     MIN_TOLERANCE,
     CheckReport,
@@ -170,19 +170,8 @@ def test_standard_error_and_tolerance_estimate() -> None:
 
 
 # -- the command -------------------------------------------------------------------------------
-def stub_task_options(sub: argparse.ArgumentParser) -> None:
-    """The shape of cli.build_parser's shared options (the lead passes the real one)."""
-    sub.add_argument("--task", default="digits")
-    sub.add_argument("--num-models", "-n", type=int, default=None)
-    sub.add_argument("--root-seed", type=int, default=None)
-    sub.add_argument("--device", default=None)
-    sub.add_argument("--reference-root", default=str(DEFAULT_ROOT))
-
-
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="harness")
-    regression.add_check_command(parser.add_subparsers(dest="command"), stub_task_options)
-    return parser.parse_args(["check", *argv])
+    return build_parser().parse_args(["check", *argv])
 
 
 def test_check_command_rescores_with_the_baselines_task_and_n(tmp_path, monkeypatch, capsys):

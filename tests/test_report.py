@@ -3,7 +3,6 @@ command's inputs, and the page as a real browser renders it (headless Chromium).
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -16,8 +15,9 @@ import pytest
 from matplotlib.image import imread
 
 from harness import report
+from harness.cli import build_parser
 from harness.leaderboard import COLUMNS
-from harness.pool import DEFAULT_ROOT, ModelStats, ReferenceStore
+from harness.pool import ModelStats, ReferenceStore
 from harness.results import ResultsStore
 from harness.runner import RunResult
 from harness.tasks import get_task
@@ -147,23 +147,12 @@ def test_load_records_needs_the_cached_pool_and_matches_runs_by_file_hash(tmp_pa
     assert found["close"].shape == (2, e) and found["close"][1, 0] == 1.0
 
 
-def stub_task_options(sub: argparse.ArgumentParser) -> None:
-    """The shape of cli.build_parser's shared options (the lead passes the real one)."""
-    sub.add_argument("--task", default="digits")
-    sub.add_argument("--num-models", "-n", type=int, default=None)
-    sub.add_argument("--root-seed", type=int, default=None)
-    sub.add_argument("--device", default=None)
-    sub.add_argument("--reference-root", default=str(DEFAULT_ROOT))
-
-
 def test_report_command(tmp_path, monkeypatch) -> None:
     board, pool, runs = synthetic()
     csv = tmp_path / "leaderboard.csv"
     board.to_csv(csv, index=False)
-    parser = argparse.ArgumentParser(prog="harness")
-    report.add_report_command(parser.add_subparsers(dest="command"), stub_task_options)
-    args = parser.parse_args(["report", "--leaderboard", str(csv),
-                              "--report-dir", str(tmp_path / "out")])
+    args = build_parser().parse_args(["report", "--leaderboard", str(csv),
+                                      "--report-dir", str(tmp_path / "out")])
     assert args.func is report.cmd_report and args.task is None
     seen = []
 
