@@ -38,7 +38,6 @@ class RichReporter:
             TimeRemainingColumn,
         )
 
-        self.console = console
         self.progress = Progress(
             TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:>10}"), TimeElapsedColumn(),

@@ -336,7 +336,7 @@ class WorkerPool:
         while True:
             for slot in list(self._slots):
                 if slot.request is None and slot.ready:
-                    if not slot.process.is_alive():  # retired itself after an out-of-memory run
+                    if not slot.process.is_alive():  # died while idle: start a fresh one
                         self._replace(slot)
                         continue
                     while pending and skip is not None and skip(pending[0]):
@@ -346,8 +346,6 @@ class WorkerPool:
                         with contextlib.suppress(OSError):  # a dead worker is collected below
                             slot.connection.send(slot.request)
             busy = [s for s in self._slots if s.request is not None or not s.ready]
-            if not busy:
-                return
             if not pending and all(s.request is None for s in self._slots):
                 return
             now = time.monotonic()
@@ -386,7 +384,7 @@ class WorkerPool:
                     "that calls the harness must guard its code with "
                     "`if __name__ == \"__main__\":`"
                 )
-            if request is not None:  # else the worker retired itself after its last result
+            if request is not None:  # else it died while idle: nothing was lost
                 on_result(self._failure(request, CRASHED, slot))
         elif slot.request is not None and time.monotonic() - slot.started > self.timeout:
             request = slot.request

@@ -37,6 +37,12 @@ class Outcome:
     rejected: str = ""  # why it was rejected before any run
     over_budget: bool = False
 
+    def stop_if_over_budget(self, budget: float) -> bool:
+        """Mark a submission whose timed runs exceed ``budget`` (unless it is exempt)."""
+        if not self.submission.budget_exempt and _over_budget(self.runs, budget):
+            self.over_budget = True
+        return self.over_budget
+
     def stats(self, num_models: int) -> ModelStats | None:
         """The per-model numbers, when all ``num_models`` runs are ok."""
         runs = [self.runs.get(i) for i in range(num_models)]
@@ -84,6 +90,11 @@ def build_reference(
         # a stacked ensemble already uses every core; one-at-a-time training needs processes
         jobs=jobs if trainer is train_chunk_sequential else 1,
     )
+
+
+def hard_timeout(retrain_seconds: float) -> float:
+    """Default per-run limit: a hung run is killed after 10 retrainings (at least a minute)."""
+    return max(60.0, 10 * retrain_seconds)
 
 
 def measure_retrain_seconds(store: ReferenceStore, workers: WorkerPool) -> float:
@@ -152,7 +163,7 @@ def score(
         budget = budget_seconds if budget_seconds is not None else task.budget_fraction * (
             retrain_time
         )
-        workers.timeout = timeout if timeout is not None else max(60.0, 10 * retrain_time)
+        workers.timeout = timeout if timeout is not None else hard_timeout(retrain_time)
         reporter.message(
             f"retraining one model takes {retrain_time:.3f} s here; "
             f"time budget per run {budget:.3f} s"
@@ -162,8 +173,7 @@ def score(
             outcome = outcomes[submission.name]
             todo = [i for i in range(task.num_models) if i not in outcome.runs]
             reporter.stage(submission.name, task.num_models, done=task.num_models - len(todo))
-            if not submission.budget_exempt and _over_budget(outcome.runs, budget):
-                outcome.over_budget = True
+            if outcome.stop_if_over_budget(budget):
                 continue
             requests += [
                 RunRequest(submission, i, run_seed(task.root_seed, submission.name, i))
@@ -175,8 +185,7 @@ def score(
             outcome.runs[result.run_index] = result
             results.append(result)
             reporter.advance(result.submission)
-            if not outcome.submission.budget_exempt and _over_budget(outcome.runs, budget):
-                outcome.over_budget = True
+            outcome.stop_if_over_budget(budget)
 
         def skip(request: RunRequest) -> bool:
             return outcomes[request.submission.name].over_budget

@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.pool import DEFAULT_ROOT, ReferenceStore
 from harness.runner import OK, RunRequest, RunResult, WorkerPool
-from harness.scoring import measure_retrain_seconds
+from harness.scoring import hard_timeout, measure_retrain_seconds
 from harness.seeds import run_seed
 from harness.submissions import SubmissionError, inspect_submission
 from harness.tasks.base import Task
@@ -42,7 +42,7 @@ def validate(
                 for i in range(runs)]
     with WorkerPool(task, store.directory / "original.pt", jobs=1) as workers:
         retrain = measure_retrain_seconds(store, workers)
-        workers.timeout = max(60.0, 10 * retrain)
+        workers.timeout = hard_timeout(retrain)
         workers.run(requests, results.append)
     budget = task.budget_fraction * retrain
 
