@@ -70,14 +70,19 @@ def evaluate_model(model: nn.Module, data: TaskData, device: str) -> dict[str, o
     }
 
 
-def train_reference_model(task: Task, data: TaskData, index: int) -> tuple[nn.Module, float]:
-    """Reference model ``index``: fresh initialisation and data order from its own seed."""
-    seed = pool_seed(task.root_seed, index)
+def train_from_scratch(task: Task, dataset, seed: int) -> tuple[nn.Module, float]:
+    """A new model of ``task`` trained on ``dataset``: initialisation and data order from
+    ``seed`` alone. Returns the model and its training seconds."""
     torch.manual_seed(seed)
     model = task.make_model()
     start = time.perf_counter()
-    train_model(model, data.retain_for_training, task.recipe, seed, task.num_classes, task.device)
+    train_model(model, dataset, task.recipe, seed, task.num_classes, task.device)
     return model, time.perf_counter() - start
+
+
+def train_reference_model(task: Task, data: TaskData, index: int) -> tuple[nn.Module, float]:
+    """Reference model ``index``, trained on the retain set from its own seed."""
+    return train_from_scratch(task, data.retain_for_training, pool_seed(task.root_seed, index))
 
 
 def train_chunk_sequential(task: Task, data: TaskData, indices: list[int]) -> ModelStats:
@@ -155,15 +160,8 @@ class ReferenceStore:
             model.load_state_dict(state)
             return model.eval()
         seed = derive_seed(self.task.root_seed, "original")
-        torch.manual_seed(seed)
-        model = self.task.make_model()
-        start = time.perf_counter()
         with torch_threads(1):
-            train_model(
-                model, self.data.train_for_training, self.task.recipe, seed,
-                self.task.num_classes, self.task.device,
-            )
-        seconds = time.perf_counter() - start
+            model, seconds = train_from_scratch(self.task, self.data.train_for_training, seed)
         model.cpu()
 
         def write(tmp: Path) -> None:
