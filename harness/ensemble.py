@@ -34,7 +34,6 @@ threads for its large operations.
 from __future__ import annotations
 
 import copy
-import functools
 import time
 from collections.abc import Callable
 
@@ -42,8 +41,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import Dataset
 
+from harness.batches import ShuffleOrder, column_view, inputs_targets
 from harness.metric import logit_scaled_confidence
 from harness.pool import ModelStats, train_chunk_sequential
 from harness.seeds import pool_seed
@@ -64,60 +64,6 @@ EVAL_MEMBERS = 64
 # Layers whose training-mode output depends on torch's global RNG: under vmap they would not draw
 # what the singly trained model draws, so such models are not stacked.
 _STOCHASTIC_LAYERS = (nn.modules.dropout._DropoutNd, nn.AlphaDropout, nn.FeatureAlphaDropout)
-
-
-# -- data order ----------------------------------------------------------------------------------
-def _mirror_epoch(generator: torch.Generator, n: int) -> torch.Tensor:
-    """One epoch's visiting order, drawing from ``generator`` what torch's DataLoader draws."""
-    # The loader's iterator first draws a base seed for its workers (even with no workers) ...
-    torch.empty((), dtype=torch.int64).random_(generator=generator)
-    # ... then RandomSampler yields one permutation of the n examples ...
-    order = torch.randperm(n, generator=generator)
-    # ... and, asked for more once it is exhausted, draws a permutation for the empty remainder
-    # (num_samples % n == 0 examples), which still advances the generator.
-    torch.randperm(n, generator=generator)
-    return order
-
-
-def _literal_epoch(generator: torch.Generator, n: int, batch_size: int) -> torch.Tensor:
-    """One epoch's visiting order, read off a real shuffling DataLoader (slow, but always exact)."""
-    loader = DataLoader(
-        range(n), batch_size=batch_size, shuffle=True, generator=generator,
-        collate_fn=torch.as_tensor,
-    )
-    return torch.cat(list(loader))
-
-
-@functools.cache
-def _mirror_is_exact() -> bool:
-    """Whether :func:`_mirror_epoch` reproduces this torch version's DataLoader (checked once)."""
-    for n, batch_size in ((7, 3), (10, 10), (13, 64)):
-        mirror, literal = torch.Generator().manual_seed(n), torch.Generator().manual_seed(n)
-        for _ in range(3):
-            if not torch.equal(_mirror_epoch(mirror, n), _literal_epoch(literal, n, batch_size)):
-                return False
-    return True
-
-
-class ShuffleOrder:
-    """The epochs' example orders of ``train_model``'s loader: ``DataLoader(dataset, batch_size,
-    shuffle=True, generator=torch.Generator().manual_seed(seed))`` over ``n`` examples.
-
-    Uses a fast replica of the loader's random draws when it matches this torch version's loader
-    (checked once per process) and reads the orders off a real loader otherwise.
-    """
-
-    def __init__(self, n: int, seed: int, batch_size: int, literal: bool | None = None) -> None:
-        self.n = n
-        self.batch_size = batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.literal = (not _mirror_is_exact()) if literal is None else literal
-
-    def next_epoch(self) -> torch.Tensor:
-        """The next epoch's order: a permutation of ``range(n)``, read ``batch_size`` at a time."""
-        if self.literal:
-            return _literal_epoch(self.generator, self.n, self.batch_size)
-        return _mirror_epoch(self.generator, self.n)
 
 
 # -- the stacked ensemble ------------------------------------------------------------------------
@@ -177,17 +123,13 @@ def init_member(task: Task, index: int) -> nn.Module:
 
 
 def _tensors(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(inputs, targets) of a TensorDataset or a (nested) Subset of one; None for anything else
-    (e.g. a dataset that augments on access, which only a per-example loader reproduces)."""
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
-        return dataset.tensors[0], dataset.tensors[1]
-    if isinstance(dataset, Subset):
-        inner = _tensors(dataset.dataset)
-        if inner is None:
-            return None
-        index = torch.as_tensor(list(dataset.indices), dtype=torch.long)
-        return inner[0][index], inner[1][index]
-    return None
+    """(inputs, targets) of a column-held dataset (``batches.column_view``); None for anything
+    else (e.g. a dataset that augments on access, which only a per-example loader reproduces)."""
+    view = column_view(dataset)
+    if view is None:
+        return None
+    base, index = view
+    return inputs_targets(base.rows(index))
 
 
 def _ensemble_loss(

@@ -21,10 +21,12 @@ import multiprocessing as mp
 import os
 import random
 import resource
+import shutil
+import tempfile
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -33,7 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.submissions import Submission, load_module
+from harness.batches import ExampleDataset, inputs_targets
+from harness.submissions import Submission, entry_point, load_module
 from harness.tasks.base import Task, TaskData, fingerprint
 
 OK, ERROR, TIMEOUT, INVALID, CRASHED, OVER_BUDGET = (
@@ -116,6 +119,38 @@ class _BoundedText(io.TextIOBase):
         return "".join(self.parts) + tail
 
 
+@contextlib.contextmanager
+def scratch_directory() -> Iterator[Path]:
+    """Run a block in a new empty working directory, removed afterwards: what a run writes to a
+    relative path stays its own, and nothing it leaves behind reaches the next run."""
+    previous = os.getcwd()
+    directory = tempfile.mkdtemp(prefix="harness-run-")
+    os.chdir(directory)
+    try:
+        yield Path(directory)
+    finally:
+        os.chdir(previous)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def visible_devices(device: str) -> str | None:
+    """``CUDA_VISIBLE_DEVICES`` for a worker on ``device``: none for a CPU task (competition code
+    picks ``'cuda' if torch.cuda.is_available() else 'cpu'``, which must agree with where ``net``
+    is), only GPU K for ``cuda:K``, and what the scorer sees for plain ``cuda``."""
+    kind = torch.device(device)
+    if kind.type == "cpu":
+        return ""
+    if kind.type == "cuda" and kind.index is not None:
+        return str(kind.index)
+    return None
+
+
+def worker_device(device: str) -> str:
+    """The task's device as a worker sees it: ``cuda:K`` is its only GPU, ``cuda``."""
+    kind = torch.device(device)
+    return "cuda" if kind.type == "cuda" else device
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -130,10 +165,9 @@ def _tensor_fingerprint(data: TaskData) -> str | None:
     """Fingerprint of in-memory datasets, to detect a submission that altered them."""
     arrays = []
     for dataset in (data.train, data.val, data.test):
-        tensors = getattr(dataset, "tensors", None)
-        if tensors is None:
+        if not isinstance(dataset, ExampleDataset):
             return None
-        arrays.extend(t.numpy() for t in tensors)
+        arrays.extend(t.numpy() for t in dataset.tensor_columns())
     return fingerprint(*arrays)
 
 
@@ -161,9 +195,12 @@ class _Worker:
         from harness.pool import evaluate_model
 
         net = copy.deepcopy(self.original).to(self.task.device).train()
-        inputs, targets = next(iter(self.task.make_loaders(self.data, seed=0)[0]))
+        batch = next(iter(self.task.make_loaders(self.data, seed=0)[0]))
+        inputs, targets = inputs_targets(batch)
         optimizer = torch.optim.SGD(net.parameters(), lr=0.0, momentum=0.9)
-        loss = nn.functional.cross_entropy(net(inputs.to(self.task.device)), targets)
+        loss = nn.functional.cross_entropy(
+            net(inputs.to(self.task.device)), targets.to(self.task.device)
+        )
         loss.backward()
         optimizer.step()
         evaluate_model(net.eval(), self.data, self.task.device)
@@ -189,16 +226,18 @@ class _Worker:
         sink = _BoundedText(OUTPUT_LIMIT)
         try:
             with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                module = load_module(sub)
+                entry = entry_point(load_module(sub))
                 seed_everything(request.seed)
                 net = copy.deepcopy(self.original).to(self.task.device)
                 retain, forget, val = self.task.make_loaders(self.data, request.seed)
-                start = time.perf_counter()
-                returned = module.unlearning(net, retain, forget, val)
-                result.seconds = time.perf_counter() - start
+                with scratch_directory():
+                    start = time.perf_counter()
+                    returned = entry(net, retain, forget, val)
+                    result.seconds = time.perf_counter() - start
             model = net if returned is None else returned
             problem = self._output_problem(model)
             if problem is None:
+                model.eval()  # one public entry returns its model in train mode
                 stats = evaluate_model(model, self.data, self.task.device)
                 if not stats["all_logits_finite"]:
                     problem = "the returned model produces NaN or infinite outputs"
@@ -240,6 +279,7 @@ class _Worker:
 def _worker_main(
     connection: Connection, task: Task, original_path: Path, memory_limit: int | None
 ) -> None:
+    task = task.with_options(device=worker_device(task.device))
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # C-level output of a submission never reaches the scorer's terminal
     os.dup2(devnull, 2)
@@ -258,6 +298,21 @@ def _worker_main(
         connection.send(result)
         if result.message.startswith(OUT_OF_MEMORY):
             return  # a fresh worker replaces this one: its heap may be fragmented or damaged
+
+
+@contextlib.contextmanager
+def _environment(**values: str | None) -> Iterator[None]:
+    """Set environment variables (None: leave as is) for a block, then restore them."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update({key: value for key, value in values.items() if value is not None})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @dataclass
@@ -302,7 +357,8 @@ class WorkerPool:
             args=(child, self.task, self.original_path, self._memory_limit()),
             daemon=True,
         )
-        process.start()
+        with _environment(CUDA_VISIBLE_DEVICES=visible_devices(self.task.device)):
+            process.start()  # a spawned process takes the environment it starts with
         child.close()
         return _Slot(index, process, parent)
 

@@ -1,7 +1,9 @@
 """Finding and checking submissions without running them.
 
-A submission is ``submissions/<name>.py`` defining ``unlearning(net, retain, forget, val)``; files
-starting with ``_`` are ignored. The scorer's own process only parses the file (``ast``): the code
+A submission is ``submissions/<name>.py`` defining ``unlearning(net, retain, forget, val)``:
+whatever the module holds under that name after import (a top-level function, one defined under
+``if``, ``try`` or ``with``, an assignment or an import), called positionally. Files starting
+with ``_`` are ignored. The scorer's own process only parses the file (``ast``): the code
 runs in worker processes. Optional module constants (plain literals): ``NAME``, ``DESCRIPTION``,
 ``REFERENCE``, and ``BUDGET_EXEMPT = True`` for reference points such as retraining, which are
 scored in full but never ranked when they exceed the time budget.
@@ -13,6 +15,7 @@ import ast
 import hashlib
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -57,6 +60,31 @@ def _entry_point_problem(function: ast.FunctionDef | ast.AsyncFunctionDef) -> st
     return None
 
 
+def _module_bindings(body: list[ast.stmt], name: str) -> list[ast.AST]:
+    """The statements that bind ``name`` when the module runs: at top level or inside ``if``,
+    ``try``, ``with`` and loops (competition notebooks defined ``unlearning`` under an ``if``),
+    not inside functions or classes."""
+    found: list[ast.AST] = []
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == name:
+                found.append(node)
+            continue
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+            if name in names:
+                found.append(node)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if any((alias.asname or alias.name) == name for alias in node.names):
+                found.append(node)
+        for field in ("body", "orelse", "finalbody"):
+            found += _module_bindings(getattr(node, field, []), name)
+        for handler in getattr(node, "handlers", []):
+            found += _module_bindings(handler.body, name)
+    return found
+
+
 def inspect_submission(path: Path) -> Submission:
     """Parse ``path`` and check its entry point; raise ``SubmissionError`` saying what is wrong."""
     path = Path(path)
@@ -70,18 +98,18 @@ def inspect_submission(path: Path) -> Submission:
         raise SubmissionError(
             f"syntax error in {path.name}, line {error.lineno}: {error.msg}"
         ) from None
-    functions = {
-        node.name: node
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    }
-    if ENTRY_POINT not in functions:
+    bindings = _module_bindings(tree.body, ENTRY_POINT)
+    if not bindings:
         raise SubmissionError(
-            f"{path.name} defines no top-level function `{ENTRY_POINT}({', '.join(ENTRY_ARGS)})`"
+            f"{path.name} defines no `{ENTRY_POINT}({', '.join(ENTRY_ARGS)})` (looked for a "
+            f"function, an assignment or an import of that name at module level, also under "
+            f"`if`, `try` or `with`)"
         )
-    problem = _entry_point_problem(functions[ENTRY_POINT])
-    if problem:
-        raise SubmissionError(f"{path.name}: {problem}")
+    for node in bindings:  # each definition that may be the one in force must be callable alike
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            problem = _entry_point_problem(node)
+            if problem:
+                raise SubmissionError(f"{path.name}: {problem}")
     constants: dict[str, object] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
@@ -119,6 +147,17 @@ def discover(directory: Path) -> tuple[list[Submission], dict[str, str]]:
         except SubmissionError as error:
             rejected[path.stem] = str(error)
     return found, rejected
+
+
+def entry_point(module: ModuleType) -> Callable:
+    """What the module holds as ``unlearning`` after import, however it got there."""
+    entry = getattr(module, ENTRY_POINT, None)
+    if not callable(entry):
+        raise SubmissionError(
+            f"after import, the submission holds no callable `{ENTRY_POINT}` (found "
+            f"{type(entry).__name__}); did the `if` that defines it take another branch?"
+        )
+    return entry
 
 
 def load_module(submission: Submission) -> ModuleType:

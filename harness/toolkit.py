@@ -17,12 +17,19 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
+from harness.batches import (  # noqa: F401  labels_of: for submissions
+    Example,
+    ExampleDataset,
+    column_view,
+    inputs_targets,
+    labels_of,
+)
 from harness.tasks.base import Task
 from harness.training import train_model
 
@@ -147,7 +154,8 @@ def module_name(net: nn.Module, module: nn.Module) -> str:
 
 
 class Tagged(Dataset):
-    """A dataset whose items ``(x, y)`` become ``(x, y, tag)`` (e.g. 1 = forget, 0 = retain)."""
+    """A dataset whose items ``(x, y)`` become ``(x, y, tag)`` (e.g. 1 = forget, 0 = retain);
+    its ``targets`` are the inner dataset's labels."""
 
     def __init__(self, dataset: Dataset, tag: int) -> None:
         self.dataset, self.tag = dataset, int(tag)
@@ -156,36 +164,36 @@ class Tagged(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        return (*self.dataset[index], self.tag)
+        return (*inputs_targets(self.dataset[index]), self.tag)
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return labels_of(self.dataset)
 
 
-def _tensor_view(dataset: Dataset) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None] | None:
-    """For a dataset built from tensors (TensorDataset, and Subset, Tagged and ConcatDataset over
-    those): its base columns and the row index into them (None: all rows, in order), so batches
-    are gathered by indexing without copying the whole dataset; None for any other dataset."""
-    if isinstance(dataset, TensorDataset):
-        return tuple(dataset.tensors), None
-    if isinstance(dataset, Subset):
-        inner = _tensor_view(dataset.dataset)
-        if inner is None:
-            return None
-        columns, index = inner
-        rows = torch.as_tensor(list(dataset.indices), dtype=torch.long)
-        return columns, (rows if index is None else index[rows])
+def _tagged_view(
+    dataset: Dataset,
+) -> tuple[ExampleDataset, torch.Tensor, torch.Tensor | None] | None:
+    """For a column-held dataset (``batches.column_view``), a Tagged one, or a ConcatDataset of
+    those over one ExampleDataset: (that dataset, row index, tags or None), so batches are
+    gathered by indexing; None for any other dataset."""
     if isinstance(dataset, Tagged):
-        inner = _tensor_view(dataset.dataset)
+        inner = column_view(dataset.dataset)
         if inner is None:
             return None
-        columns, index = inner
-        tags = torch.full((len(columns[0]),), dataset.tag, dtype=torch.long)
-        return (*columns, tags), index
-    if isinstance(dataset, ConcatDataset):  # concatenated parts are materialised
-        parts = [_tensor_view(part) for part in dataset.datasets]
-        if any(part is None for part in parts) or len({len(part[0]) for part in parts}) != 1:
+        base, index = inner
+        return base, index, torch.full((len(index),), dataset.tag, dtype=torch.long)
+    if isinstance(dataset, ConcatDataset):
+        parts = [_tagged_view(part) for part in dataset.datasets]
+        if not parts or any(part is None for part in parts):
             return None
-        gathered = [[c if idx is None else c[idx] for c in cols] for cols, idx in parts]
-        return tuple(torch.cat(columns) for columns in zip(*gathered, strict=True)), None
-    return None
+        tagged = {part[2] is not None for part in parts}
+        if len({id(part[0]) for part in parts}) != 1 or len(tagged) != 1:
+            return None
+        tags = torch.cat([part[2] for part in parts]) if tagged == {True} else None
+        return parts[0][0], torch.cat([part[1] for part in parts]), tags
+    view = column_view(dataset)
+    return None if view is None else (*view, None)
 
 
 class Batches:
@@ -205,7 +213,7 @@ class Batches:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), shuffle
         self.generator = seeded_generator(seed)
-        self._view = _tensor_view(dataset)
+        self._view = _tagged_view(dataset)
         self._loader = None
         if self._view is None:
             self._loader = DataLoader(
@@ -223,14 +231,13 @@ class Batches:
         if self._loader is not None:
             yield from self._loader
             return
-        columns, index = self._view
+        base, index, tags = self._view
         n = len(self.dataset)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):
             rows = order[start : start + self.batch_size]
-            if index is not None:
-                rows = index[rows]
-            yield tuple(column[rows] for column in columns)
+            batch = base.rows(index[rows])
+            yield batch if tags is None else (*batch, tags[rows])
 
 
 def rebatch(
@@ -256,25 +263,11 @@ def random_subset(dataset: Dataset, size: int) -> Subset:
     return Subset(dataset, order.tolist())
 
 
-def dataset_labels(dataset: Dataset) -> torch.Tensor:
-    """All labels of a dataset of ``(input, label)`` pairs, as a long tensor: read from the
-    tensors, or a ``targets`` attribute (torchvision datasets, through Subsets), without loading
-    inputs where possible."""
-    view = _tensor_view(dataset)
-    if view is not None:
-        labels = view[0][1]
-        return (labels if view[1] is None else labels[view[1]]).long()
-    if isinstance(dataset, Subset):
-        inner = dataset_labels(dataset.dataset)
-        return inner[torch.as_tensor(list(dataset.indices), dtype=torch.long)]
-    targets = getattr(dataset, "targets", None)
-    if targets is not None and len(targets) == len(dataset):
-        return torch.as_tensor(targets, dtype=torch.long)
-    return torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
-
-
 def to_device(batch, device: torch.device) -> list[torch.Tensor]:
-    """Every tensor of a batch moved to ``device``."""
+    """A batch's inputs and targets (and a tag, if any) moved to ``device``, from a batch in either
+    style (``(inputs, targets, ...)`` or ``{'image': ..., 'age_group': ...}``)."""
+    if isinstance(batch, Mapping) and not isinstance(batch, Example):
+        batch = inputs_targets(batch)
     return [torch.as_tensor(part).to(device) for part in batch]
 
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from harness.batches import inputs_targets, iterate_batches, labels_of
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,6 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def dataset_targets(dataset: Dataset) -> np.ndarray:
-    """All labels of a map-style dataset of (input, target) pairs."""
-    tensors = getattr(dataset, "tensors", None)
-    if tensors is not None:  # TensorDataset: no per-item loop
-        return tensors[1].numpy()
-    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))])
-
-
 def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
     """Inverse-frequency weights (scikit-learn's "balanced"), 0 for absent classes."""
     counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
@@ -75,20 +69,13 @@ def train_model(
     seed: int,
     num_classes: int,
     device: str | torch.device = "cpu",
-    num_workers: int = 0,
 ) -> nn.Module:
-    """Train ``model`` in place on ``dataset``; data order comes from ``seed`` alone."""
+    """Train ``model`` in place on ``dataset``; data order comes from ``seed`` alone: the batches
+    of a shuffling ``DataLoader`` with a generator seeded with ``seed``."""
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        dataset,
-        batch_size=recipe.batch_size,
-        shuffle=True,
-        generator=generator,
-        num_workers=num_workers,
-    )
     weight = None
     if recipe.class_weighted:
-        weight = class_weights(dataset_targets(dataset), num_classes).to(device)
+        weight = class_weights(labels_of(dataset).numpy(), num_classes).to(device)
     model.to(device).train()
     optimizer = recipe.make_optimizer(model.parameters())
     scheduler = (
@@ -97,8 +84,11 @@ def train_model(
         else None
     )
     for _ in range(recipe.epochs):
-        for inputs, targets in loader:
-            inputs, targets = inputs.to(device), targets.to(device)
+        batches = iterate_batches(
+            dataset, recipe.batch_size, shuffle=True, generator=generator, device=device
+        )
+        for batch in batches:
+            inputs, targets = inputs_targets(batch)
             loss = nn.functional.cross_entropy(model(inputs), targets, weight=weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -115,16 +105,17 @@ def predict(
     """Logits (float32, [n, C]) and targets ([n]) of ``model`` in eval mode on ``dataset``."""
     was_training = model.training
     model.eval()
-    tensors = getattr(dataset, "tensors", None)
-    if tensors is not None and len(dataset) <= 4 * batch_size:
-        logits = model(tensors[0].to(device)).float().cpu().numpy()
-        targets = tensors[1].numpy()
-    else:
-        logit_parts, target_parts = [], []
-        for inputs, targets in DataLoader(dataset, batch_size=batch_size):
-            logit_parts.append(model(inputs.to(device)).float().cpu().numpy())
-            target_parts.append(targets.numpy())
+    if len(dataset) <= 4 * batch_size:  # small sets in one pass
+        batch_size = max(1, len(dataset))
+    logit_parts, target_parts = [], []
+    for batch in iterate_batches(dataset, batch_size, device=device):
+        inputs, targets = inputs_targets(batch)
+        logit_parts.append(model(inputs).float().cpu().numpy())
+        target_parts.append(targets.cpu().numpy())
+    if logit_parts:
         logits, targets = np.concatenate(logit_parts), np.concatenate(target_parts)
+    else:
+        logits, targets = np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
     model.train(was_training)
     return logits, targets
 

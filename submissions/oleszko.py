@@ -31,9 +31,9 @@ from torch import nn
 
 from harness.toolkit import (
     class_count_weights,
-    dataset_labels,
     device_of,
     frozen_copy,
+    labels_of,
     num_classes,
     rebatch,
     softmax_entropy,
@@ -75,7 +75,7 @@ def unlearning(net, retain, forget, val):
     original = frozen_copy(net)
     _prune_and_reinitialise(net)
     weights = class_count_weights(
-        dataset_labels(retain.dataset), num_classes(net), CLASS_WEIGHT_POWER
+        labels_of(retain.dataset), num_classes(net), CLASS_WEIGHT_POWER
     ).to(device)
     batches = rebatch(retain, BATCH_SIZE)
     iterations = math.floor(EPOCHS * len(batches))

@@ -10,11 +10,9 @@ import pytest
 import torch
 from scipy import stats
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from harness import ensemble
 from harness.ensemble import (
-    ShuffleOrder,
     StackedEnsemble,
     init_member,
     select_chunk_trainer,
@@ -52,26 +50,6 @@ def short(task: DigitsTask, epochs: int = 2, **recipe_changes) -> DigitsTask:
     return task.with_options(recipe=recipe)
 
 
-# -- data order -----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("n", "batch_size"), [(1131, 64), (10, 3), (64, 64), (5, 8)])
-@pytest.mark.parametrize("literal", [False, True])
-def test_shuffle_order_is_the_dataloaders(n, batch_size, literal):
-    for seed in (0, 1, 2**62 + 12345):
-        loader = DataLoader(
-            TensorDataset(torch.arange(n)), batch_size=batch_size, shuffle=True,
-            generator=torch.Generator().manual_seed(seed),
-        )
-        order = ShuffleOrder(n, seed, batch_size, literal=literal)
-        for _ in range(4):  # later epochs depend on every draw of the earlier ones
-            expected = torch.cat([batch for (batch,) in loader])
-            assert torch.equal(order.next_epoch(), expected)
-
-
-def test_the_fast_order_is_used_on_this_torch():
-    assert ensemble._mirror_is_exact()
-    assert not ShuffleOrder(10, 0, 4).literal
-
-
 # -- initialisation and short training ---------------------------------------------------------
 def test_initialisation_is_the_sequential_one(task):
     indices = [0, 3, 17]
@@ -99,7 +77,7 @@ def test_members_match_singly_trained_models(task, data):
     quick, indices = short(task), [0, 5, 9]
     stacked, seconds = train_ensemble(quick, data, indices)
     assert seconds > 0
-    inputs = data.test.tensors[0]
+    inputs = data.test.images
     for member, index in zip(stacked.unstack(), indices, strict=True):
         single, _ = train_reference_model(quick, data, index)
         for (name, a), (_, b) in zip(
@@ -273,7 +251,7 @@ def test_ensemble_loss_is_the_mean_cross_entropy_of_each_member(weighted):
 def test_a_model_s_stacked_forward_matches_its_forward(data):
     task = digits_task()
     models = [task.make_model() for _ in range(3)]
-    inputs = data.test.tensors[0][:7]
+    inputs = data.test.images[:7]
     stacked = StackedEnsemble(models)
     batched = stacked.forward(inputs.expand(3, *inputs.shape))
     singles = torch.stack([m(inputs) for m in models])

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset, TensorDataset
+from torch.utils.data import DataLoader, Subset
 
 from harness import toolkit
+from harness.batches import ExampleDataset
 from harness.models import DigitsMLP, resnet18
 from harness.runner import seed_everything
 from harness.submissions import discover, load_module
@@ -99,7 +100,7 @@ def test_submission_on_digits(submission, digits):
         models = [_run(submission, original, task.make_loaders(data, 7), 7) for _ in range(2)]
     finally:
         toolkit.set_current_task(None)
-    inputs = data.test.tensors[0][:64]
+    inputs = data.test.images[:64]
     _check(submission.name, original, models[0], inputs)
     assert _same_weights(*models), "two runs from the same seed gave different models"
 
@@ -120,9 +121,9 @@ def resnet_setup():
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(48, 3, 32, 32, generator=generator)
     labels = torch.randint(0, 10, (48,), generator=generator)
-    retain = TensorDataset(inputs[:32], labels[:32])
-    forget = TensorDataset(inputs[32:40], labels[32:40])
-    val = TensorDataset(inputs[40:], labels[40:])
+    train = ExampleDataset(inputs[:40], labels[:40])
+    retain, forget = Subset(train, range(32)), Subset(train, range(32, 40))
+    val = ExampleDataset(inputs[40:], labels[40:])
     task = _TinyResnetTask(name="tiny-resnet", recipe=Recipe(epochs=1, batch_size=8, lr=0.01))
     torch.manual_seed(0)
     original = resnet18(num_classes=10).eval()
@@ -187,7 +188,7 @@ def test_kl_helpers_match_kldivloss():
 
 
 def test_rebatch_covers_the_dataset_once_per_pass_and_reshuffles():
-    base = TensorDataset(torch.arange(20.0).unsqueeze(1), torch.arange(20))
+    base = ExampleDataset(torch.arange(20.0).unsqueeze(1), torch.arange(20))
     dataset = Subset(base, list(range(3, 20)))
     torch.manual_seed(0)
     batches = toolkit.rebatch(DataLoader(dataset, batch_size=4))
@@ -199,7 +200,7 @@ def test_rebatch_covers_the_dataset_once_per_pass_and_reshuffles():
     tagged = torch.utils.data.ConcatDataset([toolkit.Tagged(dataset, 1), toolkit.Tagged(base, 0)])
     rows = list(toolkit.rebatch(tagged, 64, shuffle=False))
     assert len(rows) == 1 and rows[0][2].tolist() == [1] * 17 + [0] * 20
-    assert toolkit.dataset_labels(Subset(dataset, [0, 5])).tolist() == [3, 8]
+    assert toolkit.labels_of(Subset(dataset, [0, 5])).tolist() == [3, 8]
 
 
 def test_class_count_weights():

@@ -13,6 +13,7 @@ from harness.tasks import get_task
 
 BAD = Path(__file__).resolve().parent / "bad_submissions"
 EXAMPLES = Path(__file__).resolve().parent.parent / "submissions"
+COMPETITION = Path(__file__).resolve().parent / "competition_style"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_a_submission_cannot_alter_the_data_of_later_runs(setup, tmp_path):
     checker = tmp_path / "checks_data.py"
     checker.write_text(
         "def unlearning(net, retain, forget, val):\n"
-        "    x = retain.dataset.dataset.tensors[0]\n"
+        "    x = retain.dataset.dataset.images\n"
         "    assert x.abs().sum() > 0, 'data was altered by an earlier run'\n"
     )
     results = run_all(task, original, [BAD / "alters_the_data.py", checker], jobs=1)
@@ -100,3 +101,27 @@ def test_results_do_not_depend_on_the_number_of_workers(setup):
         np.testing.assert_array_equal(a.confidences, b.confidences)
         assert a.retain_acc == b.retain_acc
     assert not np.array_equal(one[0].confidences, one[1].confidences)  # seeds differ per run
+
+
+def test_competition_code_runs_unchanged_in_both_batch_styles(setup):
+    """Entries written as Kaggle notebooks and the starting kit wrote them: dict and tuple batches,
+    a loader rebuilt with ConcatDataset, `unlearning` under an `if` or assigned, a model left in
+    train mode, a checkpoint in the working directory; one saving to /kaggle/tmp fails, naming
+    it."""
+    task, original = setup
+    paths = sorted(COMPETITION.glob("*.py"))
+    results = run_all(task, original, paths, jobs=2, runs=2)
+    failing = results.pop("saves_to_kaggle_tmp")
+    assert all(r.status == ERROR and "/kaggle/tmp" in r.message for r in failing)
+    assert set(results) == {p.stem for p in paths} - {"saves_to_kaggle_tmp"}
+    for name, runs in results.items():
+        assert [r.status for r in runs] == [OK, OK], (name, runs[0].message, runs[0].output)
+        assert runs[0].confidences != runs[1].confidences, name  # seeded runs differ
+
+
+def test_a_module_without_the_entry_after_import_is_an_error(setup, tmp_path):
+    task, original = setup
+    path = tmp_path / "other_branch.py"
+    path.write_text("if False:\n    def unlearning(net, retain, forget, val):\n        pass\n")
+    (result,) = run_all(task, original, [path], jobs=1)["other_branch"]
+    assert result.status == ERROR and "holds no callable `unlearning`" in result.message

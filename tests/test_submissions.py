@@ -30,7 +30,9 @@ def test_discover_finds_valid_files_and_ignores_underscored(tmp_path):
     "source, reason",
     [
         ("def unlearning(net, retain, forget, val)\n    return net\n", "syntax error"),
-        ("def other(net, retain, forget, val):\n    return net\n", "defines no top-level"),
+        ("def other(net, retain, forget, val):\n    return net\n", "defines no `unlearning"),
+        ("def f():\n    def unlearning(net, retain, forget, val):\n        pass\n", "defines no"),
+        ("if x:\n    def unlearning(net):\n        pass\n", "must accept 4"),
         ("def unlearning(net, retain):\n    return net\n", "must accept 4"),
         ("def unlearning(net, retain, forget, val, extra):\n    pass\n", "requires 5"),
         ("def unlearning(net, retain, forget, val, *, k):\n    pass\n", "keyword-only"),
@@ -50,6 +52,22 @@ def test_flexible_signatures_are_accepted(tmp_path):
     write(tmp_path, "b.py", "def unlearning(net, retain, forget, val, lr=0.1):\n    pass\n")
     found, rejected = discover(tmp_path)
     assert sorted(s.name for s in found) == ["a", "b"] and rejected == {}
+
+
+def test_unlearning_bound_under_if_by_assignment_or_import_is_accepted(tmp_path):
+    write(tmp_path, "a.py", """
+        import os
+        if os.path.exists("/kaggle/input/empty.txt"):
+            print("mock")
+        else:
+            def unlearning(net, retain, forget, val):
+                pass
+    """)
+    write(tmp_path, "b.py", "def f(n, r, fo, v):\n    pass\nunlearning = f\n")
+    write(tmp_path, "c.py", "try:\n    from m import method as unlearning\nexcept ImportError:\n"
+          "    unlearning = None\n")
+    found, rejected = discover(tmp_path)
+    assert sorted(s.name for s in found) == ["a", "b", "c"] and rejected == {}
 
 
 def test_file_hash_follows_content(tmp_path):

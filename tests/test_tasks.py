@@ -8,7 +8,7 @@ def test_digits_split_is_deterministic():
     first, second = get_task("digits").load_data(), get_task("digits").load_data()
     assert first.fingerprint == second.fingerprint
     np.testing.assert_array_equal(first.forget_idx, second.forget_idx)
-    np.testing.assert_array_equal(first.test.tensors[0].numpy(), second.test.tensors[0].numpy())
+    np.testing.assert_array_equal(first.test.images.numpy(), second.test.images.numpy())
 
 
 def test_forget_and_retain_partition_train():
@@ -23,7 +23,7 @@ def test_splits_are_disjoint_and_cover_the_dataset():
     data = get_task("digits").load_data()
     sizes = [len(data.train), len(data.val), len(data.test)]
     assert sum(sizes) == 1797
-    rows = np.concatenate([d.tensors[0].numpy() for d in (data.train, data.val, data.test)])
+    rows = np.concatenate([d.images.numpy() for d in (data.train, data.val, data.test)])
     # digits has a few duplicate images, so compare counts of distinct rows with the source
     from sklearn.datasets import load_digits
 
@@ -34,7 +34,7 @@ def test_splits_are_disjoint_and_cover_the_dataset():
 def test_root_seed_moves_the_forget_set_only():
     base, other = get_task("digits").load_data(), get_task("digits", root_seed=1).load_data()
     assert not np.array_equal(base.forget_idx, other.forget_idx)
-    np.testing.assert_array_equal(base.test.tensors[1].numpy(), other.test.tensors[1].numpy())
+    np.testing.assert_array_equal(base.test.labels.numpy(), other.test.labels.numpy())
     assert base.fingerprint != other.fingerprint
 
 

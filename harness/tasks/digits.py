@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
 
+from harness.batches import ExampleDataset
 from harness.models import DigitsMLP
 from harness.tasks.base import Task, TaskData, fingerprint, random_forget_split
 from harness.training import Recipe
@@ -51,8 +51,8 @@ class DigitsTask(Task):
         train_idx = order[num_test + num_val :]
         forget, retain = random_forget_split(len(train_idx), self.forget_fraction, self.root_seed)
 
-        def subset(idx: np.ndarray) -> TensorDataset:
-            return TensorDataset(torch.from_numpy(images[idx]), torch.from_numpy(labels[idx]))
+        def subset(idx: np.ndarray) -> ExampleDataset:
+            return ExampleDataset(torch.from_numpy(images[idx]), torch.from_numpy(labels[idx]))
 
         return TaskData(
             train=subset(train_idx),
