@@ -159,9 +159,12 @@ class ReferenceStore:
             state = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
             return model.eval()
-        seed = derive_seed(self.task.root_seed, "original")
-        with torch_threads(1):
-            model, seconds = train_from_scratch(self.task, self.data.train_for_training, seed)
+        if self.task.checkpoint is not None:
+            model, seconds = self.task.load_checkpoint(), float("nan")
+        else:
+            seed = derive_seed(self.task.root_seed, "original")
+            with torch_threads(1):
+                model, seconds = train_from_scratch(self.task, self.data.train_for_training, seed)
         model.cpu()
 
         def write(tmp: Path) -> None:

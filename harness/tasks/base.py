@@ -7,7 +7,9 @@ instance factory under its name in ``harness.tasks.TASKS``; nothing else in the 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,6 +17,16 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from harness.training import Recipe
+
+
+class DataError(ValueError):
+    """Missing or malformed task data: a one-line message naming the file and what was expected
+    (the command line prints it without a traceback and exits non-zero)."""
+
+
+def data_env_var(task_name: str) -> str:
+    """The environment variable that names a task's data folder (e.g. ``HARNESS_CIFAR10_DATA``)."""
+    return f"HARNESS_{task_name.upper()}_DATA"
 
 
 @dataclass
@@ -62,6 +74,8 @@ class Task:
     device: str = "cpu"
     budget_fraction: float = 0.2  # the competition's efficiency cut-off: 20% of retraining
     version: int = 1  # bump whenever a change alters the numbers this task produces
+    data_dir: str | None = None  # local folder of a real dataset (never downloaded)
+    checkpoint: str | None = None  # a state-dict file to use as the original model
 
     def __post_init__(self) -> None:
         if self.num_models < 2:
@@ -82,10 +96,59 @@ class Task:
         raise NotImplementedError
 
     def config(self) -> dict:
-        """Everything of the task that determines its numbers, for cache keys and records."""
+        """Everything of the task that determines its numbers, for cache keys and records. Where
+        the data and the checkpoint lie does not: their contents do (the data fingerprint, and
+        the checkpoint's hash)."""
         config = asdict(self)
         config.pop("device")  # a device changes speed, not the definition of the task
+        config.pop("data_dir")
+        if self.checkpoint is not None:
+            with open(self.checkpoint_path(), "rb") as handle:
+                config["checkpoint"] = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
         return config
+
+    def data_folder(self) -> Path:
+        """The task's data folder: ``data_dir``, else the ``HARNESS_<TASK>_DATA`` variable."""
+        raw = self.data_dir or os.environ.get(data_env_var(self.name))
+        if not raw:
+            raise DataError(
+                f"task {self.name!r} reads its data from a local folder: pass --data-dir PATH "
+                f"or set {data_env_var(self.name)}"
+            )
+        folder = Path(raw).expanduser().resolve()
+        if not folder.is_dir():
+            raise DataError(f"{folder}: data folder not found")
+        return folder
+
+    def checkpoint_path(self) -> Path:
+        path = Path(self.checkpoint).expanduser().resolve()
+        if not path.is_file():
+            raise DataError(f"{path}: checkpoint file not found")
+        return path
+
+    def load_checkpoint(self) -> nn.Module:
+        """The original model from the user's state-dict file (the starting kit's
+        ``weights_resnet18_cifar10.pth`` layout); a file that does not fit is a DataError."""
+        path = self.checkpoint_path()
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise DataError(f"{path}: not a readable PyTorch state dict ({error})") from None
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+        if isinstance(state, dict):
+            state = {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel
+        model = self.make_model()
+        try:
+            model.load_state_dict(state)
+        except Exception as error:
+            first = str(error).strip().splitlines()
+            detail = " ".join(line.strip() for line in first[:3])
+            raise DataError(
+                f"{path}: does not fit the {self.name} model ({type(model).__name__}, "
+                f"{self.num_classes} classes): {detail[:300]}"
+            ) from None
+        return model.eval()
 
     def make_loaders(
         self, data: TaskData, seed: int, num_workers: int = 0
