@@ -20,8 +20,9 @@ def _task_from_args(args: argparse.Namespace):
         overrides["num_models"] = args.num_models
     if args.root_seed is not None:
         overrides["root_seed"] = args.root_seed
-    if getattr(args, "device", None):
-        overrides["device"] = args.device
+    for option in ("device", "data_dir", "checkpoint", "forget_index"):
+        if getattr(args, option, None):
+            overrides[option] = getattr(args, option)
     return get_task(args.task, **overrides)
 
 
@@ -44,15 +45,19 @@ class RichReporter:
             TextColumn("left"), TimeRemainingColumn(), console=console, transient=False,
         )
         self.bars: dict[str, int] = {}
+        self.started = False
 
     def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
+        return self  # the display starts with the first bar: an early error prints alone
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.started:
+            self.progress.stop()
 
     def stage(self, name: str, total: int, done: int = 0) -> None:
+        if not self.started:
+            self.progress.start()
+            self.started = True
         self.bars[name] = self.progress.add_task(name, total=total, completed=done, rate="")
 
     def advance(self, name: str, amount: int = 1) -> None:
@@ -175,7 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="N: runs per submission and reference models (default: the task's, "
                          "512); scores compare only at equal N")
         sub.add_argument("--root-seed", type=int, default=None, help="the task's root seed")
-        sub.add_argument("--device", default=None, help="torch device, e.g. cuda")
+        sub.add_argument("--device", default=None,
+                         help="torch device, e.g. cpu or cuda:1 (default: the task's; real tasks "
+                         "use cuda when a GPU is visible)")
+        sub.add_argument("--data-dir", default=None,
+                         help="local folder of a real task's data (default: $HARNESS_<TASK>_DATA, "
+                         "e.g. HARNESS_CIFAR10_DATA); nothing is ever downloaded")
+        sub.add_argument("--checkpoint", default=None,
+                         help="a state-dict file to use as the original model instead of training "
+                         "it (the pool is still trained by the task's recipe)")
+        sub.add_argument("--forget-index", default=None,
+                         help="cifar10: a .npy file of training-set indices to forget")
         sub.add_argument("--reference-root", default=str(DEFAULT_ROOT),
                          help="cache folder for the original model and the pool")
 

@@ -151,7 +151,7 @@ def _ensemble_loss(
 def train_ensemble(task: Task, data: TaskData, indices: list[int]) -> tuple[StackedEnsemble, float]:
     """Train pool models ``indices`` together; returns the ensemble and the training seconds
     (data orders and training, like ``train_reference_model``'s timing: not init, not eval)."""
-    tensors = _tensors(data.retain_for_training)
+    tensors = _tensors(data.retain)
     if tensors is None:
         raise ValueError("the stacked ensemble needs a retain set held in tensors")
     inputs, targets = tensors
@@ -280,7 +280,7 @@ def supports_ensemble(task: Task, data: TaskData | None = None) -> bool:
     no buffers or stochastic layers and at most ``MAX_MODEL_PARAMETERS`` parameters, and (when
     ``data`` is given) whose splits are held in tensors and run through vmap as through the model.
     """
-    if torch.device(task.device).type != "cpu":
+    if torch.device(task.device).type != "cpu" or task.recipe.augment != "none":
         return False
     with torch.random.fork_rng(devices=[]):
         models = [task.make_model() for _ in range(2 if data is not None else 1)]
@@ -288,7 +288,7 @@ def supports_ensemble(task: Task, data: TaskData | None = None) -> bool:
         return False
     if data is None:
         return True
-    splits = [data.retain_for_training, data.forget, data.retain, data.test]
+    splits = [data.retain, data.forget, data.retain, data.test]
     tensors = [_tensors(split) for split in splits]
     if any(t is None for t in tensors):
         return False

@@ -82,7 +82,7 @@ def train_from_scratch(task: Task, dataset, seed: int) -> tuple[nn.Module, float
 
 def train_reference_model(task: Task, data: TaskData, index: int) -> tuple[nn.Module, float]:
     """Reference model ``index``, trained on the retain set from its own seed."""
-    return train_from_scratch(task, data.retain_for_training, pool_seed(task.root_seed, index))
+    return train_from_scratch(task, data.retain, pool_seed(task.root_seed, index))
 
 
 def train_chunk_sequential(task: Task, data: TaskData, indices: list[int]) -> ModelStats:
@@ -164,7 +164,7 @@ class ReferenceStore:
         else:
             seed = derive_seed(self.task.root_seed, "original")
             with torch_threads(1):
-                model, seconds = train_from_scratch(self.task, self.data.train_for_training, seed)
+                model, seconds = train_from_scratch(self.task, self.data.train, seed)
         model.cpu()
 
         def write(tmp: Path) -> None:

@@ -13,6 +13,27 @@ from torch.utils.data import Dataset
 
 from harness.batches import inputs_targets, iterate_batches, labels_of
 
+AUGMENTATIONS = ("none", "crop-flip")
+CROP_PADDING = 4
+
+
+def crop_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per image of a batch [B, C, H, W]: a random H x W crop of the image zero-padded by 4 pixels
+    on every side, then a horizontal flip with probability 1/2 (the starting kit's RandomCrop(32,
+    padding=4) and RandomHorizontalFlip, done on the batch; the padding is 0 in input space).
+    Randomness from ``generator`` (CPU) alone."""
+    batch, _, height, width = images.shape
+    offsets = torch.randint(0, 2 * CROP_PADDING + 1, (2, batch), generator=generator)
+    flips = torch.rand(batch, generator=generator) < 0.5
+    offsets, flips = offsets.to(images.device), flips.to(images.device)
+    padded = nn.functional.pad(images, (CROP_PADDING,) * 4)
+    rows = offsets[0, :, None] + torch.arange(height, device=images.device)  # [B, H]
+    cols = offsets[1, :, None] + torch.arange(width, device=images.device)  # [B, W]
+    cols = torch.where(flips[:, None], cols.flip(1), cols)
+    picked = padded[torch.arange(batch, device=images.device)[:, None, None], :,
+                    rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
+    return picked.permute(0, 3, 1, 2).contiguous()
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -26,8 +47,13 @@ class Recipe:
     weight_decay: float = 0.0
     schedule: str = "cosine"  # "cosine" (per epoch, T_max = epochs) or "constant"
     class_weighted: bool = False  # cross-entropy weighted by inverse class frequency
+    augment: str = "none"  # "none" or "crop-flip": random 4-pixel-padded crops and mirror flips
 
     def __post_init__(self) -> None:
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(
+                f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}"
+            )
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.schedule not in ("cosine", "constant"):
@@ -73,6 +99,7 @@ def train_model(
     """Train ``model`` in place on ``dataset``; data order comes from ``seed`` alone: the batches
     of a shuffling ``DataLoader`` with a generator seeded with ``seed``."""
     generator = torch.Generator().manual_seed(seed)
+    augment_generator = torch.Generator().manual_seed(seed + 1)
     weight = None
     if recipe.class_weighted:
         weight = class_weights(labels_of(dataset).numpy(), num_classes).to(device)
@@ -89,6 +116,8 @@ def train_model(
         )
         for batch in batches:
             inputs, targets = inputs_targets(batch)
+            if recipe.augment == "crop-flip":
+                inputs = crop_flip(inputs, augment_generator)
             loss = nn.functional.cross_entropy(model(inputs), targets, weight=weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -31,8 +31,8 @@ def data_env_var(task_name: str) -> str:
 
 @dataclass
 class TaskData:
-    """The loaded data of a task. ``train`` has no augmentation (used for the submission loaders
-    and for evaluation); ``train_augmented`` (if any) is what the recipe trains on."""
+    """The loaded data of a task: splits of examples (no augmentation: a recipe that augments
+    does it on the batches it trains on), and the forget / retain indices into ``train``."""
 
     train: Dataset
     val: Dataset
@@ -40,7 +40,6 @@ class TaskData:
     forget_idx: np.ndarray
     retain_idx: np.ndarray
     fingerprint: str
-    train_augmented: Dataset | None = None
 
     @property
     def forget(self) -> Dataset:
@@ -49,15 +48,6 @@ class TaskData:
     @property
     def retain(self) -> Dataset:
         return Subset(self.train, self.retain_idx.tolist())
-
-    @property
-    def retain_for_training(self) -> Dataset:
-        """The retain set as the recipe trains on it (augmented where the task augments)."""
-        return Subset(self.train_augmented or self.train, self.retain_idx.tolist())
-
-    @property
-    def train_for_training(self) -> Dataset:
-        return self.train_augmented or self.train
 
 
 @dataclass(frozen=True)
@@ -133,21 +123,23 @@ class Task:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:
-            raise DataError(f"{path}: not a readable PyTorch state dict ({error})") from None
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise DataError(
+                f"{path}: not a readable PyTorch state dict ({type(error).__name__}: "
+                f"{first_line[:200]})"
+            ) from None
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
         if isinstance(state, dict):
             state = {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel
         model = self.make_model()
-        try:
-            model.load_state_dict(state)
-        except Exception as error:
-            first = str(error).strip().splitlines()
-            detail = " ".join(line.strip() for line in first[:3])
+        problem = state_dict_mismatch(model, state)
+        if problem:
             raise DataError(
                 f"{path}: does not fit the {self.name} model ({type(model).__name__}, "
-                f"{self.num_classes} classes): {detail[:300]}"
-            ) from None
+                f"{self.num_classes} classes): {problem}"
+            )
+        model.load_state_dict(state)
         return model.eval()
 
     def make_loaders(
@@ -160,6 +152,25 @@ class Task:
         forget = DataLoader(data.forget, shuffle=True, generator=generator, **common)
         val = DataLoader(data.val, shuffle=False, **common)
         return retain, forget, val
+
+
+def state_dict_mismatch(model: nn.Module, state: object) -> str | None:
+    """Why ``state`` cannot be loaded into ``model`` (missing or unexpected keys, other shapes),
+    in a few words; None when it fits."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return "the file holds no state dict of tensors"
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = [f"{len(missing)} missing keys (e.g. {missing[0]})"] if missing else []
+        parts += [f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})"] if unexpected else []
+        return ", ".join(parts)
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            return (f"{key} has shape {list(state[key].shape)} in the checkpoint, "
+                    f"{list(tensor.shape)} in the model")
+    return None
 
 
 def random_forget_split(

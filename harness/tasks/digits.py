@@ -38,6 +38,11 @@ DIGITS_RECIPE = Recipe(
 class DigitsTask(Task):
     """scikit-learn digits with a small MLP."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.data_dir is not None:
+            raise ValueError("task 'digits' is embedded (scikit-learn's digits): no --data-dir")
+
     def load_data(self) -> TaskData:
         from sklearn.datasets import load_digits
 
@@ -68,4 +73,4 @@ class DigitsTask(Task):
 
 
 def digits_task(**overrides) -> DigitsTask:
-    return DigitsTask(name="digits", recipe=DIGITS_RECIPE, **overrides)
+    return DigitsTask(**{"name": "digits", "recipe": DIGITS_RECIPE, **overrides})

@@ -1,0 +1,56 @@
+"""The real tasks scored end to end on tiny data in their on-disk formats, with a tiny recipe, and
+competition code of both batch styles running unchanged on them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.scoring import score
+from harness.tasks import get_task
+from harness.training import Recipe
+
+from fake_data import write_cifar10
+
+HERE = Path(__file__).resolve().parent
+COMPETITION = HERE / "competition_style"
+EXAMPLES = HERE.parent / "submissions"
+TINY_RECIPE = Recipe(epochs=1, batch_size=16, lr=0.01, momentum=0.9, augment="crop-flip")
+
+
+def submissions_folder(root: Path) -> Path:
+    folder = root / "submissions"
+    folder.mkdir()
+    for path in COMPETITION.glob("*.py"):
+        shutil.copy(path, folder)
+    for name in ("do_nothing", "finetune", "fanchuan"):
+        shutil.copy(EXAMPLES / f"{name}.py", folder)
+    return folder
+
+
+def score_tiny(task, root: Path):
+    return score(
+        task, submissions_folder(root), reference_root=root / "ref", output_dir=root / "out",
+        leaderboard_path=root / "leaderboard.csv", jobs=2, budget_seconds=float("inf"),
+    ).set_index("submission")
+
+
+def check_board(board, task_name: str) -> None:
+    assert (board["task"] == task_name).all() and (board["num_models"] == 2).all()
+    failing = board.loc["saves_to_kaggle_tmp"]
+    assert failing["status"] == "error" and "/kaggle/tmp" in failing["message"]
+    others = board.drop(index="saves_to_kaggle_tmp")
+    assert (others["status"] == "ok").all(), others[["status", "message"]]
+    assert board.loc["do_nothing", "final_score"] == 0.0
+
+
+@pytest.mark.slow
+def test_cifar10_end_to_end(tmp_path):
+    write_cifar10(tmp_path / "data", per_batch=12, test_size=20)
+    task = get_task(
+        "cifar10", data_dir=str(tmp_path / "data"), device="cpu", num_models=2,
+        recipe=TINY_RECIPE, loader_batch_size=16,
+    )
+    check_board(score_tiny(task, tmp_path), "cifar10")
