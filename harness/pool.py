@@ -24,7 +24,7 @@ from harness import cache
 from harness.metric import logit_scaled_confidence
 from harness.seeds import derive_seed, pool_seed
 from harness.tasks.base import Task, TaskData
-from harness.training import accuracy, predict, torch_threads, train_model
+from harness.training import accuracy, predict, synchronize, torch_threads, train_model
 
 DEFAULT_ROOT = Path("reference_models")
 CHUNK_SIZE = 128
@@ -77,6 +77,7 @@ def train_from_scratch(task: Task, dataset, seed: int) -> tuple[nn.Module, float
     model = task.make_model()
     start = time.perf_counter()
     train_model(model, dataset, task.recipe, seed, task.num_classes, task.device)
+    synchronize(task.device)
     return model, time.perf_counter() - start
 
 

@@ -38,6 +38,7 @@ from torch import nn
 from harness.batches import ExampleDataset, inputs_targets
 from harness.submissions import Submission, entry_point, load_module
 from harness.tasks.base import Task, TaskData, fingerprint
+from harness.training import synchronize
 
 OK, ERROR, TIMEOUT, INVALID, CRASHED, OVER_BUDGET = (
     "ok", "error", "timeout", "invalid-output", "crashed", "over-budget",
@@ -233,6 +234,7 @@ class _Worker:
                 with scratch_directory():
                     start = time.perf_counter()
                     returned = entry(net, retain, forget, val)
+                    synchronize(self.task.device)
                     result.seconds = time.perf_counter() - start
             model = net if returned is None else returned
             problem = self._output_problem(model)

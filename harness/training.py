@@ -69,6 +69,13 @@ class Recipe:
         return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
 
 
+def synchronize(device: str | torch.device) -> None:
+    """Wait for the device's queued work, so that a timer read next measures it (CUDA runs
+    asynchronously: without this, a timer stops while kernels are still running)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @contextmanager
 def torch_threads(count: int) -> Iterator[None]:
     """Run a block with ``count`` intra-op threads. Small models train fastest on one thread: with

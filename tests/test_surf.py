@@ -1,0 +1,330 @@
+"""The surf task on tiny datasets written in its three on-disk layouts (CASIA-SURF tree, Kaggle
+files, an image table): what it loads, how it splits, and a one-line DataError for bad input."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from harness.tasks.base import DataError
+from harness.tasks.surf import SURF_RECIPE, age_groups, surf_task
+
+# one person per age; 20 people, 3 images each
+AGES = [20, 23, 25, 26, 30, 31, 35, 36, 40, 41, 45, 46, 50, 51, 55, 56, 60, 61, 65, 70]
+# by hand: the bin edges are linspace(20, 71, 11) = 20, 25.1, 30.2, 35.3, ..., 65.9, 71
+GROUPS = [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9]
+PER_PERSON = 3
+
+
+def save_image(path: Path, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (40, 36, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def casia_image(folder: Path, person: int, k: int) -> Path:
+    session = "1_session" if person % 2 else "2_session"  # the tree's "*" level
+    return folder / "WBackground" / session / f"{person:04d}" / "real.rssdk" / "color" / f"{k}.jpg"
+
+
+def make_casia(folder: Path) -> Path:
+    """Folders named 0001.., Age_Gender.txt ids 1.. with stray whitespace and blank lines, and a
+    person 21 of age 99 without images (who must not move the age bins)."""
+    lines = ["", *(f"  {p} {age} {p % 2} " for p, age in enumerate(AGES, 1)), "21 99 1", ""]
+    (folder / "Age_Gender.txt").write_text("\n".join(lines))
+    for person in range(1, len(AGES) + 1):
+        for k in range(PER_PERSON):
+            save_image(casia_image(folder, person, k), seed=100 * person + k)
+    return folder
+
+
+def make_kaggle(folder: Path, forget_people: tuple[int, ...] = (1, 2, 3)) -> Path:
+    """Images 0 and 1 of each person in train (forget.csv for ``forget_people``), image 2 in
+    validation.csv; the given age groups (person % 10) differ from the binned ages on purpose."""
+    tables: dict[str, list[dict]] = {"retain": [], "forget": [], "validation": []}
+    for person, age in enumerate(AGES, 1):
+        for k in range(PER_PERSON):
+            save_image(folder / "images" / str(person) / f"{k}.png", seed=100 * person + k)
+            side = "validation" if k == 2 else "forget" if person in forget_people else "retain"
+            tables[side].append(
+                {"image_id": f"{person}/{k}", "age_group": person % 10, "age": age, "person_id": person}
+            )
+    for name, rows in tables.items():
+        pd.DataFrame(rows).to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+def make_table(folder: Path, split: bool = False, test: bool = False) -> Path:
+    """images.csv; with ``split``, images 0 and 1 are train and image 2 val (or, with ``test``,
+    test for people 11..20)."""
+    rows = []
+    for person, age in enumerate(AGES, 1):
+        for k in range(PER_PERSON):
+            image = f"faces/{person}_{k}.png"
+            save_image(folder / image, seed=100 * person + k)
+            row = {"image": image, "age": age, "person_id": f"p{person}"}
+            if split:
+                row["split"] = "train" if k < 2 else "test" if test and person > 10 else "val"
+            rows.append(row)
+    pd.DataFrame(rows).to_csv(folder / "images.csv", index=False)
+    return folder
+
+
+def edit_csv(path: Path, edit) -> None:
+    frame = pd.read_csv(path, dtype=str)
+    edit(frame)
+    frame.to_csv(path, index=False)
+
+
+def load(folder: Path, **options):
+    return surf_task(data_dir=str(folder), **options).load_data()
+
+
+@pytest.fixture(scope="module")
+def casia(tmp_path_factory) -> Path:
+    return make_casia(tmp_path_factory.mktemp("casia"))
+
+
+@pytest.fixture(scope="module")
+def casia_data(casia):
+    return load(casia)
+
+
+def person_number(person_id: str) -> int:
+    return int(person_id.removeprefix("p"))
+
+
+def test_task_fields_follow_the_competition():
+    task = surf_task()
+    assert task.name == "surf" and task.recipe == SURF_RECIPE
+    assert (SURF_RECIPE.optimizer, SURF_RECIPE.lr, SURF_RECIPE.weight_decay) == ("adam", 1e-4, 5e-3)
+    assert SURF_RECIPE.epochs == 30 and SURF_RECIPE.batch_size == 64
+    assert SURF_RECIPE.class_weighted and SURF_RECIPE.schedule == "cosine"
+    assert task.loader_batch_size == 64 and task.forget_people == 15
+    assert task.device == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert task.make_model().eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="forget_people"):
+        surf_task(forget_people=0)
+
+
+def test_images_are_stored_as_uint8_and_read_as_float_0_255(casia_data):
+    train = casia_data.train
+    assert train.images.dtype == torch.uint8 and train.images.shape == (48, 3, 32, 32)
+    assert train.labels.dtype == torch.int64
+    example = train[0]
+    image, label = example
+    assert image.dtype == torch.float32 and image.shape == (3, 32, 32)
+    assert torch.equal(image, train.images[0].float()) and image.max() > 1  # not normalised
+    assert torch.equal(example["image"], image) and int(example["age_group"]) == int(label)
+    assert example["age"].dtype == torch.int64
+    assert isinstance(example["person_id"], str) and isinstance(example["image_id"], str)
+    assert AGES[int(example["person_id"]) - 1] == int(example["age"])
+    batch = next(iter(DataLoader(train, batch_size=5)))
+    assert batch["image"].dtype == torch.float32 and batch["image"].shape == (5, 3, 32, 32)
+    assert len(batch["person_id"]) == 5 and batch["age"].shape == (5,)
+
+
+def test_age_groups_follow_the_digitize_rule(casia_data):
+    assert age_groups(np.array(AGES)).tolist() == GROUPS
+    for split in (casia_data.train, casia_data.val, casia_data.test):
+        for i in range(len(split)):
+            person = int(split[i]["person_id"])  # folder 0001 matched Age_Gender.txt's 1
+            assert int(split.labels[i]) == GROUPS[person - 1]  # person 21 (age 99) not counted
+
+
+def test_casia_split_is_80_10_10_by_image(casia_data):
+    sizes = [len(casia_data.train), len(casia_data.val), len(casia_data.test)]
+    assert sizes == [48, 6, 6]
+    splits = (casia_data.train, casia_data.val, casia_data.test)
+    ids = [image_id for split in splits for image_id in split.metadata["image_id"]]
+    assert len(set(ids)) == 60
+    assert "WBackground/1_session/0001/real.rssdk/color/0.jpg" in ids
+
+
+def test_forget_set_is_every_training_image_of_15_people(casia_data):
+    people = casia_data.train.metadata["person_id"]
+    forget = {people[i] for i in casia_data.forget_idx}
+    retain = {people[i] for i in casia_data.retain_idx}
+    assert len(forget) == 15 and not forget & retain
+    assert sorted([*casia_data.forget_idx, *casia_data.retain_idx]) == list(range(48))
+    assert np.all(np.diff(casia_data.forget_idx) > 0) and np.all(np.diff(casia_data.retain_idx) > 0)
+
+
+def test_root_seed_moves_only_the_forget_people(casia, casia_data):
+    other = load(casia, root_seed=1)
+    people = casia_data.train.metadata["person_id"]
+    assert {people[i] for i in other.forget_idx} != {people[i] for i in casia_data.forget_idx}
+    assert torch.equal(other.test.images, casia_data.test.images)
+    assert other.fingerprint != casia_data.fingerprint
+
+
+def test_loading_twice_gives_the_same_data(casia, casia_data):
+    again = load(casia)
+    assert again.fingerprint == casia_data.fingerprint
+    assert torch.equal(again.train.images, casia_data.train.images)
+    np.testing.assert_array_equal(again.forget_idx, casia_data.forget_idx)
+
+
+def test_data_folder_from_the_environment(casia, casia_data, monkeypatch):
+    monkeypatch.setenv("HARNESS_SURF_DATA", str(casia))
+    assert surf_task().load_data().fingerprint == casia_data.fingerprint
+    monkeypatch.delenv("HARNESS_SURF_DATA")
+    with pytest.raises(DataError, match="HARNESS_SURF_DATA"):
+        surf_task().load_data()
+
+
+def test_kaggle_forget_set_is_forget_csv(tmp_path):
+    data = load(make_kaggle(tmp_path))
+    assert (len(data.train), len(data.val), len(data.test)) == (40, 10, 10)
+    ids = data.train.metadata["image_id"]
+    expected = set(pd.read_csv(tmp_path / "forget.csv", dtype=str)["image_id"])
+    assert {ids[i] for i in data.forget_idx} == expected == {"1/0", "1/1", "2/0", "2/1", "3/0", "3/1"}
+    val_people, test_people = (set(d.metadata["person_id"]) for d in (data.val, data.test))
+    assert len(val_people) == len(test_people) == 10 and not val_people & test_people
+    for split in (data.train, data.val, data.test):  # age groups as the files give them
+        people = np.array([int(p) for p in split.metadata["person_id"]])
+        np.testing.assert_array_equal(split.labels.numpy(), people % 10)
+    assert data.train[0]["image"].shape == (3, 32, 32)
+
+
+def test_image_table_without_split_is_split_80_10_10(tmp_path):
+    data = load(make_table(tmp_path))
+    assert (len(data.train), len(data.val), len(data.test)) == (48, 6, 6)
+    labels = np.concatenate([d.labels.numpy() for d in (data.train, data.val, data.test)])
+    people = [p for d in (data.train, data.val, data.test) for p in d.metadata["person_id"]]
+    assert labels.tolist() == [GROUPS[person_number(p) - 1] for p in people]
+    assert data.train[0]["image_id"].startswith("faces/")
+
+
+def test_image_table_split_column_is_followed(tmp_path):
+    data = load(make_table(tmp_path, split=True, test=True))
+    assert (len(data.train), len(data.val), len(data.test)) == (40, 10, 10)
+    assert all(person_number(p) > 10 for p in data.test.metadata["person_id"])
+    people = data.train.metadata["person_id"]
+    assert len({people[i] for i in data.forget_idx}) == 15 and len(data.forget_idx) == 30
+
+
+def test_image_table_without_test_rows_halves_val_by_person(tmp_path):
+    data = load(make_table(tmp_path, split=True))
+    val_people, test_people = (set(d.metadata["person_id"]) for d in (data.val, data.test))
+    assert len(val_people) == len(test_people) == 10 and not val_people & test_people
+
+
+def test_image_table_with_age_groups_only(tmp_path):
+    make_table(tmp_path)
+    edit_csv(tmp_path / "images.csv", lambda f: f.insert(1, "age_group", f.pop("age").str[0]))
+    data = load(tmp_path)
+    people = np.array([AGES[person_number(p) - 1] for p in data.train.metadata["person_id"]])
+    np.testing.assert_array_equal(data.train.labels.numpy(), people // 10)  # tens digit of age
+    assert set(data.train.metadata["age"].tolist()) == {-1}
+
+
+def drop_age_line(folder: Path) -> None:
+    path = folder / "Age_Gender.txt"
+    path.write_text(re.sub(r"(?m)^\s*7 .*$", "", path.read_text()))
+
+
+def word_age(folder: Path) -> None:
+    path = folder / "Age_Gender.txt"
+    path.write_text(re.sub(r"(?m)^(\s*7) 35", r"\1 old", path.read_text()))
+
+
+def corrupt_jpeg(folder: Path) -> None:
+    casia_image(folder, 3, 1).write_bytes(b"not a jpeg")
+
+
+def truncate_jpeg(folder: Path) -> None:
+    path = casia_image(folder, 3, 1)
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def set_cell(name: str, column: str, value: str, row: int = 0):
+    def change(frame: pd.DataFrame) -> None:
+        frame.loc[row, column] = value
+
+    def edit(folder: Path) -> None:
+        edit_csv(folder / name, change)
+
+    return edit
+
+
+def drop_column(name: str, column: str):
+    def edit(folder: Path) -> None:
+        edit_csv(folder / name, lambda frame: frame.pop(column))
+
+    return edit
+
+
+def add_retain_person_to_forget(folder: Path) -> None:
+    retain = pd.read_csv(folder / "retain.csv", dtype=str)
+    forget = pd.read_csv(folder / "forget.csv", dtype=str)
+    pd.concat([forget, retain.iloc[[0]]]).to_csv(folder / "forget.csv", index=False)
+
+
+def nothing(folder: Path) -> None:
+    del folder
+
+
+CASIA, KAGGLE, TABLE = make_casia, make_kaggle, make_table
+BAD_INPUTS = {
+    "no face data": (lambda folder: folder, nothing, r"Age_Gender\.txt.*retain\.csv.*images\.csv"),
+    "no age line": (CASIA, drop_age_line, r"Age_Gender\.txt: no age for person '7'"),
+    "word age": (CASIA, word_age, r"Age_Gender\.txt line \d+: age 'old' is not a number"),
+    "corrupt jpeg": (CASIA, corrupt_jpeg, r"0003/real\.rssdk/color/1\.jpg: not a readable image"),
+    "cut jpeg": (CASIA, truncate_jpeg, r"0003/real\.rssdk/color/1\.jpg: not a readable image"),
+    "column": (TABLE, drop_column("images.csv", "person_id"), r"images\.csv: missing column 'pe"),
+    "no label": (TABLE, drop_column("images.csv", "age"), r"images\.csv: missing column 'age' or"),
+    "group 10": (
+        TABLE,
+        lambda f: edit_csv(f / "images.csv", lambda t: t.insert(1, "age_group", "10")),
+        r"images\.csv row 1: age_group '10' is not an integer 0\.\.9",
+    ),
+    "text age": (TABLE, set_cell("images.csv", "age", "abc"), r"images\.csv row 1: age 'abc'"),
+    "half age": (TABLE, set_cell("images.csv", "age", "30.5"), r"images\.csv.*whole number"),
+    "no image": (
+        TABLE,
+        set_cell("images.csv", "image", "faces/gone.png"),
+        r"faces/gone\.png: image not found \(listed in .*images\.csv row 1\)",
+    ),
+    "split name": (
+        lambda f: make_table(f, split=True),
+        set_cell("images.csv", "split", "dev", row=4),
+        r"images\.csv row 5: split 'dev'",
+    ),
+    "kaggle column": (
+        KAGGLE,
+        drop_column("validation.csv", "age"),
+        r"validation\.csv: missing column 'age'",
+    ),
+    "kaggle file": (KAGGLE, lambda f: (f / "forget.csv").unlink(), r"forget\.csv: file not found"),
+    "kaggle group": (KAGGLE, set_cell("retain.csv", "age_group", "-1"), r"retain\.csv row 1: age_g"),
+    "both sides": (
+        KAGGLE,
+        add_retain_person_to_forget,
+        r"retain\.csv and forget\.csv: person '4' is in both",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_is_a_one_line_data_error(tmp_path, case):
+    make, edit, message = BAD_INPUTS[case]
+    folder = make(tmp_path)
+    edit(folder)
+    with pytest.raises(DataError, match=message) as error:
+        load(folder)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_folder_and_too_few_people(tmp_path):
+    with pytest.raises(DataError, match="nowhere: data folder not found"):
+        load(tmp_path / "nowhere")
+    with pytest.raises(DataError, match=r"Age_Gender\.txt: 20 people.*forget_people=20"):
+        load(make_casia(tmp_path), forget_people=20)
