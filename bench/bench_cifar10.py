@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fake_data import write_cifar10  # noqa: E402
-
 from harness import cache  # noqa: E402
 from harness.scoring import score  # noqa: E402
 from harness.tasks import get_task  # noqa: E402
+
+from fake_data import write_cifar10  # noqa: E402
 
 
 def main() -> None:

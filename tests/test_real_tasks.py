@@ -12,7 +12,7 @@ from harness.scoring import score
 from harness.tasks import get_task
 from harness.training import Recipe
 
-from fake_data import write_cifar10
+from fake_data import make_casia, make_kaggle, write_cifar10
 
 HERE = Path(__file__).resolve().parent
 COMPETITION = HERE / "competition_style"
@@ -54,3 +54,16 @@ def test_cifar10_end_to_end(tmp_path):
         recipe=TINY_RECIPE, loader_batch_size=16,
     )
     check_board(score_tiny(task, tmp_path), "cifar10")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["casia", "kaggle"])
+def test_surf_end_to_end(tmp_path, layout):
+    data = tmp_path / "data"
+    data.mkdir()
+    (make_casia if layout == "casia" else make_kaggle)(data)
+    task = get_task(
+        "surf", data_dir=str(data), device="cpu", num_models=2, forget_people=3,
+        recipe=TINY_RECIPE, loader_batch_size=16,
+    )
+    check_board(score_tiny(task, tmp_path), "surf")

@@ -4,77 +4,19 @@ files, an image table): what it loads, how it splits, and a one-line DataError f
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader
 
 from harness.tasks.base import DataError
 from harness.tasks.surf import SURF_RECIPE, age_groups, surf_task
 
-# one person per age; 20 people, 3 images each
-AGES = [20, 23, 25, 26, 30, 31, 35, 36, 40, 41, 45, 46, 50, 51, 55, 56, 60, 61, 65, 70]
-# by hand: the bin edges are linspace(20, 71, 11) = 20, 25.1, 30.2, 35.3, ..., 65.9, 71
-GROUPS = [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9]
-PER_PERSON = 3
-
-
-def save_image(path: Path, seed: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (40, 36, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-
-
-def casia_image(folder: Path, person: int, k: int) -> Path:
-    session = "1_session" if person % 2 else "2_session"  # the tree's "*" level
-    return folder / "WBackground" / session / f"{person:04d}" / "real.rssdk" / "color" / f"{k}.jpg"
-
-
-def make_casia(folder: Path) -> Path:
-    """Folders named 0001.., Age_Gender.txt ids 1.. with stray whitespace and blank lines, and a
-    person 21 of age 99 without images (who must not move the age bins)."""
-    lines = ["", *(f"  {p} {age} {p % 2} " for p, age in enumerate(AGES, 1)), "21 99 1", ""]
-    (folder / "Age_Gender.txt").write_text("\n".join(lines))
-    for person in range(1, len(AGES) + 1):
-        for k in range(PER_PERSON):
-            save_image(casia_image(folder, person, k), seed=100 * person + k)
-    return folder
-
-
-def make_kaggle(folder: Path, forget_people: tuple[int, ...] = (1, 2, 3)) -> Path:
-    """Images 0 and 1 of each person in train (forget.csv for ``forget_people``), image 2 in
-    validation.csv; the given age groups (person % 10) differ from the binned ages on purpose."""
-    tables: dict[str, list[dict]] = {"retain": [], "forget": [], "validation": []}
-    for person, age in enumerate(AGES, 1):
-        for k in range(PER_PERSON):
-            save_image(folder / "images" / str(person) / f"{k}.png", seed=100 * person + k)
-            side = "validation" if k == 2 else "forget" if person in forget_people else "retain"
-            tables[side].append(
-                {"image_id": f"{person}/{k}", "age_group": person % 10, "age": age, "person_id": person}
-            )
-    for name, rows in tables.items():
-        pd.DataFrame(rows).to_csv(folder / f"{name}.csv", index=False)
-    return folder
-
-
-def make_table(folder: Path, split: bool = False, test: bool = False) -> Path:
-    """images.csv; with ``split``, images 0 and 1 are train and image 2 val (or, with ``test``,
-    test for people 11..20)."""
-    rows = []
-    for person, age in enumerate(AGES, 1):
-        for k in range(PER_PERSON):
-            image = f"faces/{person}_{k}.png"
-            save_image(folder / image, seed=100 * person + k)
-            row = {"image": image, "age": age, "person_id": f"p{person}"}
-            if split:
-                row["split"] = "train" if k < 2 else "test" if test and person > 10 else "val"
-            rows.append(row)
-    pd.DataFrame(rows).to_csv(folder / "images.csv", index=False)
-    return folder
+from fake_data import AGES, GROUPS, casia_image, make_casia, make_kaggle, make_table
 
 
 def edit_csv(path: Path, edit) -> None:
@@ -109,7 +51,7 @@ def test_task_fields_follow_the_competition():
     assert SURF_RECIPE.class_weighted and SURF_RECIPE.schedule == "cosine"
     assert task.loader_batch_size == 64 and task.forget_people == 15
     assert task.device == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert task.make_model().eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    assert task.make_model().fc.out_features == 10
     with pytest.raises(ValueError, match="forget_people"):
         surf_task(forget_people=0)
 
@@ -185,7 +127,8 @@ def test_kaggle_forget_set_is_forget_csv(tmp_path):
     assert (len(data.train), len(data.val), len(data.test)) == (40, 10, 10)
     ids = data.train.metadata["image_id"]
     expected = set(pd.read_csv(tmp_path / "forget.csv", dtype=str)["image_id"])
-    assert {ids[i] for i in data.forget_idx} == expected == {"1/0", "1/1", "2/0", "2/1", "3/0", "3/1"}
+    assert {ids[i] for i in data.forget_idx} == expected
+    assert expected == {"1/0", "1/1", "2/0", "2/1", "3/0", "3/1"}
     val_people, test_people = (set(d.metadata["person_id"]) for d in (data.val, data.test))
     assert len(val_people) == len(test_people) == 10 and not val_people & test_people
     for split in (data.train, data.val, data.test):  # age groups as the files give them
@@ -268,23 +211,28 @@ def add_retain_person_to_forget(folder: Path) -> None:
     pd.concat([forget, retain.iloc[[0]]]).to_csv(folder / "forget.csv", index=False)
 
 
-def nothing(folder: Path) -> None:
-    del folder
-
-
 CASIA, KAGGLE, TABLE = make_casia, make_kaggle, make_table
 BAD_INPUTS = {
-    "no face data": (lambda folder: folder, nothing, r"Age_Gender\.txt.*retain\.csv.*images\.csv"),
+    "no face data": (
+        lambda folder: folder,
+        lambda folder: None,
+        r"Age_Gender\.txt.*retain\.csv.*images\.csv",
+    ),
+    "no images": (CASIA, lambda f: shutil.rmtree(f / "WBackground"), r"Age_Gender\.txt: no images"),
     "no age line": (CASIA, drop_age_line, r"Age_Gender\.txt: no age for person '7'"),
     "word age": (CASIA, word_age, r"Age_Gender\.txt line \d+: age 'old' is not a number"),
     "corrupt jpeg": (CASIA, corrupt_jpeg, r"0003/real\.rssdk/color/1\.jpg: not a readable image"),
     "cut jpeg": (CASIA, truncate_jpeg, r"0003/real\.rssdk/color/1\.jpg: not a readable image"),
-    "column": (TABLE, drop_column("images.csv", "person_id"), r"images\.csv: missing column 'pe"),
+    "column": (
+        TABLE,
+        drop_column("images.csv", "person_id"),
+        r"images\.csv: missing column 'person_id'",
+    ),
     "no label": (TABLE, drop_column("images.csv", "age"), r"images\.csv: missing column 'age' or"),
     "group 10": (
         TABLE,
         lambda f: edit_csv(f / "images.csv", lambda t: t.insert(1, "age_group", "10")),
-        r"images\.csv row 1: age_group '10' is not an integer 0\.\.9",
+        r"images\.csv row \d+: age_group '10' is not an integer 0\.\.9",
     ),
     "text age": (TABLE, set_cell("images.csv", "age", "abc"), r"images\.csv row 1: age 'abc'"),
     "half age": (TABLE, set_cell("images.csv", "age", "30.5"), r"images\.csv.*whole number"),
@@ -304,7 +252,16 @@ BAD_INPUTS = {
         r"validation\.csv: missing column 'age'",
     ),
     "kaggle file": (KAGGLE, lambda f: (f / "forget.csv").unlink(), r"forget\.csv: file not found"),
-    "kaggle group": (KAGGLE, set_cell("retain.csv", "age_group", "-1"), r"retain\.csv row 1: age_g"),
+    "empty forget": (
+        KAGGLE,
+        lambda f: (f / "forget.csv").write_text("image_id,age_group,age,person_id\n"),
+        r"forget\.csv: no rows",
+    ),
+    "kaggle group": (
+        KAGGLE,
+        set_cell("retain.csv", "age_group", "-1"),
+        r"retain\.csv row 1: age_group '-1'",
+    ),
     "both sides": (
         KAGGLE,
         add_retain_person_to_forget,

@@ -8,10 +8,12 @@ from harness.registry import Registry
 from harness.tasks.base import DataError, Task, TaskData
 from harness.tasks.cifar10 import cifar10_task
 from harness.tasks.digits import digits_task
+from harness.tasks.surf import surf_task
 
 TASKS: Registry = Registry("task")
 TASKS.register("digits")(digits_task)
 TASKS.register("cifar10")(cifar10_task)
+TASKS.register("surf")(surf_task)
 
 
 def get_task(name: str, **overrides) -> Task:

@@ -24,6 +24,11 @@ class DataError(ValueError):
     (the command line prints it without a traceback and exits non-zero)."""
 
 
+def default_device() -> str:
+    """Where a real task runs unless told otherwise: the GPU when one is visible."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def data_env_var(task_name: str) -> str:
     """The environment variable that names a task's data folder (e.g. ``HARNESS_CIFAR10_DATA``)."""
     return f"HARNESS_{task_name.upper()}_DATA"

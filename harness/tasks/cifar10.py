@@ -32,7 +32,14 @@ from torch.utils.data import random_split
 
 from harness.batches import ExampleDataset
 from harness.models import resnet18
-from harness.tasks.base import DataError, Task, TaskData, fingerprint, random_forget_split
+from harness.tasks.base import (
+    DataError,
+    Task,
+    TaskData,
+    default_device,
+    fingerprint,
+    random_forget_split,
+)
 from harness.training import Recipe
 
 FOLDER = "cifar-10-batches-py"
@@ -47,10 +54,6 @@ CIFAR10_RECIPE = Recipe(
     epochs=30, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="cosine",
     augment="crop-flip",
 )
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class Normalize:

@@ -34,7 +34,7 @@ import os
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ from torch import nn
 
 from harness.batches import ExampleDataset
 from harness.models import resnet18
-from harness.tasks.base import DataError, Task, TaskData, fingerprint
+from harness.tasks.base import DataError, Task, TaskData, default_device, fingerprint
 from harness.training import Recipe
 
 SPLIT_SEED = 43  # the organisers' shuffle; also halves a table's val people into val and test
@@ -61,7 +61,6 @@ TABLE_FILE = "images.csv"
 SPLITS = ("train", "val", "test")
 TRAIN, VAL, TEST = range(3)
 _FILE, _LINE = "__file", "__row"  # where each table row came from, for messages
-DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 # The organisers weighted the cross-entropy by 1/count per age group. training.class_weights gives
 # scikit-learn's "balanced" n / (C * count): the same weights times a constant, which the weighted
@@ -337,7 +336,7 @@ class SurfTask(Task):
     """Face images, 10 age groups, ResNet-18: the competition's own setup."""
 
     loader_batch_size: int = 64  # the competition's loaders
-    device: str = DEFAULT_DEVICE
+    device: str = field(default_factory=default_device)
     forget_people: int = FORGET_PEOPLE  # whose training images form the forget set
 
     def __post_init__(self) -> None:
@@ -410,4 +409,4 @@ class SurfTask(Task):
 
 def surf_task(**overrides) -> SurfTask:
     """The surf task with fields overridden (``data_dir``, ``root_seed``, ...)."""
-    return SurfTask(name="surf", recipe=SURF_RECIPE, **overrides)
+    return SurfTask(**{"name": "surf", "recipe": SURF_RECIPE, **overrides})
