@@ -26,7 +26,7 @@ COLUMNS = [
     "retain_acc", "test_acc", "forget_acc",
     "ref_retain_acc", "ref_test_acc", "ref_forget_acc",
     "seconds_per_run", "budget_seconds", "retrain_seconds", "runs_ok", "num_models",
-    "task", "root_seed", "file_hash", "message",
+    "task", "root_seed", "original_model", "file_hash", "message",
     "harness_version", "torch_version", "python_version",
 ]
 
@@ -103,6 +103,7 @@ def build_leaderboard(
     board["num_models"] = task.num_models
     board["task"] = task.name
     board["root_seed"] = task.root_seed
+    board["original_model"] = task.original_source()
     board["harness_version"] = versions["harness"]
     board["torch_version"] = versions["torch"]
     board["python_version"] = versions["python"]

@@ -468,10 +468,10 @@ def fanchuan_unlearning(
     )
     for _ in range(epochs):
         for forget_batch, retain_batch in zip(forget_batches, retain_a, strict=False):
-            forget_inputs = forget_batch[0].to(device)
+            forget_inputs = inputs_targets(forget_batch)[0].to(device)
             forget_logits = net(forget_inputs)
             with torch.no_grad():
-                retain_logits = net(retain_batch[0].to(device))
+                retain_logits = net(inputs_targets(retain_batch)[0].to(device))
             similarity = forget_logits @ retain_logits.T / temperature
             loss = -torch.log_softmax(similarity, dim=1).mean()
             forget_optimizer.zero_grad(set_to_none=True)

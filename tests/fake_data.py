@@ -91,3 +91,21 @@ def make_table(folder: Path, split: bool = False, test: bool = False) -> Path:
             rows.append(row)
     pd.DataFrame(rows).to_csv(folder / "images.csv", index=False)
     return folder
+
+
+def write_casia(folder: Path, people: int, per_person: int, seed: int = 0) -> Path:
+    """A CASIA-SURF tree of any size (the benchmark's data): ``Age_Gender.txt`` and
+    ``WBackground/<session>/<person>/real.rssdk/color/<k>.jpg``, 32x32 random pixels, ages
+    20..70."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    ages = rng.integers(20, 71, people)
+    lines = [f"{p} {age} {p % 2}" for p, age in enumerate(ages, 1)]
+    (folder / "Age_Gender.txt").write_text("\n".join(lines) + "\n")
+    for person in range(1, people + 1):
+        for k in range(per_person):
+            path = casia_image(folder, person, k)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(path)
+    return folder

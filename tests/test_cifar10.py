@@ -122,6 +122,7 @@ def test_the_original_model_from_a_kit_style_checkpoint(cifar_root, tmp_path):
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor), name
     assert not loaded.training
+    assert task.original_source().startswith("checkpoint weights_resnet18_cifar10.pth (sha256 ")
 
 
 @pytest.mark.parametrize("wrong", ["mlp", "classes", "garbage"])

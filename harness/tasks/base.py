@@ -98,9 +98,19 @@ class Task:
         config.pop("device")  # a device changes speed, not the definition of the task
         config.pop("data_dir")
         if self.checkpoint is not None:
-            with open(self.checkpoint_path(), "rb") as handle:
-                config["checkpoint"] = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+            config["checkpoint"] = self.checkpoint_digest()
         return config
+
+    def checkpoint_digest(self) -> str:
+        with open(self.checkpoint_path(), "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+
+    def original_source(self) -> str:
+        """Where the original model comes from, for the leaderboard: the task's recipe, or a
+        user's checkpoint (the reference pool is always trained with the recipe)."""
+        if self.checkpoint is None:
+            return "trained with the task's recipe"
+        return f"checkpoint {Path(self.checkpoint).name} (sha256 {self.checkpoint_digest()})"
 
     def data_folder(self) -> Path:
         """The task's data folder: ``data_dir``, else the ``HARNESS_<TASK>_DATA`` variable."""

@@ -1,14 +1,17 @@
-"""The cifar10 task end to end at a small N: seconds per pool model and per submission run.
+"""A real task end to end at a small N: seconds per pool model and per submission run.
 
-    python bench/bench_cifar10.py [--data DIR] [-n 4] [--epochs 2] [--device cuda]
-                                  [--submissions finetune do_nothing ...] [--json PATH]
+    python bench/bench_real_tasks.py [--task cifar10|surf] [--data DIR] [-n 4] [--epochs 2]
+                                     [--people 500] [--device cuda] [--json PATH]
+                                     [--submissions finetune do_nothing ...]
 
-Without ``--data`` it writes CIFAR-10-format data of the real size (50,000 training and 10,000
-test images of random pixels, the official python pickle batches) into a temporary folder, so the
-loaders, the pool and the runs see the real workload's shapes. The recipe is the task's own with
-``--epochs`` epochs (the task trains 30), so a check fits in minutes; the projected seconds of a
-30-epoch pool model are the measured ones times 30 / epochs. Scores at such an N mean nothing: the
-point is the time per model and per run, and that every stage runs on the device.
+Without ``--data`` it writes data of the real task's format into a temporary folder: for cifar10
+the real size (50,000 training and 10,000 test images of random pixels, the official python
+pickle batches); for surf a CASIA-SURF tree of ``--people`` people with ``--images`` JPEGs each
+(random pixels, ages 20..70). The loaders, the pool and the runs then see the workload's shapes.
+The recipe is the task's own with ``--epochs`` epochs (both tasks train 30), so a check fits in
+minutes; the projected seconds of a 30-epoch pool model are the measured ones times 30 / epochs.
+Scores at such an N mean nothing: the point is the time per model and per run, and that every
+stage runs on the device.
 
 Runs: ``--submissions`` from ``submissions/`` plus the competition-style files under
 ``tests/competition_style/`` named with ``--competition`` (dict batches, loaders rebuilt with
@@ -36,13 +39,16 @@ from harness import cache  # noqa: E402
 from harness.scoring import score  # noqa: E402
 from harness.tasks import get_task  # noqa: E402
 
-from fake_data import write_cifar10  # noqa: E402
+from fake_data import write_casia, write_cifar10  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=None, help="a cifar-10-batches-py folder (default: "
-                        "random pixels of the real size)")
+    parser.add_argument("--task", default="cifar10", choices=["cifar10", "surf"])
+    parser.add_argument("--data", default=None, help="the task's data folder (default: random "
+                        "pixels in the task's format)")
+    parser.add_argument("--people", type=int, default=500, help="surf: people to write")
+    parser.add_argument("--images", type=int, default=40, help="surf: images per person")
     parser.add_argument("-n", "--num-models", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default=None, help="default: the task's (cuda if visible)")
@@ -51,19 +57,21 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the numbers here")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bench-cifar10-"))
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{args.task}-"))
     numbers: dict[str, object] = {}
     try:
         start = time.perf_counter()
         data_dir = Path(args.data) if args.data else work / "data"
-        if not args.data:
+        if not args.data and args.task == "cifar10":
             write_cifar10(data_dir, per_batch=10_000, test_size=10_000)
+        elif not args.data:
+            write_casia(data_dir, people=args.people, per_person=args.images)
         numbers["write_data_seconds"] = round(time.perf_counter() - start, 2)
 
         overrides = {"data_dir": str(data_dir), "num_models": args.num_models}
         if args.device:
             overrides["device"] = args.device
-        task = get_task("cifar10", **overrides)
+        task = get_task(args.task, **overrides)
         task = task.with_options(recipe=dataclasses.replace(task.recipe, epochs=args.epochs))
         start = time.perf_counter()
         data = task.load_data()
