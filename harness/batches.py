@@ -312,12 +312,13 @@ def iterate_batches(
     shuffle: bool = False,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    gather: bool = True,
 ) -> Iterator[Example]:
     """One epoch of the batches ``DataLoader(dataset, batch_size, shuffle=shuffle,
     generator=generator)`` yields, in its order and drawing from ``generator`` what it draws,
-    with their tensors on ``device``. Column-held datasets are gathered by indexing; any other
-    dataset goes through a real DataLoader."""
-    view = column_view(dataset)
+    with their tensors on ``device``. Column-held datasets are gathered by indexing (unless
+    ``gather`` is False); any other dataset goes through a real DataLoader."""
+    view = column_view(dataset) if gather else None
     if view is None:
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
         for batch in loader:

@@ -12,6 +12,14 @@ from harness.regression import add_check_command
 from harness.report import add_report_command
 
 
+def default_jobs(task) -> int:
+    """Worker processes when ``--jobs`` is not given: every core on a CPU task; one on a GPU task
+    (several processes would share one GPU's memory and time)."""
+    import torch
+
+    return (os.cpu_count() or 1) if torch.device(task.device).type == "cpu" else 1
+
+
 def _task_from_args(args: argparse.Namespace):
     from harness.tasks import get_task
 
@@ -118,8 +126,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         board = score(
             task, Path(args.submissions), names=args.only or None,
             reference_root=Path(args.reference_root), output_dir=Path(args.output),
-            leaderboard_path=Path(args.leaderboard), jobs=args.jobs, timeout=args.timeout,
-            budget_seconds=args.budget, reporter=reporter,
+            leaderboard_path=Path(args.leaderboard), jobs=args.jobs or default_jobs(task),
+            timeout=args.timeout, budget_seconds=args.budget, reporter=reporter,
         )
     print_leaderboard(board, Console(width=None if sys.stdout.isatty() else 120))
     Console(stderr=True).print(f"wrote {args.leaderboard}")
@@ -137,7 +145,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
     store = ReferenceStore(task, task.load_data(), Path(args.reference_root))
     if not args.status:
         with RichReporter(Console(stderr=True)) as reporter:
-            build_reference(store, reporter, jobs=args.jobs)
+            build_reference(store, reporter, jobs=args.jobs or default_jobs(task))
     status = store.status()
     for key, value in status.items():
         console.print(f"{key:>16}: {value}")
@@ -198,8 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     task_options(score_parser)
     score_parser.add_argument("--submissions", default="submissions", help="submissions folder")
     score_parser.add_argument("--only", nargs="*", metavar="NAME", help="score only these")
-    score_parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
-                              help="worker processes (default: number of cores)")
+    score_parser.add_argument("--jobs", "-j", type=int, default=None,
+                              help="worker processes (default: every core on a CPU task, 1 on a "
+                              "GPU task)")
     score_parser.add_argument("--output", default="results", help="folder for run records")
     score_parser.add_argument("--leaderboard", default="leaderboard.csv", help="CSV to write")
     score_parser.add_argument("--timeout", type=float, default=None,
@@ -211,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     pool_parser = commands.add_parser("pool", help="build or inspect the reference pool")
     task_options(pool_parser)
     pool_parser.add_argument("--status", action="store_true", help="only show what is cached")
-    pool_parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
-                             help="processes for models trained one at a time (default: cores)")
+    pool_parser.add_argument("--jobs", "-j", type=int, default=None,
+                             help="processes for models trained one at a time (default: every "
+                             "core on a CPU task, 1 on a GPU task)")
     pool_parser.set_defaults(func=cmd_pool)
 
     validate_parser = commands.add_parser(

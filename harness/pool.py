@@ -70,20 +70,25 @@ def evaluate_model(model: nn.Module, data: TaskData, device: str) -> dict[str, o
     }
 
 
-def train_from_scratch(task: Task, dataset, seed: int) -> tuple[nn.Module, float]:
+def train_from_scratch(
+    task: Task, dataset, seed: int, gather: bool = True
+) -> tuple[nn.Module, float]:
     """A new model of ``task`` trained on ``dataset``: initialisation and data order from
-    ``seed`` alone. Returns the model and its training seconds."""
+    ``seed`` alone (``gather``: see ``training.train_model``). Returns the model and its
+    training seconds."""
     torch.manual_seed(seed)
     model = task.make_model()
     start = time.perf_counter()
-    train_model(model, dataset, task.recipe, seed, task.num_classes, task.device)
+    train_model(model, dataset, task.recipe, seed, task.num_classes, task.device, gather)
     synchronize(task.device)
     return model, time.perf_counter() - start
 
 
-def train_reference_model(task: Task, data: TaskData, index: int) -> tuple[nn.Module, float]:
+def train_reference_model(
+    task: Task, data: TaskData, index: int, gather: bool = True
+) -> tuple[nn.Module, float]:
     """Reference model ``index``, trained on the retain set from its own seed."""
-    return train_from_scratch(task, data.retain, pool_seed(task.root_seed, index))
+    return train_from_scratch(task, data.retain, pool_seed(task.root_seed, index), gather)
 
 
 def train_chunk_sequential(task: Task, data: TaskData, indices: list[int]) -> ModelStats:

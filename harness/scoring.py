@@ -25,6 +25,8 @@ from harness.tasks.base import Task
 
 BUDGET_PROBE_RUNS = 3  # runs timed before a slow submission is stopped as over budget
 TIMING_FILE = "timing.json"
+# how the yardstick is measured; a timing recorded another way is measured again
+TIMING_METHOD = "one retain-set training through the submissions' DataLoader, median of 3"
 
 
 @dataclass
@@ -102,15 +104,13 @@ def measure_retrain_seconds(store: ReferenceStore, workers: WorkerPool) -> float
     import socket
 
     path = store.directory / TIMING_FILE
-    host = socket.gethostname()
+    wanted = {"host": socket.gethostname(), "device": store.task.device, "method": TIMING_METHOD}
     if path.exists():
         timing = cache.read_json(path)
-        if timing.get("host") == host and timing.get("device") == store.task.device:
+        if all(timing.get(key) == value for key, value in wanted.items()):
             return float(timing["retrain_seconds"])
     seconds = workers.time_retrain()
-    cache.write_json(
-        path, {"host": host, "device": store.task.device, "retrain_seconds": seconds}
-    )
+    cache.write_json(path, {**wanted, "retrain_seconds": seconds})
     return seconds
 
 

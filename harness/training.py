@@ -102,9 +102,12 @@ def train_model(
     seed: int,
     num_classes: int,
     device: str | torch.device = "cpu",
+    gather: bool = True,
 ) -> nn.Module:
     """Train ``model`` in place on ``dataset``; data order comes from ``seed`` alone: the batches
-    of a shuffling ``DataLoader`` with a generator seeded with ``seed``."""
+    of a shuffling ``DataLoader`` with a generator seeded with ``seed``, gathered from the
+    columns (fast), or with ``gather=False`` read through that DataLoader (the same batches at
+    the per-example cost that submissions' loaders pay)."""
     generator = torch.Generator().manual_seed(seed)
     augment_generator = torch.Generator().manual_seed(seed + 1)
     weight = None
@@ -119,7 +122,8 @@ def train_model(
     )
     for _ in range(recipe.epochs):
         batches = iterate_batches(
-            dataset, recipe.batch_size, shuffle=True, generator=generator, device=device
+            dataset, recipe.batch_size, shuffle=True, generator=generator, device=device,
+            gather=gather,
         )
         for batch in batches:
             inputs, targets = inputs_targets(batch)

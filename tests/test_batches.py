@@ -164,3 +164,26 @@ def test_shuffle_order_is_the_dataloaders(n, batch_size, literal):
 def test_the_fast_order_is_used_on_this_torch():
     assert mirror_is_exact()
     assert not ShuffleOrder(10, 0, 4).literal
+
+
+@pytest.mark.parametrize("augment", ["none", "crop-flip"])
+def test_training_on_gathered_batches_is_training_through_the_dataloader(augment):
+    """The pool's fast path and the budget's yardstick (a real DataLoader) train the same model."""
+    import dataclasses
+
+    from harness.pool import train_from_scratch
+    from harness.tasks import get_task
+
+    task = get_task("digits")
+    data = task.load_data()
+    if augment != "none":  # crop-flip needs images: view the 64 pixels as 1 x 8 x 8
+        images = data.train.images.view(-1, 1, 8, 8)
+        data.train = ExampleDataset(images, data.train.labels)
+    recipe = dataclasses.replace(task.recipe, epochs=2, augment=augment)
+    task = task.with_options(recipe=recipe)
+    fast, _ = train_from_scratch(task, data.retain, seed=5, gather=True)
+    slow, _ = train_from_scratch(task, data.retain, seed=5, gather=False)
+    for (name, a), b in zip(fast.state_dict().items(), slow.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    other, _ = train_from_scratch(task, data.retain, seed=6, gather=True)
+    assert not torch.equal(other.fc.weight, fast.fc.weight)  # the seed matters
