@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from harness.ensemble import supports_ensemble, train_chunk_ensemble
-from harness.pool import CHUNK_SIZE, ModelStats, train_chunk_sequential
+from harness.pool import CHUNK_SIZE, train_chunk_sequential
+from harness.records import ModelStats
 from harness.tasks.digits import digits_task
 
 TARGET_SECONDS = 60.0

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 from harness.pool import ReferenceStore
+from harness.records import OK
 from harness.results import ResultsStore
-from harness.runner import OK, RunRequest, WorkerPool
+from harness.runner import RunRequest, WorkerPool
 from harness.seeds import run_seed
 from harness.submissions import inspect_submission
 from harness.tasks import get_task

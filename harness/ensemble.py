@@ -45,7 +45,8 @@ from torch.utils.data import Dataset
 
 from harness.batches import ShuffleOrder, column_view, inputs_targets
 from harness.metric import logit_scaled_confidence
-from harness.pool import ModelStats, train_chunk_sequential
+from harness.pool import train_chunk_sequential
+from harness.records import ModelStats
 from harness.seeds import pool_seed
 from harness.tasks.base import Task, TaskData
 from harness.training import class_weights

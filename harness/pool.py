@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from torch import nn
 
 from harness import cache
 from harness.metric import logit_scaled_confidence
+from harness.records import ModelStats
 from harness.seeds import derive_seed, pool_seed
 from harness.tasks.base import Task, TaskData
 from harness.training import accuracy, predict, synchronize, torch_threads, train_model
@@ -30,29 +30,9 @@ DEFAULT_ROOT = Path("reference_models")
 CHUNK_SIZE = 128
 ORIGINAL_FILE = "original.pt"
 MANIFEST_FILE = "manifest.json"
+POOL, CEILING = "pool", "ceiling"  # the reference pool, and an independent one scored as a row
 
 Progress = Callable[[int], None]  # called with the number of models just finished
-
-
-@dataclass
-class ModelStats:
-    """Per-model numbers of a set of models (the pool, or a submission's runs)."""
-
-    confidences: np.ndarray  # [models, forget examples], logit-scaled confidence
-    retain_acc: np.ndarray  # [models]
-    test_acc: np.ndarray
-    forget_acc: np.ndarray
-    seconds: np.ndarray  # training (or unlearning) seconds per model
-
-    def __len__(self) -> int:
-        return len(self.retain_acc)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return dict(vars(self))
-
-    @classmethod
-    def concatenate(cls, parts: list[ModelStats]) -> ModelStats:
-        return cls(**{k: np.concatenate([vars(p)[k] for p in parts]) for k in vars(parts[0])})
 
 
 def evaluate_model(model: nn.Module, data: TaskData, device: str) -> dict[str, object]:
@@ -183,29 +163,34 @@ class ReferenceStore:
         return model.eval()
 
     # -- reference pool ---------------------------------------------------------------------
-    def chunks(self) -> list[tuple[str, list[int]]]:
+    def chunks(self, which: str = POOL) -> list[tuple[str, list[int]]]:
+        """The chunk files of the pool (models 0..N-1) or of the ceiling (models N..2N-1 of the
+        same seed stream: an independent pool trained the same way)."""
         n = self.task.num_models
+        first = 0 if which == POOL else n
         return [
-            (f"pool-{start:05d}-{min(start + CHUNK_SIZE, n) - 1:05d}.npz",
-             list(range(start, min(start + CHUNK_SIZE, n))))
-            for start in range(0, n, CHUNK_SIZE)
+            (f"{which}-{start:05d}-{min(start + CHUNK_SIZE, first + n) - 1:05d}.npz",
+             list(range(start, min(start + CHUNK_SIZE, first + n))))
+            for start in range(first, first + n, CHUNK_SIZE)
         ]
 
-    def missing_chunks(self) -> list[tuple[str, list[int]]]:
-        return [(name, idx) for name, idx in self.chunks() if not self._valid(name)]
+    def missing_chunks(self, which: str = POOL) -> list[tuple[str, list[int]]]:
+        return [(name, idx) for name, idx in self.chunks(which) if not self._valid(name)]
 
     def pool(
         self,
         train_chunk: Callable[[Task, TaskData, list[int]], ModelStats] = train_chunk_sequential,
         progress: Progress | None = None,
         jobs: int = 1,
+        which: str = POOL,
     ) -> ModelStats:
-        """The N reference models' numbers, training only the chunks not already cached.
+        """The N reference models' numbers (or, with ``which=CEILING``, the N models of the
+        independent second pool), training only the chunks not already cached.
 
         With ``jobs > 1`` the missing chunks train in that many processes (joblib), each loading
         the task's data itself: the path for models trained one at a time. Every finished chunk
         is written as soon as it arrives, so an interruption keeps it."""
-        missing = self.missing_chunks()
+        missing = self.missing_chunks(which)
         if jobs > 1 and len(missing) > 1:
             from joblib import Parallel, delayed
 
@@ -224,7 +209,9 @@ class ReferenceStore:
             self._record(name, path, models=len(indices))
             if progress is not None:
                 progress(len(indices))
-        parts = [ModelStats(**cache.read_npz(self.directory / name)) for name, _ in self.chunks()]
+        parts = [
+            ModelStats(**cache.read_npz(self.directory / name)) for name, _ in self.chunks(which)
+        ]
         return ModelStats.concatenate(parts)
 
     def status(self) -> dict:
@@ -232,6 +219,9 @@ class ReferenceStore:
         chunks = self.chunks()
         done = [name for name, _ in chunks if self._valid(name)]
         models_done = sum(len(idx) for name, idx in chunks if name in done)
+        ceiling_done = sum(len(idx) for _, idx in self.chunks(CEILING)) - sum(
+            len(idx) for _, idx in self.missing_chunks(CEILING)
+        )
         return {
             "directory": str(self.directory),
             "original_model": self._valid(ORIGINAL_FILE),
@@ -239,4 +229,5 @@ class ReferenceStore:
             "models_total": self.task.num_models,
             "chunks_done": len(done),
             "chunks_total": len(chunks),
+            "ceiling_models_done": ceiling_done,
         }

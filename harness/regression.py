@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from harness.metric import epsilons, points
+from harness.records import OK
 from harness.report import (
     board_identity,
     check_board_columns,
@@ -59,7 +60,6 @@ from harness.report import (
     recorded_identity_options,
     task_for_board,
 )
-from harness.runner import OK
 
 MIN_TOLERANCE = 0.01
 K = 3.0

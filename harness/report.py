@@ -27,12 +27,12 @@ import pandas as pd
 
 from harness import cache
 from harness.metric import BUCKET_WIDTH, EPSILON_CAP, epsilons, points
-from harness.runner import OK
+from harness.records import OK
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from harness.pool import ModelStats
+    from harness.records import ModelStats
     from harness.tasks.base import Task
 
 # The columns a leaderboard CSV must have for the report and the regression check.
@@ -131,8 +131,8 @@ def load_records(
     out (and named on stderr by the command).
     """
     from harness.pool import ReferenceStore
+    from harness.records import Outcome
     from harness.results import ResultsStore
-    from harness.scoring import Outcome
     from harness.submissions import Submission
 
     store = ReferenceStore(task, task.load_data(), Path(reference_root))

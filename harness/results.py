@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.runner import RunResult
+from harness.records import RunResult
 from harness.submissions import Submission
 
 

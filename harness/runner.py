@@ -36,13 +36,11 @@ import torch
 from torch import nn
 
 from harness.batches import ExampleDataset, inputs_targets
+from harness.records import CRASHED, ERROR, INVALID, OK, TIMEOUT, RunResult
 from harness.submissions import Submission, entry_point, load_module
 from harness.tasks.base import Task, TaskData, fingerprint
 from harness.training import synchronize
 
-OK, ERROR, TIMEOUT, INVALID, CRASHED, OVER_BUDGET = (
-    "ok", "error", "timeout", "invalid-output", "crashed", "over-budget",
-)
 OUTPUT_LIMIT = 4000  # characters of a run's captured output kept
 TRACEBACK_LINES = 8
 OUT_OF_MEMORY = "out of memory"
@@ -75,23 +73,6 @@ class RunRequest:
     submission: Submission
     run_index: int
     seed: int
-
-
-@dataclass
-class RunResult:
-    submission: str
-    file_hash: str
-    run_index: int
-    seed: int
-    status: str
-    seconds: float = float("nan")
-    retain_acc: float = float("nan")
-    test_acc: float = float("nan")
-    forget_acc: float = float("nan")
-    confidences: list[float] | None = None
-    message: str = ""
-    output: str = ""
-    worker: int = -1
 
 
 @dataclass

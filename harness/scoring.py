@@ -5,58 +5,34 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from harness import cache
 from harness.ensemble import select_chunk_trainer
-from harness.leaderboard import build_leaderboard
-from harness.pool import DEFAULT_ROOT, ModelStats, ReferenceStore, train_chunk_sequential
+from harness.leaderboard import CEILING_ROW, build_leaderboard
+from harness.pool import CEILING, DEFAULT_ROOT, POOL, ReferenceStore, train_chunk_sequential
+from harness.records import ModelStats, Outcome, RunResult
 from harness.results import ResultsStore
-from harness.runner import OK, OVER_BUDGET, RunRequest, RunResult, WorkerPool
-from harness.seeds import run_seed
-from harness.submissions import Submission, discover
-from harness.tasks.base import Task
+from harness.runner import RunRequest, WorkerPool
+from harness.seeds import derive_seed, run_seed
+from harness.submissions import discover
+from harness.tasks.base import Task, fingerprint
+from harness.uncertainty import (
+    EXAMPLE_REPLICATES,
+    MODEL_REPLICATES,
+    Plan,
+    Replicates,
+    own_seed,
+    plan,
+    replicates,
+)
 
-BUDGET_PROBE_RUNS = 3  # runs timed before a slow submission is stopped as over budget
 TIMING_FILE = "timing.json"
 # how the yardstick is measured; a timing recorded another way is measured again
 TIMING_METHOD = "one retain-set training through the submissions' DataLoader, median of 3"
-
-
-@dataclass
-class Outcome:
-    """Everything known about one submission after scoring."""
-
-    name: str
-    submission: Submission | None
-    runs: dict[int, RunResult] = field(default_factory=dict)
-    rejected: str = ""  # why it was rejected before any run
-    over_budget: bool = False
-
-    def stop_if_over_budget(self, budget: float) -> bool:
-        """Mark a submission whose timed runs exceed ``budget`` (unless it is exempt)."""
-        if not self.submission.budget_exempt and _over_budget(self.runs, budget):
-            self.over_budget = True
-        return self.over_budget
-
-    def stats(self, num_models: int) -> ModelStats | None:
-        """The per-model numbers, when all ``num_models`` runs are ok."""
-        runs = [self.runs.get(i) for i in range(num_models)]
-        if any(r is None or r.status != OK for r in runs):
-            return None
-        return ModelStats(
-            confidences=np.array([r.confidences for r in runs], dtype=np.float64),
-            retain_acc=np.array([r.retain_acc for r in runs]),
-            test_acc=np.array([r.test_acc for r in runs]),
-            forget_acc=np.array([r.forget_acc for r in runs]),
-            seconds=np.array([r.seconds for r in runs]),
-        )
 
 
 class Reporter:
@@ -67,31 +43,88 @@ class Reporter:
     def message(self, text: str) -> None: ...
 
 
-def _over_budget(runs: dict[int, RunResult], budget: float) -> bool:
-    times = [r.seconds for r in runs.values() if r.status in (OK, OVER_BUDGET)]
-    return len(times) >= BUDGET_PROBE_RUNS and statistics.median(times) > budget
-
-
 def build_reference(
     store: ReferenceStore,
     reporter: Reporter | None = None,
     train_chunk: Callable | None = None,
     jobs: int = 1,
+    which: str = POOL,
 ) -> ModelStats:
-    """The original model and the pool, training only what is not cached, with progress.
-    ``jobs`` processes share the chunks when models train one at a time (large models)."""
+    """The original model and the pool (or, with ``which=CEILING``, the independent second
+    pool), training only what is not cached, with progress. ``jobs`` processes share the chunks
+    when models train one at a time (large models)."""
     reporter = reporter or Reporter()
     task = store.task
     store.original_model()
-    missing = sum(len(idx) for _, idx in store.missing_chunks())
-    reporter.stage("reference pool", task.num_models, done=task.num_models - missing)
+    label = "reference pool" if which == POOL else "ceiling pool"
+    missing = sum(len(idx) for _, idx in store.missing_chunks(which))
+    reporter.stage(label, task.num_models, done=task.num_models - missing)
     trainer = train_chunk or select_chunk_trainer(task, store.data)
     return store.pool(
         train_chunk=trainer,
-        progress=lambda n: reporter.advance("reference pool", n),
+        progress=lambda n: reporter.advance(label, n),
         # a stacked ensemble already uses every core; one-at-a-time training needs processes
         jobs=jobs if trainer is train_chunk_sequential else 1,
+        which=which,
     )
+
+
+def _replicates_of(stats: ModelStats, pool: ModelStats, shared: Plan, seed: int) -> Replicates:
+    return replicates(
+        stats.confidences, stats.retain_acc, stats.test_acc,
+        pool.confidences, pool.retain_acc, pool.test_acc, shared, seed,
+    )
+
+
+def score_uncertainty(
+    scored: dict[str, ModelStats],
+    pool: ModelStats,
+    task: Task,
+    directory: Path,
+    jobs: int = 1,
+    reporter: Reporter | None = None,
+    model_replicates: int = MODEL_REPLICATES,
+) -> dict[str, Replicates]:
+    """Bootstrap replicates of every scored set of models (``harness.uncertainty``), cached in
+    ``directory`` under a hash of everything they depend on, computed in ``jobs`` processes."""
+    reporter = reporter or Reporter()
+    shared = plan(
+        pool.confidences.shape[1], len(pool), derive_seed(task.root_seed, "bootstrap"),
+        model_replicates=model_replicates,
+    )
+    pool_key = fingerprint(pool.confidences, pool.retain_acc, pool.test_acc)
+
+    def path_of(name: str, stats: ModelStats) -> Path:
+        key = cache.config_hash([
+            pool_key, shared.seed, EXAMPLE_REPLICATES, model_replicates,
+            fingerprint(stats.confidences, stats.retain_acc, stats.test_acc),
+        ])
+        return directory / f"{name}-{key}.npz"
+
+    found: dict[str, Replicates] = {}
+    todo = []
+    for name, stats in scored.items():
+        path = path_of(name, stats)
+        try:
+            arrays = cache.read_npz(path)
+            found[name] = Replicates(**{
+                k: (float(v) if v.ndim == 0 else v) for k, v in arrays.items()
+            })
+        except (OSError, ValueError, TypeError, KeyError):
+            todo.append(name)
+    reporter.stage("intervals", len(scored), done=len(found))
+    if todo:
+        from joblib import Parallel, delayed
+
+        computed = Parallel(n_jobs=max(1, min(jobs, len(todo))), return_as="generator")(
+            delayed(_replicates_of)(scored[name], pool, shared, own_seed(shared.seed, name))
+            for name in todo
+        )
+        for name, result in zip(todo, computed, strict=True):
+            cache.write_npz(path_of(name, scored[name]), result.to_arrays())
+            found[name] = result
+            reporter.advance("intervals")
+    return found
 
 
 def hard_timeout(retrain_seconds: float) -> float:
@@ -127,10 +160,13 @@ def score(
     budget_seconds: float | None = None,
     train_chunk: Callable | None = None,
     reporter: Reporter | None = None,
+    ceiling: bool = True,
 ) -> pd.DataFrame:
     """Score every submission in ``submissions_dir`` (or only ``names``) on ``task``.
 
-    Returns the ranked leaderboard (also written to ``leaderboard_path`` unless it is None).
+    Returns the ranked leaderboard (also written to ``leaderboard_path`` unless it is None),
+    every score with its bootstrap interval, ranks in significance groups and, with ``ceiling``,
+    a row for an independent retrained pool scored as a submission.
     """
     reporter = reporter or Reporter()
     found, rejected = discover(submissions_dir)
@@ -151,6 +187,7 @@ def score(
 
     reporter.message(f"reference cache: {store.directory}")
     pool = build_reference(store, reporter, train_chunk, jobs=jobs)
+    second = build_reference(store, reporter, train_chunk, jobs, CEILING) if ceiling else None
 
     outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
     for submission in found:
@@ -192,9 +229,18 @@ def score(
 
         workers.run(requests, on_result, skip)
 
+    scored = {
+        name: stats for name, outcome in outcomes.items()
+        if (stats := outcome.stats(task.num_models)) is not None
+    }
+    if second is not None:
+        scored[CEILING_ROW] = second
+    uncertainty = score_uncertainty(
+        scored, pool, task, results.directory / "uncertainty", jobs, reporter
+    )
     board = build_leaderboard(
         task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
-        versions=cache.versions(),
+        versions=cache.versions(), uncertainty=uncertainty, ceiling=second,
     )
     if leaderboard_path is not None:
         cache.atomic_write(Path(leaderboard_path), lambda tmp: board.to_csv(tmp, index=False))

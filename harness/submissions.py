@@ -5,8 +5,7 @@ whatever the module holds under that name after import (a top-level function, on
 ``if``, ``try`` or ``with``, an assignment or an import), called positionally. Files starting
 with ``_`` are ignored. The scorer's own process only parses the file (``ast``): the code
 runs in worker processes. Optional module constants (plain literals): ``NAME``, ``DESCRIPTION``,
-``REFERENCE``, and ``BUDGET_EXEMPT = True`` for reference points such as retraining, which are
-scored in full but never ranked when they exceed the time budget.
+and ``REFERENCE``.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from types import ModuleType
 
 ENTRY_POINT = "unlearning"
 ENTRY_ARGS = ("net", "retain", "forget", "val")
-CONSTANTS = ("NAME", "DESCRIPTION", "REFERENCE", "BUDGET_EXEMPT")
+CONSTANTS = ("NAME", "DESCRIPTION", "REFERENCE")
 
 
 class SubmissionError(ValueError):
@@ -37,7 +36,6 @@ class Submission:
     title: str = ""
     description: str = ""
     reference: str = ""
-    budget_exempt: bool = False
 
 
 def _entry_point_problem(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
@@ -129,7 +127,6 @@ def inspect_submission(path: Path) -> Submission:
         title=str(constants.get("NAME", path.stem)),
         description=str(constants.get("DESCRIPTION", docstring.strip().split("\n")[0])),
         reference=str(constants.get("REFERENCE", "")),
-        budget_exempt=bool(constants.get("BUDGET_EXEMPT", False)),
     )
 
 

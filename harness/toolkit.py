@@ -1,8 +1,8 @@
 """Helpers for submissions: what several unlearning methods need, written once.
 
 Submissions import from here (``from harness.toolkit import ...``). During a run the harness tells
-the toolkit which task is being scored, so reference methods such as retraining can use the task's
-own model factory and recipe.
+the toolkit which task is being scored, so methods that re-initialise layers (EU-k, fresh models)
+can use the task's own model factory and recipe.
 
 Contents: the running task and seeds; the layer mapping that carries ResNet-18 rules ("conv
 layers", ``conv1``, ``layer4``, ``fc``) to any classifier (``feature_layers``, ``head``, ``stem``,
@@ -31,7 +31,6 @@ from harness.batches import (  # noqa: F401  labels_of: for submissions
     labels_of,
 )
 from harness.tasks.base import Task
-from harness.training import train_model
 
 _current_task: Task | None = None
 
@@ -40,13 +39,6 @@ def set_current_task(task: Task | None) -> None:
     """Called by the harness's worker before runs; not for submissions."""
     global _current_task
     _current_task = task
-
-
-def current_task() -> Task:
-    """The task being scored (raises outside a harness run)."""
-    if _current_task is None:
-        raise RuntimeError("current_task() is only available while the harness runs a submission")
-    return _current_task
 
 
 def running_task() -> Task | None:
@@ -62,16 +54,6 @@ def device_of(net: nn.Module) -> torch.device:
 def fresh_seed() -> int:
     """A seed drawn from torch's global RNG, which the harness seeds for every run."""
     return int(torch.randint(0, 2**62, ()).item())
-
-
-def retrain_from_scratch(net: nn.Module, retain: DataLoader) -> nn.Module:
-    """Re-initialise ``net`` as the task's model factory does and train it on ``retain.dataset``
-    with the task's recipe: the procedure of the reference pool."""
-    task = current_task()
-    net.load_state_dict(task.make_model().state_dict())
-    return train_model(
-        net, retain.dataset, task.recipe, fresh_seed(), task.num_classes, device_of(net)
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.pool import DEFAULT_ROOT, ReferenceStore
-from harness.runner import OK, RunRequest, RunResult, WorkerPool
+from harness.records import OK, RunResult, too_slow
+from harness.runner import RunRequest, WorkerPool
 from harness.scoring import hard_timeout, measure_retrain_seconds
 from harness.seeds import run_seed
 from harness.submissions import SubmissionError, inspect_submission
@@ -58,16 +59,18 @@ def validate(
     passed = not failed
     if ok:
         mean_seconds = float(np.mean([r.seconds for r in ok]))
+        median_seconds = float(np.median([r.seconds for r in ok]))
         findings.append(
             f"{len(ok)} of {len(results)} runs finished; {mean_seconds:.3f} s per run on average; "
             f"retain accuracy {np.mean([r.retain_acc for r in ok]):.4f}, test accuracy "
             f"{np.mean([r.test_acc for r in ok]):.4f}, forget accuracy "
             f"{np.mean([r.forget_acc for r in ok]):.4f}"
         )
-        if mean_seconds > budget:
+        if too_slow([r.seconds for r in ok], budget):
             passed = False
             findings.append(
-                f"too slow: the budget is {budget:.3f} s per run ({task.budget_fraction:.0%} of "
+                f"too slow: {median_seconds:.3f} s per run (median); the budget is "
+                f"{budget:.3f} s per run ({task.budget_fraction:.0%} of "
                 f"the {retrain:.3f} s that retraining takes here); the scorer would stop it "
                 "and mark it over-budget"
             )

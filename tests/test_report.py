@@ -17,9 +17,9 @@ from matplotlib.image import imread
 from harness import report
 from harness.cli import build_parser
 from harness.leaderboard import COLUMNS
-from harness.pool import ModelStats, ReferenceStore
+from harness.pool import ReferenceStore
+from harness.records import ModelStats, RunResult
 from harness.results import ResultsStore
-from harness.runner import RunResult
 from harness.tasks import get_task
 
 N, E = 8, 24

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from harness.pool import ReferenceStore
-from harness.runner import CRASHED, ERROR, INVALID, OK, TIMEOUT, RunRequest, WorkerPool
+from harness.records import CRASHED, ERROR, INVALID, OK, TIMEOUT
+from harness.runner import RunRequest, WorkerPool
 from harness.seeds import run_seed
 from harness.submissions import inspect_submission
 from harness.tasks import get_task

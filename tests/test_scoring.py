@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.leaderboard import CEILING_ROW
 from harness.pool import ReferenceStore
 from harness.scoring import score
 from harness.tasks import get_task
@@ -24,7 +25,7 @@ def scored(tmp_path_factory):
     root = tmp_path_factory.mktemp("scoring")
     submissions = root / "submissions"
     submissions.mkdir()
-    for name in ("do_nothing", "finetune", "retrain", "gradient_ascent"):
+    for name in ("do_nothing", "finetune", "gradient_ascent"):
         shutil.copy(EXAMPLES / f"{name}.py", submissions)
     (submissions / "raises.py").write_text(RAISES)
     task = get_task("digits", num_models=N)
@@ -41,12 +42,14 @@ def scored(tmp_path_factory):
 def test_leaderboard_orders_the_baselines(scored):
     _, root, _, _, board = scored
     by_name = board.set_index("submission")
-    assert (by_name.loc[["do_nothing", "finetune", "retrain"], "status"] != "error").all()
-    do_nothing, finetune, retrain = (
-        by_name.loc[name, "final_score"] for name in ("do_nothing", "finetune", "retrain")
+    assert (by_name.loc[["do_nothing", "finetune"], "status"] == "ok").all()
+    assert by_name.loc[CEILING_ROW, "status"] == "reference"
+    do_nothing, finetune, ceiling = (
+        by_name.loc[name, "final_score"] for name in ("do_nothing", "finetune", CEILING_ROW)
     )
     assert do_nothing == 0.0  # zero spread: every example gets the cap
-    assert do_nothing < finetune < retrain
+    assert do_nothing < finetune < ceiling
+    assert pd.isna(by_name.loc[CEILING_ROW, "rank"])
     written = pd.read_csv(root / "leaderboard.csv")
     assert list(written["submission"]) == list(board["submission"])
     assert (written["num_models"] == N).all() and (written["task"] == "digits").all()
@@ -76,10 +79,9 @@ def test_second_run_trains_nothing_and_reruns_nothing(scored, monkeypatch):
     again = score(task, submissions, **kwargs, train_chunk=no_training)
     merged = again.set_index("submission")
     assert merged.loc["late_arrival", "status"] == "ok"
-    for name in ("finetune", "retrain", "do_nothing"):
-        assert merged.loc[name, "final_score"] == board.set_index("submission").loc[
-            name, "final_score"
-        ]
+    for name in ("finetune", CEILING_ROW, "do_nothing"):
+        for column in ("final_score", "final_score_lo", "final_score_hi"):
+            assert merged.loc[name, column] == board.set_index("submission").loc[name, column]
     status = ReferenceStore(task, task.load_data(), kwargs["reference_root"]).status()
     assert status["models_done"] == N and status["original_model"]
 
@@ -154,3 +156,18 @@ def test_unwritable_output_folder_fails_before_any_work(small, tmp_path):
     with pytest.raises(PermissionError, match="not writable"):
         score(task, submissions, **{**kwargs, "output_dir": blocker / "out"})
     assert not (kwargs["reference_root"]).exists()  # nothing was trained
+
+
+@pytest.mark.slow
+def test_every_score_has_an_interval_and_ranks_come_in_groups(scored):
+    _, _, _, _, board = scored
+    rows = board.set_index("submission")
+    for name in ("do_nothing", "finetune", "gradient_ascent", CEILING_ROW):
+        low, value, high = rows.loc[name, ["final_score_lo", "final_score", "final_score_hi"]]
+        assert low <= value <= high, name
+    assert rows.loc["do_nothing", "final_score_hi"] == 0.0  # no spread, no doubt
+    assert rows.loc[CEILING_ROW, "final_score_hi"] > rows.loc[CEILING_ROW, "final_score_lo"]
+    ranked = board[board["status"] == "ok"]
+    groups = ranked["rank_group"].tolist()
+    assert groups[0] == 1 and groups == sorted(groups)
+    assert all(b - a in (0, 1) for a, b in zip(groups, groups[1:], strict=False))

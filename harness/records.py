@@ -1,0 +1,104 @@
+"""The records that several stages share: run statuses, one run's result, the per-model numbers
+of a set of models (the pool, a submission's runs), and what is known of a submission after
+scoring. Runner, scorer, leaderboard, report and regression gate all import them from here.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from harness.submissions import Submission
+
+OK, ERROR, TIMEOUT, INVALID, CRASHED, OVER_BUDGET = (
+    "ok", "error", "timeout", "invalid-output", "crashed", "over-budget",
+)
+BUDGET_PROBE_RUNS = 3  # runs timed before a slow submission is stopped as over budget
+
+
+@dataclass
+class RunResult:
+    submission: str
+    file_hash: str
+    run_index: int
+    seed: int
+    status: str
+    seconds: float = float("nan")
+    retain_acc: float = float("nan")
+    test_acc: float = float("nan")
+    forget_acc: float = float("nan")
+    confidences: list[float] | None = None
+    message: str = ""
+    output: str = ""
+    worker: int = -1
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+@dataclass
+class ModelStats:
+    """Per-model numbers of a set of models (the pool, or a submission's runs)."""
+
+    confidences: np.ndarray  # [models, forget examples], logit-scaled confidence
+    retain_acc: np.ndarray  # [models]
+    test_acc: np.ndarray
+    forget_acc: np.ndarray
+    seconds: np.ndarray  # training (or unlearning) seconds per model
+
+    def __len__(self) -> int:
+        return len(self.retain_acc)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return dict(vars(self))
+
+    @classmethod
+    def concatenate(cls, parts: list[ModelStats]) -> ModelStats:
+        return cls(**{k: np.concatenate([vars(p)[k] for p in parts]) for k in vars(parts[0])})
+
+
+def too_slow(seconds: list[float], budget: float) -> bool:
+    """The one rule for "over the time budget", used by the scorer, the leaderboard and
+    ``harness validate``: the median of the timed runs exceeds the budget (a median, so that one
+    run slowed by a busy machine does not decide)."""
+    timed = [s for s in seconds if np.isfinite(s)]
+    return bool(timed) and statistics.median(timed) > budget
+
+
+@dataclass
+class Outcome:
+    """Everything known about one submission after scoring."""
+
+    name: str
+    submission: Submission | None
+    runs: dict[int, RunResult] = field(default_factory=dict)
+    rejected: str = ""  # why it was rejected before any run
+    over_budget: bool = False
+
+    def timed_seconds(self) -> list[float]:
+        return [r.seconds for r in self.runs.values() if r.status in (OK, OVER_BUDGET)]
+
+    def stop_if_over_budget(self, budget: float) -> bool:
+        """Mark a submission whose first timed runs exceed ``budget``."""
+        timed = self.timed_seconds()
+        if len(timed) >= BUDGET_PROBE_RUNS and too_slow(timed, budget):
+            self.over_budget = True
+        return self.over_budget
+
+    def stats(self, num_models: int) -> ModelStats | None:
+        """The per-model numbers, when all ``num_models`` runs are ok."""
+        runs = [self.runs.get(i) for i in range(num_models)]
+        if any(r is None or r.status != OK for r in runs):
+            return None
+        return ModelStats(
+            confidences=np.array([r.confidences for r in runs], dtype=np.float64),
+            retain_acc=np.array([r.retain_acc for r in runs]),
+            test_acc=np.array([r.test_acc for r in runs]),
+            forget_acc=np.array([r.forget_acc for r in runs]),
+            seconds=np.array([r.seconds for r in runs]),
+        )
