@@ -1,4 +1,9 @@
-"""Content-hashed, atomic, checksummed files: the only way the harness writes what it caches."""
+"""Content-hashed, atomic, checksummed files: the only way the harness writes what it caches.
+
+Writes land on disk before they become visible (flushed and fsynced, then renamed), and readers
+that feed caches (``read_json_or_none``, ``read_npz_or_none``) answer None for anything they cannot
+trust, so a damaged file is rebuilt, never used and never a crash.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Callable
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +35,23 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable; skipped where the OS cannot open folders."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows, where a folder cannot be opened this way
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse to sync a folder; the rename still happened
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through ``write(tmp_path)`` then rename, so readers never see a partial file."""
+    """Write through ``write(tmp_path)``, fsync, then rename, so that readers never see a partial
+    file and a crash or power loss right after the rename cannot leave an empty or torn one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -39,10 +61,14 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        with open(tmp, "rb+") as handle:  # ``write`` closed its own handle: sync the contents
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_directory(path.parent)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -53,7 +79,20 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
+    """The JSON value in ``path``; raises on a missing or malformed file (see
+    ``read_json_or_none`` for cache files, where damage must mean "rebuild")."""
     return json.loads(Path(path).read_text())
+
+
+def read_json_or_none(path: Path, expected: type | tuple[type, ...] = dict) -> Any:
+    """The JSON value in ``path`` when it is one of the ``expected`` types, else None: a missing,
+    unreadable, empty, truncated or non-JSON file, or one holding the wrong kind of value (a list
+    where a dict belongs), is treated as absent so that the caller rebuilds it."""
+    try:
+        value = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError too
+        return None
+    return value if isinstance(value, expected) else None
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -64,9 +103,63 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, write)
 
 
+class CorruptFileError(ValueError):
+    """A cache file that exists but cannot be read back (truncated, damaged, not the format)."""
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    """The arrays of an ``.npz`` file. A file that exists but cannot be decoded raises
+    ``CorruptFileError`` (naming the file), one error a caller can treat as "missing"."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise CorruptFileError(f"{path}: unreadable .npz ({type(error).__name__})") from error
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array
+        raise CorruptFileError(f"{path}: not an .npz archive")
+    try:
+        with data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise CorruptFileError(f"{path}: unreadable .npz ({type(error).__name__})") from error
+
+
+def read_npz_or_none(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of ``path``, or None when it is missing or cannot be decoded."""
+    try:
+        return read_npz(path)
+    except (FileNotFoundError, CorruptFileError):
+        return None
+
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder holding ``harness/``
+
+
+def source_digest(paths: Iterable[Path], root: Path = PACKAGE_ROOT) -> str:
+    """A short hash of the contents of the source files ``paths`` (for cache keys: code that
+    trains or evaluates cached models is part of what determines their numbers).
+
+    Each file is named by its path relative to ``root`` (its bare name when outside ``root``),
+    so the same checkout in another folder gives the same digest; order and repeats do not
+    matter. Any byte change counts, so a comment-only edit also invalidates the cache: a
+    retraining too many is the accepted price of never reusing numbers from other code."""
+    root = Path(root).resolve()
+    named: dict[str, Path] = {}
+    for path in paths:
+        resolved = Path(path).resolve()
+        try:
+            name = resolved.relative_to(root).as_posix()
+        except ValueError:
+            name = resolved.name
+        named[name] = resolved
+    digest = hashlib.sha256()
+    for name in sorted(named):
+        content = named[name].read_bytes()
+        for part in (name.encode(), str(len(content)).encode(), content):
+            digest.update(len(part).to_bytes(8, "little"))
+            digest.update(part)
+    return digest.hexdigest()[:16]
 
 
 def versions() -> dict[str, str]:

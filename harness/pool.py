@@ -101,26 +101,58 @@ class ReferenceStore:
     """The cache folder of one task configuration."""
 
     def __init__(self, task: Task, data: TaskData, root: Path = DEFAULT_ROOT) -> None:
+        """The key covers what can change the original model and the pool: the task's fields
+        (less those only the submissions' runs use), the data, the numeric stack's versions and
+        the source code that trains and evaluates the models."""
+        import sys
+
         self.task = task
         self.data = data
+        task_config = task.config()
+        # the time budget and the submissions' loader batch size never touch the pool
+        for field_name in ("budget_fraction", "loader_batch_size"):
+            task_config.pop(field_name, None)
+        package = Path(cache.__file__).resolve().parent
+        sources = [package / name for name in (
+            "models.py", "training.py", "batches.py", "pool.py", "ensemble.py", "seeds.py",
+            "metric.py",  # the pool stores the metric's logit-scaled confidences
+            "tasks/base.py",
+        )]
+        for cls in type(task).__mro__:  # the task's own module, and those it inherits from
+            module = sys.modules.get(cls.__module__)
+            module_file = getattr(module, "__file__", None)
+            if cls is not object and module_file is not None:
+                sources.append(Path(module_file))
         self.config = {
-            "task": task.config(),
+            "task": task_config,
             "data_fingerprint": data.fingerprint,
             "versions": cache.numeric_versions(),
+            "source": cache.source_digest(sources),
         }
         self.key = cache.config_hash(self.config)
         self.directory = Path(root) / f"{task.name}-{self.key}"
 
     # -- manifest ---------------------------------------------------------------------------
     def _manifest(self) -> dict:
-        path = self.directory / MANIFEST_FILE
-        if path.exists():
-            manifest = cache.read_json(path)
-            if manifest.get("key") == self.key:
-                return manifest
-        return {"key": self.key, "config": self.config, "files": {}, "created": time.time()}
+        """The manifest of this key; a missing, damaged or foreign one counts as empty (so every
+        file it would vouch for is untrusted and rebuilt), and so does any malformed entry."""
+        fresh = {"key": self.key, "config": self.config, "files": {}, "created": time.time()}
+        manifest = cache.read_json_or_none(self.directory / MANIFEST_FILE)
+        if manifest is None or manifest.get("key") != self.key:
+            return fresh
+        files = manifest.get("files")
+        created = manifest.get("created")
+        return {
+            **fresh,
+            "files": {
+                name: entry for name, entry in files.items()
+                if isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+            } if isinstance(files, dict) else {},
+            "created": created if isinstance(created, int | float) else fresh["created"],
+        }
 
     def _record(self, name: str, path: Path, **extra) -> None:
+        """Vouch for ``path`` in the manifest (rewriting a damaged manifest from scratch)."""
         manifest = self._manifest()
         manifest["files"][name] = {"sha256": cache.file_sha256(path), **extra}
         cache.write_json(self.directory / MANIFEST_FILE, manifest)
@@ -129,9 +161,13 @@ class ReferenceStore:
         """True when ``name`` exists and matches its recorded checksum; a bad file is removed."""
         path = self.directory / name
         entry = self._manifest()["files"].get(name)
-        if not path.exists() or entry is None:
+        if entry is None or not path.is_file():
             return False
-        if cache.file_sha256(path) != entry["sha256"]:
+        try:
+            matches = cache.file_sha256(path) == entry["sha256"]
+        except OSError:  # unreadable: as good as missing, and rewritten by the caller
+            return False
+        if not matches:
             path.unlink()
             return False
         return True

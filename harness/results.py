@@ -37,16 +37,47 @@ class ResultsStore:
         return self.runs_directory / f"{name}.jsonl"
 
     def load_runs(self, submission: Submission) -> dict[int, RunResult]:
-        """Finished runs recorded for this exact file (other versions' runs are ignored)."""
+        """Finished runs recorded for this exact file (other versions' runs are ignored). A line
+        that is not a complete record (torn, not JSON, other fields or wrongly typed values) is
+        skipped: its run is done again rather than trusted."""
         path = self._path(submission.name)
         runs: dict[int, RunResult] = {}
         if not path.exists():
             return runs
-        for line in path.read_text().splitlines():
+        import dataclasses
+        import types
+        import typing
+
+        hints = typing.get_type_hints(RunResult)
+        names = {f.name for f in dataclasses.fields(RunResult)}
+
+        def fits(value: object, hint: object) -> bool:
+            """Whether a parsed JSON value has the basic type a RunResult field declares."""
+            if hint is float:  # JSON writes 1.0 as 1.0, but accept whole numbers too
+                return isinstance(value, int | float) and not isinstance(value, bool)
+            if hint is int:
+                return isinstance(value, int) and not isinstance(value, bool)
+            if hint is type(None):
+                return value is None
+            origin, args = typing.get_origin(hint), typing.get_args(hint)
+            if origin in (typing.Union, types.UnionType):
+                return any(fits(value, arg) for arg in args)
+            if origin is list:
+                return isinstance(value, list) and all(fits(v, args[0]) for v in value)
+            return isinstance(hint, type) and isinstance(value, hint)
+
+        for line in path.read_bytes().splitlines():
             try:
-                record = RunResult(**json.loads(line))
-            except (json.JSONDecodeError, TypeError):
+                fields = json.loads(line.decode())
+            except ValueError:  # bad UTF-8 as well as bad JSON
                 continue  # a line torn by an interruption
+            # a line that parses but is not a whole record (other fields, other types) is
+            # damage too: skipped, so that its run is redone rather than trusted
+            if not isinstance(fields, dict) or set(fields) != names:
+                continue
+            if not all(fits(fields[name], hints[name]) for name in names):
+                continue
+            record = RunResult(**fields)
             if record.file_hash == submission.file_hash:
                 runs[record.run_index] = record
         return runs

@@ -133,15 +133,19 @@ def hard_timeout(retrain_seconds: float) -> float:
 
 
 def measure_retrain_seconds(store: ReferenceStore, workers: WorkerPool) -> float:
-    """Time of one from-scratch training, measured in a worker on this machine (cached per host)."""
+    """Time of one from-scratch training, measured in a worker on this machine (cached per host;
+    a timing file that is damaged or holds no usable number is measured and written again)."""
     import socket
 
     path = store.directory / TIMING_FILE
     wanted = {"host": socket.gethostname(), "device": store.task.device, "method": TIMING_METHOD}
-    if path.exists():
-        timing = cache.read_json(path)
-        if all(timing.get(key) == value for key, value in wanted.items()):
-            return float(timing["retrain_seconds"])
+    timing = cache.read_json_or_none(path)  # a damaged or malformed record is measured again
+    if timing is not None and all(timing.get(key) == value for key, value in wanted.items()):
+        recorded = timing.get("retrain_seconds")
+        # a positive, finite number of seconds (NaN fails the comparison; a bool is no number)
+        if isinstance(recorded, int | float) and not isinstance(recorded, bool):
+            if 0 < recorded < float("inf"):
+                return float(recorded)
     seconds = workers.time_retrain()
     cache.write_json(path, {**wanted, "retrain_seconds": seconds})
     return seconds
