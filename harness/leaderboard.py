@@ -36,7 +36,7 @@ COLUMNS = [
     "retain_acc", "test_acc", "forget_acc",
     "ref_retain_acc", "ref_test_acc", "ref_forget_acc",
     "seconds_per_run", "budget_seconds", "retrain_seconds", "runs_ok", "num_models",
-    "task", "root_seed", "original_model", "file_hash", "message",
+    "task", "root_seed", "original_model", "file_hash", "provenance", "message",
     "harness_version", "torch_version", "python_version",
 ]
 
@@ -50,6 +50,7 @@ def _row(task: Task, pool: ModelStats, outcome: Outcome, budget: float) -> dict:
         "runs_ok": len(ok_runs),
         "seconds_per_run": float(np.mean(seconds)) if seconds else np.nan,
         "file_hash": outcome.submission.file_hash if outcome.submission else "",
+        "provenance": outcome.provenance,
         "status": OK,
         "message": "",
     }

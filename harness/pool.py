@@ -115,6 +115,7 @@ class ReferenceStore:
         package = Path(cache.__file__).resolve().parent
         sources = [package / name for name in (
             "models.py", "training.py", "batches.py", "pool.py", "ensemble.py", "seeds.py",
+            "records.py",  # the layout of the chunk files
             "metric.py",  # the pool stores the metric's logit-scaled confidences
             "tasks/base.py",
         )]

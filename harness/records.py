@@ -23,7 +23,8 @@ BUDGET_PROBE_RUNS = 3  # runs timed before a slow submission is stopped as over 
 @dataclass
 class RunResult:
     submission: str
-    file_hash: str
+    file_hash: str  # the submission file's own hash (shown on the leaderboard)
+    provenance: str  # what produced the run (``harness.provenance``): a record's validity
     run_index: int
     seed: int
     status: str
@@ -79,6 +80,7 @@ class Outcome:
     runs: dict[int, RunResult] = field(default_factory=dict)
     rejected: str = ""  # why it was rejected before any run
     over_budget: bool = False
+    provenance: str = ""  # what its runs must have been produced by (``harness.provenance``)
 
     def timed_seconds(self) -> list[float]:
         return [r.seconds for r in self.runs.values() if r.status in (OK, OVER_BUDGET)]

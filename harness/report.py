@@ -127,14 +127,12 @@ def load_records(
     """The cached pool and the forget-set confidences [N, E] of every scored row's runs.
 
     Nothing is trained: a pool that is not fully cached is an error. Runs are matched by the
-    file hash the leaderboard recorded; a scored row whose N runs are not all recorded is left
+    provenance the leaderboard recorded; a scored row whose N runs are not all recorded is left
     out (and named on stderr by the command).
     """
     from harness.pool import ReferenceStore
     from harness.records import Outcome
     from harness.results import ResultsStore
-    from harness.submissions import Submission
-
     store = ReferenceStore(task, task.load_data(), Path(reference_root))
     status = store.status()
     if not status["original_model"] or status["models_done"] < status["models_total"]:
@@ -149,14 +147,11 @@ def load_records(
     for _, row in board.iterrows():
         if not finite(row.get("final_score")):
             continue
-        file_hash = row.get("file_hash")
-        file_hash = file_hash if isinstance(file_hash, str) else ""
-        submission = Submission(name=str(row["submission"]), path=Path(), file_hash=file_hash)
-        stats = Outcome(submission.name, submission, runs=results.load_runs(submission)).stats(
-            task.num_models
-        )
+        name, provenance = str(row["submission"]), row.get("provenance")
+        recorded = results.load_runs(name, provenance if isinstance(provenance, str) else "")
+        stats = Outcome(name, None, runs=recorded).stats(task.num_models)
         if stats is not None:
-            runs[submission.name] = stats.confidences
+            runs[name] = stats.confidences
     return pool, runs
 
 

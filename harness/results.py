@@ -1,19 +1,39 @@
 """The results store: raw records of every run, written as each run finishes.
 
 ``<output>/<task>-<key>/runs/<submission>.jsonl`` holds one JSON line per finished run. A scoring
-that is interrupted resumes from these lines: runs of an unchanged submission (same file hash, same
-seed) are never redone. A torn last line from a killed process is ignored.
+that is interrupted resumes from these lines: ``ok`` runs of exactly the same code and task (same
+provenance digest, see ``harness.provenance``) are never redone; failed ones are tried again. A
+torn last line from a killed process is ignored.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import types
+import typing
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.records import RunResult
-from harness.submissions import Submission
+from harness.records import OK, RunResult
+
+_HINTS = typing.get_type_hints(RunResult)
+
+
+def _fits(value: object, hint: object) -> bool:
+    """Whether a parsed JSON value has the basic type a RunResult field declares."""
+    if hint is float:  # JSON writes 1.0 as 1.0, but accept whole numbers too
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    return isinstance(hint, type) and isinstance(value, hint)
 
 
 class ResultsStore:
@@ -36,54 +56,37 @@ class ResultsStore:
     def _path(self, name: str) -> Path:
         return self.runs_directory / f"{name}.jsonl"
 
-    def load_runs(self, submission: Submission) -> dict[int, RunResult]:
-        """Finished runs recorded for this exact file (other versions' runs are ignored). A line
-        that is not a complete record (torn, not JSON, other fields or wrongly typed values) is
-        skipped: its run is done again rather than trusted."""
-        path = self._path(submission.name)
+    def load_runs(self, name: str, provenance: str) -> dict[int, RunResult]:
+        """The runs of submission ``name`` recorded as ``ok`` for exactly this ``provenance``
+        (``harness.provenance.run_digest``). Failed runs are left out, so they are tried again;
+        runs of other code are ignored. A line that is not a complete record (torn, not JSON,
+        other fields or wrongly typed values) is skipped: its run is done again, not trusted."""
+        path = self._path(name)
         runs: dict[int, RunResult] = {}
         if not path.exists():
             return runs
-        import dataclasses
-        import types
-        import typing
-
-        hints = typing.get_type_hints(RunResult)
-        names = {f.name for f in dataclasses.fields(RunResult)}
-
-        def fits(value: object, hint: object) -> bool:
-            """Whether a parsed JSON value has the basic type a RunResult field declares."""
-            if hint is float:  # JSON writes 1.0 as 1.0, but accept whole numbers too
-                return isinstance(value, int | float) and not isinstance(value, bool)
-            if hint is int:
-                return isinstance(value, int) and not isinstance(value, bool)
-            if hint is type(None):
-                return value is None
-            origin, args = typing.get_origin(hint), typing.get_args(hint)
-            if origin in (typing.Union, types.UnionType):
-                return any(fits(value, arg) for arg in args)
-            if origin is list:
-                return isinstance(value, list) and all(fits(v, args[0]) for v in value)
-            return isinstance(hint, type) and isinstance(value, hint)
-
         for line in path.read_bytes().splitlines():
             try:
                 fields = json.loads(line.decode())
-            except ValueError:  # bad UTF-8 as well as bad JSON
-                continue  # a line torn by an interruption
-            # a line that parses but is not a whole record (other fields, other types) is
-            # damage too: skipped, so that its run is redone rather than trusted
-            if not isinstance(fields, dict) or set(fields) != names:
+            except ValueError:  # bad UTF-8 as well as bad JSON: a line torn by an interruption
                 continue
-            if not all(fits(fields[name], hints[name]) for name in names):
+            if not isinstance(fields, dict) or set(fields) != set(_HINTS):
+                continue
+            if not all(_fits(fields[key], hint) for key, hint in _HINTS.items()):
                 continue
             record = RunResult(**fields)
-            if record.file_hash == submission.file_hash:
+            if record.provenance == provenance and record.status == OK:
                 runs[record.run_index] = record
         return runs
 
     def append(self, result: RunResult) -> None:
-        with open(self._path(result.submission), "a") as handle:
-            handle.write(json.dumps(asdict(result)) + "\n")
+        path = self._path(result.submission)
+        with open(path, "a+b") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell():  # after a torn last line, start a new one: the record stays whole
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
+            handle.write((json.dumps(asdict(result)) + "\n").encode())
             handle.flush()
             os.fsync(handle.fileno())

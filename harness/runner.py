@@ -1,8 +1,11 @@
 """Running submissions: long-lived worker processes, one run at a time each, every failure caught.
 
 The scorer's process never imports submission code. Each worker imports torch and loads the task
-once, then serves runs: a fresh copy of the original model and fresh loaders per run, seeded from
-(root seed, submission, run index), so results do not depend on which worker serves which run.
+once, then serves the runs of one submission only (a worker asked for another submission's run is
+replaced by a fresh process first, so no module state or global torch setting of one submission
+reaches another): a fresh copy of the original model and fresh loaders per run, seeded from
+(root seed, submission, run index), so results do not depend on which worker serves which run or
+on which other submissions are scored.
 A worker that dies (``sys.exit``, a segfault, the out-of-memory killer) or overruns the hard timeout
 is replaced and the remaining runs go on.
 
@@ -73,6 +76,7 @@ class RunRequest:
     submission: Submission
     run_index: int
     seed: int
+    provenance: str = ""
 
 
 @dataclass
@@ -206,7 +210,9 @@ class _Worker:
         from harness.pool import evaluate_model
 
         sub = request.submission
-        result = RunResult(sub.name, sub.file_hash, request.run_index, request.seed, ERROR)
+        result = RunResult(
+            sub.name, sub.file_hash, request.provenance, request.run_index, request.seed, ERROR
+        )
         sink = _BoundedText(OUTPUT_LIMIT)
         try:
             with (
@@ -302,6 +308,10 @@ def _environment(**values: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _owner(request: RunRequest | _RetrainTiming) -> str | None:
+    return request.submission.name if isinstance(request, RunRequest) else None
+
+
 @dataclass
 class _Slot:
     index: int
@@ -310,6 +320,7 @@ class _Slot:
     request: RunRequest | _RetrainTiming | None = None
     started: float = 0.0
     ready: bool = False
+    serves: str | None = None  # the one submission whose code this worker has run
 
 
 @dataclass
@@ -385,6 +396,13 @@ class WorkerPool:
                     while pending and skip is not None and skip(pending[0]):
                         pending.popleft()
                     if pending:
+                        owner = _owner(pending[0])
+                        if owner is not None and slot.serves not in (None, owner):
+                            # one worker, one submission: what a submission leaves behind (module
+                            # state, global torch settings) never reaches another one's runs
+                            self._replace(slot)
+                            continue
+                        slot.serves = owner or slot.serves
                         slot.request, slot.started = pending.popleft(), time.monotonic()
                         with contextlib.suppress(OSError):  # a dead worker is collected below
                             slot.connection.send(slot.request)
@@ -444,6 +462,6 @@ class WorkerPool:
         else:
             message = f"the run did not finish within the hard timeout of {self.timeout:.0f} s"
         return RunResult(
-            sub.name, sub.file_hash, request.run_index, request.seed, status, message=message,
-            seconds=time.monotonic() - slot.started, worker=slot.index,
+            sub.name, sub.file_hash, request.provenance, request.run_index, request.seed, status,
+            message=message, seconds=time.monotonic() - slot.started, worker=slot.index,
         )

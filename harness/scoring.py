@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,12 +15,13 @@ from harness import cache
 from harness.ensemble import select_chunk_trainer
 from harness.leaderboard import CEILING_ROW, build_leaderboard
 from harness.pool import CEILING, DEFAULT_ROOT, POOL, ReferenceStore, train_chunk_sequential
+from harness.provenance import run_digest
 from harness.records import ModelStats, Outcome, RunResult
 from harness.results import ResultsStore
 from harness.runner import RunRequest, WorkerPool
 from harness.seeds import derive_seed, run_seed
-from harness.submissions import discover
-from harness.tasks.base import Task, fingerprint
+from harness.submissions import Submission, discover
+from harness.tasks.base import Task, TaskData, fingerprint
 from harness.uncertainty import (
     EXAMPLE_REPLICATES,
     MODEL_REPLICATES,
@@ -127,6 +129,17 @@ def score_uncertainty(
     return found
 
 
+def provenance_of(task: Task, data: TaskData, submission: Submission) -> str:
+    """The digest a submission's run records must carry to be reused (``harness.provenance``):
+    its code and the code it imports, the runner's code, the task's module and configuration (all
+    but the time budget, which judges runs but does not change them), the data, the versions."""
+    config = task.config()
+    config.pop("budget_fraction")
+    context = cache.config_hash([config, data.fingerprint, cache.numeric_versions()])
+    module = Path(sys.modules[type(task).__module__].__file__)
+    return run_digest(submission.path, module, context)
+
+
 def hard_timeout(retrain_seconds: float) -> float:
     """Default per-run limit: a hung run is killed after 10 retrainings (at least a minute)."""
     return max(60.0, 10 * retrain_seconds)
@@ -194,9 +207,12 @@ def score(
     second = build_reference(store, reporter, train_chunk, jobs, CEILING) if ceiling else None
 
     outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
+    digests = {s.name: provenance_of(task, data, s) for s in found}
     for submission in found:
         outcomes[submission.name] = Outcome(
-            submission.name, submission, runs=results.load_runs(submission)
+            submission.name, submission,
+            runs=results.load_runs(submission.name, digests[submission.name]),
+            provenance=digests[submission.name],
         )
 
     with WorkerPool(task, store.directory / "original.pt", jobs=jobs) as workers:
@@ -217,7 +233,10 @@ def score(
             if outcome.stop_if_over_budget(budget):
                 continue
             requests += [
-                RunRequest(submission, i, run_seed(task.root_seed, submission.name, i))
+                RunRequest(
+                    submission, i, run_seed(task.root_seed, submission.name, i),
+                    digests[submission.name],
+                )
                 for i in todo
             ]
 

@@ -17,7 +17,6 @@ from harness.pool import MANIFEST_FILE, ORIGINAL_FILE, ReferenceStore, train_chu
 from harness.results import ResultsStore
 from harness.runner import RunResult
 from harness.scoring import TIMING_FILE, measure_retrain_seconds
-from harness.submissions import Submission
 from harness.tasks import get_task
 
 EPOCHS = 2  # enough to exercise every path; the real recipe's 40 epochs would only cost time
@@ -237,12 +236,15 @@ def test_a_damaged_timing_is_measured_again(task, data, tmp_path, damage):
 
 # -- run records -------------------------------------------------------------------------------
 def test_record_lines_that_are_not_whole_records_are_skipped(tmp_path):
-    submission = Submission("sub", tmp_path / "sub.py", "hash1")
     store = ResultsStore(tmp_path)
     store.ensure_writable()
-    good = RunResult("sub", "hash1", 0, 11, "ok", 1.0, 0.9, 0.8, 0.7, [0.5, -1.0], "", "", 0)
+    good = RunResult(
+        "sub", "hash1", "made-by", 0, 11, "ok", 1.0, 0.9, 0.8, 0.7, [0.5, -1.0], "", "", 0
+    )
     store.append(good)
-    store.append(replace(good, run_index=6, confidences=None, seconds=math.nan, status="error"))
+    store.append(replace(good, run_index=6, confidences=None, seconds=math.nan))
+    store.append(replace(good, run_index=7, status="error"))  # failed: tried again, not loaded
+    store.append(replace(good, run_index=8, provenance="other code"))
     record = asdict(good)
     bad = [
         {**record, "run_index": "1"},  # a number as text
@@ -262,7 +264,7 @@ def test_record_lines_that_are_not_whole_records_are_skipped(tmp_path):
             handle.write(json.dumps(line).encode() + b"\n")
         handle.write(b'{"submission": "sub", "file_h\xff\n')  # bad UTF-8
         handle.write(json.dumps({**record, "run_index": 5}).encode()[:40])  # torn last line
-    runs = store.load_runs(submission)
+    runs = store.load_runs("sub", "made-by")
     assert sorted(runs) == [0, 6]
     assert runs[0] == good
     assert runs[6].confidences is None and math.isnan(runs[6].seconds)
@@ -319,3 +321,14 @@ def test_source_digest_follows_contents_not_location(tmp_path):
     first[1].rename(renamed)
     (tmp_path / "a" / "harness" / "nets.py").write_text("class Net: pass\n")
     assert cache.source_digest([first[0], renamed], root=tmp_path / "a") != digest
+
+
+def test_a_record_appended_after_a_torn_line_is_kept_whole(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.ensure_writable()
+    record = RunResult("sub", "h", "p", 0, 1, "ok", 1.0, 1.0, 1.0, 1.0, [0.0], "", "", 0)
+    store.append(record)
+    with open(store.runs_directory / "sub.jsonl", "ab") as handle:
+        handle.write(json.dumps(asdict(replace(record, run_index=1))).encode()[:30])  # killed
+    store.append(replace(record, run_index=2))
+    assert sorted(store.load_runs("sub", "p")) == [0, 2]

@@ -135,10 +135,10 @@ def test_load_records_needs_the_cached_pool_and_matches_runs_by_file_hash(tmp_pa
     store.pool(train_chunk=lambda task, data, indices: fake_pool)
     results = ResultsStore(tmp_path / "results" / store.directory.name)
     results.ensure_writable()
-    board["file_hash"] = ["h-close", "h-far", "h-constant", "h-broken"]
-    for name, file_hash in (("close", "h-close"), ("far", "old-version")):
+    board["provenance"] = ["h-close", "h-far", "h-constant", "h-broken"]
+    for name, provenance in (("close", "h-close"), ("far", "old-version")):
         for i in range(2):
-            results.append(RunResult(name, file_hash, i, seed=i, status="ok", seconds=0.1,
+            results.append(RunResult(name, "file", provenance, i, seed=i, status="ok", seconds=0.1,
                                      retain_acc=1.0, test_acc=1.0, forget_acc=1.0,
                                      confidences=[float(i)] * e))
     pool, found = report.load_records(board, task, tmp_path / "refs", tmp_path / "results")
