@@ -43,7 +43,7 @@ def main() -> None:
         results = ResultsStore(tmp / "results")
         results.ensure_writable()
         requests = [
-            RunRequest(submission, i, run_seed(task.root_seed, submission.name, i))
+            RunRequest(submission, i, run_seed(task.seed, submission.name, i))
             for i in range(args.runs)
         ]
         finished = []

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 
 from harness.pool import DEFAULT_ROOT
-from harness.regression import add_check_command
-from harness.report import add_report_command
+from harness.uncertainty import LEVEL
 
 
 def default_jobs(task) -> int:
@@ -79,57 +79,67 @@ class RichReporter:
 
 
 def print_leaderboard(board, console) -> None:
+    """One table per split (private first: the final ranking), with intervals and groups."""
     from rich.table import Table
 
-    table = Table(title="leaderboard", header_style="bold")
+    from harness.leaderboard import board_splits, rank_correlation, split_rows
+
     shown = [
-        ("rank", "rank"), ("submission", "submission"), ("final_score", "score"),
+        ("rank", "rank"), ("rank_group", "group"), ("submission", "submission"),
+        ("final_score", "score"), ("final_score_lo", "low"), ("final_score_hi", "high"),
         ("forget_quality", "F"), ("retain_acc", "retain acc"), ("test_acc", "test acc"),
         ("seconds_per_run", "s/run"), ("status", "status"),
     ]
-    for _, title in shown:
-        text = title in ("submission", "status")
-        table.add_column(title, justify="left" if text else "right", no_wrap=True)
-    for _, row in board.iterrows():
-        cells = []
-        for key, _ in shown:
-            value = row[key]
-            if value is None or (isinstance(value, float) and value != value) or str(value) in (
-                "<NA>", "nan"
-            ):
-                cells.append("-")
-            elif isinstance(value, float):
-                cells.append(f"{value:.5f}" if key != "seconds_per_run" else f"{value:.3f}")
-            else:
-                cells.append(str(value))
-        table.add_row(*cells)
-    console.print(table)
+    for split in board_splits(board):
+        rows = split_rows(board, split)
+        table = Table(title=f"leaderboard, {split} split", header_style="bold")
+        for _, title in shown:
+            text = title in ("submission", "status")
+            table.add_column(title, justify="left" if text else "right", no_wrap=True)
+        for _, row in rows.iterrows():
+            table.add_row(*(_cell_text(key, row.get(key)) for key, _ in shown))
+        console.print(table)
     ref = board.iloc[0]
     console.print(
         f"N = {ref['num_models']}, task {ref['task']}, root seed {ref['root_seed']}; "
         f"reference pool: retain acc {ref['ref_retain_acc']:.4f}, test acc "
-        f"{ref['ref_test_acc']:.4f}; budget {ref['budget_seconds']:.3f} s per run"
+        f"{ref['ref_test_acc']:.4f}; budget {ref['budget_seconds']:.3f} s per run; "
+        f"intervals: {LEVEL:.0%} bootstrap; a group holds ranks that do not differ significantly"
     )
+    if len(board_splits(board)) == 2:
+        console.print(f"rank correlation of public and private: {rank_correlation(board):.3f}")
     for _, row in board.iterrows():
         if row["message"] and isinstance(row["message"], str):
             console.print(f"[yellow]{row['submission']}[/yellow]: {row['message']}")
 
 
+def _cell_text(key: str, value) -> str:
+    if value is None or (isinstance(value, float) and value != value) or str(value) in (
+        "<NA>", "nan"
+    ):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if key == "seconds_per_run" else f"{value:.5f}"
+    return str(value)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.scoring import score
+    from harness.scoring import score_splits
 
     console = Console(stderr=True)
     task = _task_from_args(args)
+    splits = ["public", "private"] if args.split == "both" else [args.split]
     with RichReporter(console) as reporter:
-        board = score(
-            task, Path(args.submissions), names=args.only or None,
+        board = score_splits(
+            task, splits, Path(args.submissions), names=args.only or None,
             reference_root=Path(args.reference_root), output_dir=Path(args.output),
             leaderboard_path=Path(args.leaderboard), jobs=args.jobs or default_jobs(task),
             timeout=args.timeout, budget_seconds=args.budget, reporter=reporter,
+            ceiling=not args.no_ceiling,
         )
-    print_leaderboard(board, Console(width=None if sys.stdout.isatty() else 120))
+    print_leaderboard(board, Console(width=None if sys.stdout.isatty() else 160))
     Console(stderr=True).print(f"wrote {args.leaderboard}")
     return 0
 
@@ -174,6 +184,81 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """``harness report``: the report of an already scored leaderboard (nothing is trained); the
+    final (private) split in detail, both splits compared when both were scored."""
+    from harness.leaderboard import (
+        board_splits,
+        finite,
+        read_leaderboard,
+        split_rows,
+        task_for_board,
+    )
+    from harness.report import load_records, write_report
+
+    path = Path(args.leaderboard)
+    both = read_leaderboard(path)
+    split = board_splits(both)[0]
+    board = split_rows(both, split).reset_index(drop=True)
+    task = task_for_board(both, str(path), args.task, args.num_models, args.root_seed,
+                          device=args.device, data_dir=args.data_dir,
+                          checkpoint=args.checkpoint, forget_index=args.forget_index)
+    task = task.with_options(split=split)
+    pool, runs = load_records(board, task, Path(args.reference_root), Path(args.output))
+    scored = [n for n, s, st in zip(board["submission"], board["final_score"], board["status"],
+                                    strict=True) if finite(s) and st != "reference"]
+    lost = [n for n in scored if n not in runs]
+    if lost:
+        print(f"harness: warning: no complete run records under {args.output} for "
+              f"{', '.join(lost)}; left out of the epsilon plots", file=sys.stderr)
+    budget = float(board["budget_seconds"].iloc[0]) if "budget_seconds" in board else math.nan
+    page = write_report(board, pool, runs, Path(args.report_dir), budget, both)
+    print(f"wrote {page}", file=sys.stderr)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``harness check``: re-score like the baseline, print the diff, exit 1 on a regression."""
+    from rich.console import Console
+
+    from harness.regression import check
+
+    options = {"task": args.task, "num_models": args.num_models, "root_seed": args.root_seed,
+               "device": args.device, "data_dir": args.data_dir, "checkpoint": args.checkpoint,
+               "forget_index": args.forget_index}
+
+    def run(reporter) -> object:
+        return check(
+            Path(args.baseline), submissions_dir=Path(args.submissions),
+            reference_root=Path(args.reference_root), output_dir=Path(args.output),
+            jobs=args.jobs or (os.cpu_count() or 1), tolerance=args.tolerance,
+            task_options=options, reporter=reporter,
+        )
+
+    if args.no_progress:
+        report = run(None)
+    else:
+        with RichReporter(Console(stderr=True)) as reporter:
+            report = run(reporter)
+    print(report.format())
+    if report.problems:
+        print(f"harness check: {len(report.problems)} regression(s) against {args.baseline}",
+              file=sys.stderr)
+    return report.exit_status
+
+
+def recorded_identity_options(parser: argparse.ArgumentParser, whose: str) -> None:
+    """Re-declare --task, -n and --root-seed for commands that read them from a CSV: their
+    default is the recorded value (None here), and a given value must match it. Needs a parser
+    made with ``conflict_handler="resolve"`` after the shared task options were added."""
+    parser.add_argument("--task", default=None, help=f"task name (default: {whose})")
+    parser.add_argument("--num-models", "-n", type=int, default=None,
+                        help=f"N (default: {whose}; a different N is an error, scores compare "
+                        f"only at equal N)")
+    parser.add_argument("--root-seed", type=int, default=None,
+                        help=f"the task's root seed (default: {whose})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", description="Score machine-unlearning submissions like the NeurIPS 2023 "
@@ -215,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
                               help="hard per-run timeout in seconds")
     score_parser.add_argument("--budget", type=float, default=None,
                               help="time budget per run in seconds (default: 20%% of retraining)")
+    score_parser.add_argument("--split", choices=["public", "private", "both"], default="both",
+                              help="the public split, the private one (another forget set and "
+                              "seeds, made the same way; the final ranking), or both (default)")
+    score_parser.add_argument("--no-ceiling", action="store_true",
+                              help="skip the ceiling row (an independent retrained pool of N "
+                              "more models, scored as a submission)")
     score_parser.set_defaults(func=cmd_score)
 
     pool_parser = commands.add_parser("pool", help="build or inspect the reference pool")
@@ -233,8 +324,46 @@ def build_parser() -> argparse.ArgumentParser:
     validate_parser.add_argument("--runs", type=int, default=3, help="runs to try (default 3)")
     validate_parser.set_defaults(func=cmd_validate)
 
-    add_report_command(commands, task_options)
-    add_check_command(commands, task_options)
+    report_parser = commands.add_parser(
+        "report", conflict_handler="resolve",
+        help="write a static HTML report (plots and table) of a scored leaderboard",
+        description="Write report/index.html and its plots from leaderboard.csv, the cached "
+        "reference pool and the run records. Trains nothing: run `harness score` first. The task, "
+        "N and root seed default to the leaderboard's.",
+    )
+    task_options(report_parser)
+    recorded_identity_options(report_parser, "the leaderboard's")
+    report_parser.add_argument("--output", default="results",
+                               help="folder of the run records, as given to `harness score`")
+    report_parser.add_argument("--leaderboard", default="leaderboard.csv", help="the scored CSV")
+    report_parser.add_argument("--report-dir", default="report",
+                               help="folder to write (default: report)")
+    report_parser.set_defaults(func=cmd_report)
+
+    check_parser = commands.add_parser(
+        "check", conflict_handler="resolve",
+        help="CI gate: re-score and fail when a score drops below the baseline beyond its noise",
+        description="Re-score the submissions with the baseline's task, N, root seed and splits "
+        "(in memory; no leaderboard file is written) and compare. Exit 0: no regression; 1: a "
+        "recorded score dropped by more than its tolerance, a submission disappeared or started "
+        "failing, or task/N differ; 2: bad input. --task and -n, when given, must match the "
+        "baseline.",
+    )
+    task_options(check_parser)
+    recorded_identity_options(check_parser, "the baseline's")
+    check_parser.add_argument("--baseline", default="leaderboard.csv",
+                              help="the recorded leaderboard CSV (default: leaderboard.csv)")
+    check_parser.add_argument("--tolerance", type=float, default=None,
+                              help="allowed absolute drop of final score for every submission "
+                              "(default: per submission 3 standard deviations of the difference, "
+                              "from the scores' bootstrap standard errors; see harness.regression)")
+    check_parser.add_argument("--submissions", default="submissions", help="submissions folder")
+    check_parser.add_argument("--output", default="results", help="folder for run records")
+    check_parser.add_argument("--jobs", "-j", type=int, default=None,
+                              help="worker processes (default: every core on a CPU task, 1 on a "
+                              "GPU task)")
+    check_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    check_parser.set_defaults(func=cmd_check)
 
     tasks_parser = commands.add_parser("tasks", help="list the tasks")
     tasks_parser.set_defaults(func=cmd_tasks)

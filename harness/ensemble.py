@@ -119,7 +119,7 @@ class StackedEnsemble:
 
 def init_member(task: Task, index: int) -> nn.Module:
     """Pool model ``index`` before training, built exactly as the sequential path builds it."""
-    torch.manual_seed(pool_seed(task.root_seed, index))
+    torch.manual_seed(pool_seed(task.seed, index))
     return task.make_model()
 
 
@@ -165,7 +165,7 @@ def train_ensemble(task: Task, data: TaskData, indices: list[int]) -> tuple[Stac
         weight = class_weights(targets.numpy(), task.num_classes)
 
     start = time.perf_counter()
-    orders = [ShuffleOrder(n, pool_seed(task.root_seed, i), batch_size) for i in indices]
+    orders = [ShuffleOrder(n, pool_seed(task.seed, i), batch_size) for i in indices]
     optimizer = recipe.make_optimizer(list(ensemble.params.values()))
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)

@@ -11,7 +11,9 @@ trace and reproduce it: N, task, root seed, file hash and versions.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,7 +38,7 @@ COLUMNS = [
     "retain_acc", "test_acc", "forget_acc",
     "ref_retain_acc", "ref_test_acc", "ref_forget_acc",
     "seconds_per_run", "budget_seconds", "retrain_seconds", "runs_ok", "num_models",
-    "task", "root_seed", "original_model", "file_hash", "provenance", "message",
+    "task", "split", "root_seed", "original_model", "file_hash", "provenance", "message",
     "harness_version", "torch_version", "python_version",
 ]
 
@@ -121,6 +123,7 @@ def build_leaderboard(
     board["num_models"] = task.num_models
     board["task"] = task.name
     board["root_seed"] = task.root_seed
+    board["split"] = task.split
     board["original_model"] = task.original_source()
     board["harness_version"] = versions["harness"]
     board["torch_version"] = versions["torch"]
@@ -160,3 +163,124 @@ def _ceiling_row(pool: ModelStats, ceiling: ModelStats) -> dict:
         "message": "an independent pool retrained from scratch with other seeds, scored as a "
         "submission: the best score reachable on this task at this N (not ranked)",
     }
+
+
+# -- reading a leaderboard file ----------------------------------------------------------------
+# The columns a leaderboard CSV must have for the report and the regression gate.
+IDENTITY_COLUMNS = ("task", "num_models", "root_seed")
+BOARD_COLUMNS = ("submission", "status", "final_score", *IDENTITY_COLUMNS)
+
+
+def finite(value: object) -> bool:
+    """True for a finite number; False for nan, None, pd.NA and text (CSV cells can be any)."""
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _split_column(board: pd.DataFrame) -> pd.Series:
+    """Each row's split; rows without one (older files) are public."""
+    if "split" not in board.columns:
+        return pd.Series("public", index=board.index)
+    return board["split"].where(board["split"].notna(), "public").astype(str)
+
+
+def board_splits(board: pd.DataFrame) -> list[str]:
+    """The splits a leaderboard holds, private (the final ranking) first."""
+    found = set(_split_column(board))
+    return [s for s in ("private", "public") if s in found]
+
+
+def split_rows(board: pd.DataFrame, split: str) -> pd.DataFrame:
+    return board[_split_column(board) == split]
+
+
+def check_board_columns(board: pd.DataFrame, what: str) -> None:
+    """Raise a one-line ValueError when ``board`` lacks the columns every consumer relies on."""
+    missing = [c for c in BOARD_COLUMNS if c not in board.columns]
+    if missing:
+        raise ValueError(
+            f"{what} is not a leaderboard: missing column(s) {', '.join(missing)} "
+            f"(expected the CSV written by `harness score`)"
+        )
+    if board.empty:
+        raise ValueError(f"{what} has no rows")
+    for split in board_splits(board):
+        rows = split_rows(board, split)
+        if rows["submission"].duplicated().any():
+            names = sorted(set(rows.loc[rows["submission"].duplicated(), "submission"]))
+            raise ValueError(
+                f"{what} lists submission(s) more than once in the {split} split: "
+                f"{', '.join(map(str, names))}"
+            )
+
+
+def read_leaderboard(path: Path) -> pd.DataFrame:
+    """A leaderboard CSV, validated, or a clear FileNotFoundError / ValueError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"leaderboard {path} not found (run `harness score` to write it)")
+    try:
+        board = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is not a readable CSV: {first}") from None
+    check_board_columns(board, str(path))
+    return board
+
+
+def board_identity(board: pd.DataFrame, what: str = "leaderboard") -> tuple[str, int, int]:
+    """(task, N, root seed) of a leaderboard; every row must agree, or scores are not comparable."""
+    identity = []
+    for column in IDENTITY_COLUMNS:
+        values = board[column].dropna().unique()
+        if len(values) != 1:
+            found = ", ".join(map(str, values)) or "none"
+            raise ValueError(f"{what} must have one value of {column!r}; found {found}")
+        identity.append(values[0])
+    task, num_models, root_seed = identity
+    try:
+        return str(task), int(num_models), int(root_seed)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{what}: num_models and root_seed must be integers; got {num_models!r}, {root_seed!r}"
+        ) from None
+
+
+def task_for_board(
+    board: pd.DataFrame,
+    what: str,
+    task_name: str | None = None,
+    num_models: int | None = None,
+    root_seed: int | None = None,
+    **options,
+) -> Task:
+    """The task a leaderboard was scored on (its public split); explicit options must agree with
+    the recorded ones; ``options`` (device, data_dir, ...) are passed on."""
+    from harness.tasks import get_task
+
+    recorded = board_identity(board, what)
+    asked = (task_name, num_models, root_seed)
+    for label, have, want in zip(("task", "N", "root seed"), recorded, asked, strict=True):
+        if want is not None and want != have:
+            raise ValueError(f"{what} was scored with {label} {have}, not {want}")
+    name, n, seed = recorded
+    overrides = {"num_models": n, "root_seed": seed}
+    overrides.update({k: v for k, v in options.items() if v})
+    return get_task(name, **overrides)
+
+
+def rank_correlation(board: pd.DataFrame) -> float:
+    """Spearman correlation of the public and private final scores over the submissions ranked
+    on both splits (nan with fewer than three)."""
+    from scipy.stats import spearmanr
+
+    public = split_rows(board, "public").set_index("submission")
+    private = split_rows(board, "private").set_index("submission")
+    both = [n for n in private.index if n in public.index
+            and private.loc[n, "status"] == OK and public.loc[n, "status"] == OK]
+    if len(both) < 3:
+        return math.nan
+    value = spearmanr(private.loc[both, "final_score"], public.loc[both, "final_score"])[0]
+    return float(value)

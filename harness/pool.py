@@ -68,7 +68,7 @@ def train_reference_model(
     task: Task, data: TaskData, index: int, gather: bool = True
 ) -> tuple[nn.Module, float]:
     """Reference model ``index``, trained on the retain set from its own seed."""
-    return train_from_scratch(task, data.retain, pool_seed(task.root_seed, index), gather)
+    return train_from_scratch(task, data.retain, pool_seed(task.seed, index), gather)
 
 
 def train_chunk_sequential(task: Task, data: TaskData, indices: list[int]) -> ModelStats:
@@ -185,7 +185,7 @@ class ReferenceStore:
         if self.task.checkpoint is not None:
             model, seconds = self.task.load_checkpoint(), float("nan")
         else:
-            seed = derive_seed(self.task.root_seed, "original")
+            seed = derive_seed(self.task.seed, "original")
             with torch_threads(1):
                 model, seconds = train_from_scratch(self.task, self.data.train, seed)
         model.cpu()

@@ -15,10 +15,8 @@ leaderboard CSV, the cached reference pool and the run records; it never trains 
 
 from __future__ import annotations
 
-import argparse
 import html
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,18 +24,23 @@ import numpy as np
 import pandas as pd
 
 from harness import cache
+from harness.leaderboard import (
+    IDENTITY_COLUMNS,
+    board_splits,
+    check_board_columns,
+    finite,
+    rank_correlation,
+    split_rows,
+)
 from harness.metric import BUCKET_WIDTH, EPSILON_CAP, epsilons, points
 from harness.records import OK
+from harness.uncertainty import LEVEL
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from harness.records import ModelStats
     from harness.tasks.base import Task
-
-# The columns a leaderboard CSV must have for the report and the regression check.
-IDENTITY_COLUMNS = ("task", "num_models", "root_seed")
-BOARD_COLUMNS = ("submission", "status", "final_score", *IDENTITY_COLUMNS)
 
 PLOT_FILES = {
     "scores": "scores.png",
@@ -51,76 +54,6 @@ COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA
 
 
 # -- inputs ------------------------------------------------------------------------------------
-def check_board_columns(board: pd.DataFrame, what: str) -> None:
-    """Raise a one-line ValueError when ``board`` lacks the columns every consumer relies on."""
-    missing = [c for c in BOARD_COLUMNS if c not in board.columns]
-    if missing:
-        raise ValueError(
-            f"{what} is not a leaderboard: missing column(s) {', '.join(missing)} "
-            f"(expected the CSV written by `harness score`)"
-        )
-    if board.empty:
-        raise ValueError(f"{what} has no rows")
-    if board["submission"].duplicated().any():
-        names = sorted(set(board.loc[board["submission"].duplicated(), "submission"]))
-        raise ValueError(f"{what} lists submission(s) more than once: {', '.join(names)}")
-
-
-def read_leaderboard(path: Path) -> pd.DataFrame:
-    """A leaderboard CSV, validated, or a clear FileNotFoundError / ValueError."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"leaderboard {path} not found (run `harness score` to write it)")
-    try:
-        board = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path} is not a readable CSV: {first}") from None
-    check_board_columns(board, str(path))
-    return board
-
-
-def board_identity(board: pd.DataFrame, what: str = "leaderboard") -> tuple[str, int, int]:
-    """(task, N, root seed) of a leaderboard; every row must agree, or scores are not comparable."""
-    identity = []
-    for column in IDENTITY_COLUMNS:
-        values = board[column].dropna().unique()
-        if len(values) != 1:
-            found = ", ".join(map(str, values)) or "none"
-            raise ValueError(f"{what} must have one value of {column!r}; found {found}")
-        identity.append(values[0])
-    task, num_models, root_seed = identity
-    try:
-        return str(task), int(num_models), int(root_seed)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{what}: num_models and root_seed must be integers; got {num_models!r}, {root_seed!r}"
-        ) from None
-
-
-def task_for_board(
-    board: pd.DataFrame,
-    what: str,
-    task_name: str | None = None,
-    num_models: int | None = None,
-    root_seed: int | None = None,
-    device: str | None = None,
-) -> Task:
-    """The task a leaderboard was scored on; explicit options must agree with the recorded ones."""
-    from harness.tasks import get_task
-
-    recorded = board_identity(board, what)
-    asked = (task_name, num_models, root_seed)
-    for label, have, want in zip(("task", "N", "root seed"), recorded, asked, strict=True):
-        if want is not None and want != have:
-            raise ValueError(f"{what} was scored with {label} {have}, not {want}")
-    name, n, seed = recorded
-    overrides = {"num_models": n, "root_seed": seed}
-    if device:
-        overrides["device"] = device
-    return get_task(name, **overrides)
-
-
 def load_records(
     board: pd.DataFrame, task: Task, reference_root: Path, output_dir: Path
 ) -> tuple[ModelStats, dict[str, np.ndarray]]:
@@ -163,14 +96,6 @@ def example_epsilons(
 
 
 # -- plots -------------------------------------------------------------------------------------
-def finite(value: object) -> bool:
-    """True for a finite number; False for nan, None, pd.NA and text (CSV cells can be any)."""
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _new_figure(width: float, height: float) -> Figure:
     """A figure detached from pyplot (no global backend, no GUI); matplotlib is imported only
     when a report is drawn, so the CLI starts without it."""
@@ -197,51 +122,43 @@ def _column(board: pd.DataFrame, name: str) -> np.ndarray:
     return pd.to_numeric(board[name], errors="coerce").to_numpy(dtype=float)
 
 
-def _ratio(row: pd.Series, ours: str, reference: str) -> float:
-    value, ref = row.get(ours), row.get(reference)
-    return float(value) / float(ref) if finite(value) and finite(ref) and ref else math.nan
-
-
 def plot_scores(board: pd.DataFrame, path: Path) -> None:
-    """(a) Final score and its three factors, so a low score can be traced to its cause."""
+    """(a) Every final score with its interval, best at the top, on a scale where scores a
+    hundred times apart are both visible (linear up to a small threshold, logarithmic above);
+    the ceiling row is drawn as a band: the best score reachable."""
     scored = board[board["final_score"].map(finite)]
-    figure = _new_figure(max(9.0, 0.65 * len(scored)), 4.8)
+    figure = _new_figure(9.0, max(3.0, 0.38 * len(scored) + 1.4))
     if scored.empty:
         _empty(figure, "no submission has a final score")
         return _save(figure, path)
     ax = figure.add_subplot()
-    parts = [
-        ("final score", _column(scored, "final_score")),
-        ("forgetting quality F", _column(scored, "forget_quality")),
-        ("retain ratio RA_U/RA_R",
-         np.array([_ratio(r, "retain_acc", "ref_retain_acc") for _, r in scored.iterrows()])),
-        ("test ratio TA_U/TA_R",
-         np.array([_ratio(r, "test_acc", "ref_test_acc") for _, r in scored.iterrows()])),
-    ]
-    x = np.arange(len(scored))
-    width = 0.8 / len(parts)
-    for i, (label, values) in enumerate(parts):
-        values = np.asarray(values, dtype=float)
-        bars = ax.bar(x + (i - 1.5) * width, np.nan_to_num(values), width, label=label,
-                      color=COLORS[i])
-        if i > 0:  # label the final score only: four numbers per bar group are unreadable
-            continue
-        for bar, value in zip(bars, values, strict=True):
-            if math.isfinite(value):
-                ax.annotate(f"{value:.3g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                            ha="center", va="bottom", fontsize=7, xytext=(0, 2), rotation=90,
-                            textcoords="offset points")
-    ax.axhline(1.0, color="#999", linewidth=0.8, linestyle="--")
-    ax.set_xticks(x, _labels(scored), fontsize=9, rotation=40, ha="right")
-    ax.set_ylabel("value")
-    ax.set_ylim(0, max(1.15, float(np.nanmax([np.nanmax(v) for _, v in parts])) * 1.12))
-    ax.set_title("final score = F x (RA_U / RA_R) x (TA_U / TA_R)")
-    ax.legend(fontsize=8, ncols=4, loc="upper center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    values = _column(scored, "final_score")
+    low = _column(scored, "final_score_lo") if "final_score_lo" in scored else values
+    high = _column(scored, "final_score_hi") if "final_score_hi" in scored else values
+    low, high = np.where(np.isfinite(low), low, values), np.where(np.isfinite(high), high, values)
+    y = np.arange(len(scored))[::-1]
+    for i, (_, row) in enumerate(scored.iterrows()):
+        ceiling = row["status"] == "reference"
+        color = "#C44E52" if ceiling else COLORS[0] if row["status"] == OK else "#999"
+        ax.errorbar(values[i], y[i], xerr=[[values[i] - low[i]], [high[i] - values[i]]],
+                    fmt="D" if ceiling else "o", color=color, capsize=3, markersize=5)
+        if ceiling:
+            ax.axvspan(low[i], high[i], color="#C44E52", alpha=0.08)
+    positive = values[values > 0]
+    threshold = float(positive.min()) / 2 if positive.size else 1e-5
+    ax.set_xscale("symlog", linthresh=threshold)
+    ax.set_xlim(left=0, right=float(np.nanmax(high)) * 1.5 if np.nanmax(high) > 0 else 1)
+    ax.set_yticks(y, _labels(scored), fontsize=8)
+    ax.set_xlabel(f"final score with its {LEVEL:.0%} interval (symmetric-log scale: linear below "
+                  f"{threshold:.1g})")
+    ax.grid(axis="x", color="#eee")
     return _save(figure, path)
 
 
 def _labels(rows: pd.DataFrame) -> list[str]:
     return [
+        f"#{int(r['rank'])} (group {int(r['rank_group'])}) {r['submission']}"
+        if finite(r.get("rank")) and finite(r.get("rank_group")) else
         f"#{int(r['rank'])} {r['submission']}" if finite(r.get("rank")) else str(r["submission"])
         for _, r in rows.iterrows()
     ]
@@ -354,7 +271,8 @@ def plot_examples(
 
 # -- the page ----------------------------------------------------------------------------------
 TABLE_COLUMNS = [
-    ("rank", "rank"), ("submission", "submission"), ("final_score", "final score"),
+    ("rank", "rank"), ("rank_group", "group"), ("submission", "submission"),
+    ("final_score", "final score"), ("final_score_lo", "low"), ("final_score_hi", "high"),
     ("forget_quality", "F"), ("retain_acc", "retain acc"), ("test_acc", "test acc"),
     ("forget_acc", "forget acc"), ("seconds_per_run", "s / run"), ("runs_ok", "runs ok"),
     ("status", "status"), ("message", "message"),
@@ -387,10 +305,12 @@ def _cell(key: str, value: object) -> str:
         "<NA>", "nan", ""
     ):
         return "-"
-    if key in ("rank", "runs_ok", "num_models", "root_seed") and finite(value):
+    if key in ("rank", "rank_group", "runs_ok", "num_models", "root_seed") and finite(value):
         return str(int(float(value)))
     if key == "seconds_per_run" and finite(value):
         return f"{float(value):.3f}"
+    if key.startswith("final_score") and finite(value):
+        return f"{float(value):.5f}"
     if isinstance(value, float | np.floating):
         return f"{float(value):.4f}"
     return str(value)
@@ -431,7 +351,35 @@ def _figure(key: str, caption: str) -> str:
     )
 
 
-def _page(board: pd.DataFrame, budget: float, figures: list[str], notes: list[str]) -> str:
+def _splits_section(both: pd.DataFrame | None) -> str:
+    """Public against private, as the competition ranked on private after tuning on public: a
+    large gap, or a low rank correlation, is overfitting to the public split or noise."""
+    if both is None or set(board_splits(both)) != {"public", "private"}:
+        return ""
+    public = split_rows(both, "public").set_index("submission")
+    rows = []
+    for _, row in split_rows(both, "private").iterrows():
+        name = row["submission"]
+        other = public.loc[name] if name in public.index else None
+        cells = [html.escape(str(name))]
+        for source in (row, other):
+            for key in ("final_score", "final_score_lo", "final_score_hi", "rank_group"):
+                value = source.get(key) if source is not None else None
+                cells.append(html.escape(_cell(key, value)))
+        rows.append("<tr><td class=\"text\">" + "</td><td>".join(cells) + "</td></tr>")
+    head = ("<tr><th class=\"text\">submission</th><th>private</th><th>low</th><th>high</th>"
+            "<th>group</th><th>public</th><th>low</th><th>high</th><th>group</th></tr>")
+    correlation = rank_correlation(both)
+    text = f"{correlation:.3f}" if math.isfinite(correlation) else "- (fewer than 3 ranked)"
+    return (f"<h2>Public and private splits</h2><p class=\"meta\">The final ranking is the "
+            f"private split's. Spearman rank correlation of the scores ranked on both: "
+            f"<b>{text}</b>.</p><table>{head}{''.join(rows)}</table>")
+
+
+def _page(
+    board: pd.DataFrame, budget: float, figures: list[str], notes: list[str],
+    both_splits: pd.DataFrame | None = None,
+) -> str:
     first = board.iloc[0]
     task, n, seed = (first.get(c) for c in IDENTITY_COLUMNS)
     n_text, seed_text = _cell("num_models", n), _cell("root_seed", seed)
@@ -457,9 +405,10 @@ def _page(board: pd.DataFrame, budget: float, figures: list[str], notes: list[st
 <h1>Unlearning leaderboard</h1>
 <p class="meta">{" &middot; ".join(meta)}</p>
 <p class="meta">{html.escape(", ".join(versions))}. Scores compare only at equal N and task.</p>
-<h2>Ranking</h2>
+<h2>Ranking ({html.escape(str(first.get("split", "public")))} split)</h2>
 {_table(board)}
 {note_html}
+{_splits_section(both_splits)}
 <h2>Plots</h2>
 {"".join(figures)}
 </body>
@@ -473,13 +422,16 @@ def write_report(
     runs_by_submission: dict[str, np.ndarray],
     out_dir: Path,
     budget: float,
+    both_splits: pd.DataFrame | None = None,
 ) -> Path:
     """Write the plots and ``index.html`` into ``out_dir``; returns the page's path.
 
-    ``board`` is the leaderboard (as ``build_leaderboard`` returns it or as read from its CSV),
-    ``pool`` the reference pool, ``runs_by_submission`` the forget-set confidences [N, E] of the
-    submissions whose runs are known, ``budget`` the time budget in seconds per run. Each file is
-    written atomically; the page is written last.
+    ``board`` is the leaderboard of one split (as ``build_leaderboard`` returns it or as read
+    from its CSV), ``pool`` that split's reference pool, ``runs_by_submission`` the forget-set
+    confidences [N, E] of the submissions whose runs are known, ``budget`` the time budget in
+    seconds per run, ``both_splits`` the whole leaderboard when it holds a public and a private
+    split (the page then compares them). Each file is written atomically; the page is written
+    last.
     """
     check_board_columns(board, "leaderboard")
     out_dir = Path(out_dir)
@@ -492,9 +444,10 @@ def write_report(
 
     figures = []
     plot_scores(board, out_dir / PLOT_FILES["scores"])
-    figures.append(_figure("scores", "Final score per submission with its three factors: "
-                           "forgetting quality F and the retain and test accuracy ratios to the "
-                           "retrained pool (dashed line: ratio 1)."))
+    figures.append(_figure("scores", "Final score of every submission with its bootstrap "
+                           "interval; the shaded band is the retrained ceiling, an independent "
+                           "retrained pool scored as a submission. Ranks in one group do not "
+                           "differ significantly."))
     notes = []
     if eps:
         plot_epsilons(eps, num_models, order, out_dir / PLOT_FILES["epsilons"])
@@ -521,62 +474,6 @@ def write_report(
     if missing:
         notes.append(f"No run records for {', '.join(missing)}: left out of the epsilon plots.")
     page = out_dir / "index.html"
-    text = _page(board, budget, figures, notes)
+    text = _page(board, budget, figures, notes, both_splits)
     cache.atomic_write(page, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return page
-
-
-# -- command -----------------------------------------------------------------------------------
-def cmd_report(args: argparse.Namespace) -> int:
-    """``harness report``: the report of an already scored leaderboard (nothing is trained)."""
-    import sys
-
-    path = Path(args.leaderboard)
-    board = read_leaderboard(path)
-    task = task_for_board(board, str(path), args.task, args.num_models, args.root_seed,
-                          getattr(args, "device", None))
-    pool, runs = load_records(board, task, Path(args.reference_root), Path(args.output))
-    scored = [n for n, s in zip(board["submission"], board["final_score"], strict=True)
-              if finite(s)]
-    lost = [n for n in scored if n not in runs]
-    if lost:
-        print(f"harness: warning: no complete run records under {args.output} for "
-              f"{', '.join(lost)}; left out of the epsilon plots", file=sys.stderr)
-    budget = float(board["budget_seconds"].iloc[0]) if "budget_seconds" in board else math.nan
-    page = write_report(board, pool, runs, Path(args.report_dir), budget)
-    print(f"wrote {page}", file=sys.stderr)
-    return 0
-
-
-def recorded_identity_options(parser: argparse.ArgumentParser, whose: str) -> None:
-    """Re-declare --task, -n and --root-seed for commands that read them from a CSV: their
-    default is the recorded value (None here), and a given value must match it. Needs a parser
-    made with ``conflict_handler="resolve"`` after the shared task options were added."""
-    parser.add_argument("--task", default=None, help=f"task name (default: {whose})")
-    parser.add_argument("--num-models", "-n", type=int, default=None,
-                        help=f"N (default: {whose}; a different N is an error, scores compare "
-                        f"only at equal N)")
-    parser.add_argument("--root-seed", type=int, default=None,
-                        help=f"the task's root seed (default: {whose})")
-
-
-def add_report_command(
-    subparsers: argparse._SubParsersAction,
-    task_options: Callable[[argparse.ArgumentParser], None],
-) -> argparse.ArgumentParser:
-    """Register ``harness report``; ``task_options`` adds the shared --task/-n/... options."""
-    parser = subparsers.add_parser(
-        "report", conflict_handler="resolve",
-        help="write a static HTML report (plots and table) of a scored leaderboard",
-        description="Write report/index.html and its plots from leaderboard.csv, the cached "
-        "reference pool and the run records. Trains nothing: run `harness score` first. The task, "
-        "N and root seed default to the leaderboard's.",
-    )
-    task_options(parser)
-    recorded_identity_options(parser, "the leaderboard's")
-    parser.add_argument("--output", default="results",
-                        help="folder of the run records, as given to `harness score`")
-    parser.add_argument("--leaderboard", default="leaderboard.csv", help="the scored CSV")
-    parser.add_argument("--report-dir", default="report", help="folder to write (default: report)")
-    parser.set_defaults(func=cmd_report)
-    return parser

@@ -21,7 +21,7 @@ from harness.results import ResultsStore
 from harness.runner import RunRequest, WorkerPool
 from harness.seeds import derive_seed, run_seed
 from harness.submissions import Submission, discover
-from harness.tasks.base import Task, TaskData, fingerprint
+from harness.tasks.base import SPLITS, Task, TaskData, fingerprint
 from harness.uncertainty import (
     EXAMPLE_REPLICATES,
     MODEL_REPLICATES,
@@ -91,7 +91,7 @@ def score_uncertainty(
     ``directory`` under a hash of everything they depend on, computed in ``jobs`` processes."""
     reporter = reporter or Reporter()
     shared = plan(
-        pool.confidences.shape[1], len(pool), derive_seed(task.root_seed, "bootstrap"),
+        pool.confidences.shape[1], len(pool), derive_seed(task.seed, "bootstrap"),
         model_replicates=model_replicates,
     )
     pool_key = fingerprint(pool.confidences, pool.retain_acc, pool.test_acc)
@@ -234,7 +234,7 @@ def score(
                 continue
             requests += [
                 RunRequest(
-                    submission, i, run_seed(task.root_seed, submission.name, i),
+                    submission, i, run_seed(task.seed, submission.name, i),
                     digests[submission.name],
                 )
                 for i in todo
@@ -265,6 +265,31 @@ def score(
         task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
         versions=cache.versions(), uncertainty=uncertainty, ceiling=second,
     )
+    if leaderboard_path is not None:
+        cache.atomic_write(Path(leaderboard_path), lambda tmp: board.to_csv(tmp, index=False))
+    return board
+
+
+def score_splits(
+    task: Task,
+    splits: list[str],
+    submissions_dir: Path = Path("submissions"),
+    *,
+    leaderboard_path: Path | None = Path("leaderboard.csv"),
+    **options,
+) -> pd.DataFrame:
+    """``score`` on each of ``splits`` (``"public"``, ``"private"``), as the competition scored a
+    public split and, for the final ranking, a private one made the same way with another seed.
+    One table: the private rows (the final ranking) first, each row naming its split."""
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown or not splits:
+        raise ValueError(f"splits must be among {', '.join(SPLITS)}; got {', '.join(splits)}")
+    order = [split for split in ("private", "public") if split in splits]
+    boards = [
+        score(task.with_options(split=split), submissions_dir, leaderboard_path=None, **options)
+        for split in order
+    ]
+    board = pd.concat(boards, ignore_index=True)
     if leaderboard_path is not None:
         cache.atomic_write(Path(leaderboard_path), lambda tmp: board.to_csv(tmp, index=False))
     return board

@@ -39,7 +39,7 @@ def validate(
     store = ReferenceStore(task, task.load_data(), reference_root)
     store.original_model()
     results: list[RunResult] = []
-    requests = [RunRequest(submission, i, run_seed(task.root_seed, submission.name, i))
+    requests = [RunRequest(submission, i, run_seed(task.seed, submission.name, i))
                 for i in range(runs)]
     with WorkerPool(task, store.directory / "original.pt", jobs=1) as workers:
         retrain = measure_retrain_seconds(store, workers)

@@ -1,5 +1,6 @@
 """The CI regression gate: every outcome of ``compare`` on small synthetic leaderboards, reading
-a baseline CSV, the tolerance estimate, and the command with the scorer replaced by a fake."""
+a baseline CSV, the tolerance from the scores' standard errors, and the command with the scorer
+replaced by a fake. (``test_injected_regressions.py`` runs the gate on real injected changes.)"""
 
 from __future__ import annotations
 
@@ -10,28 +11,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import regression, scoring
+from harness import cli, scoring
 from harness.cli import build_parser
-from harness.metric import epsilons, points
-from harness.regression import (
-    MIN_TOLERANCE,
-    CheckReport,
-    K,
-    compare,
-    estimate_tolerances,
-    score_standard_error,
-)
-from harness.report import read_leaderboard
+from harness.leaderboard import read_leaderboard
+from harness.regression import CheckReport, K, compare, row_tolerance
 
 
-def board(rows: list[tuple], task: str = "digits", n: int = 16, seed: int = 0) -> pd.DataFrame:
+def board(
+    rows: list[tuple], task: str = "digits", n: int = 16, seed: int = 0, se: float = 0.001,
+    split: str = "public",
+) -> pd.DataFrame:
     """A leaderboard with the columns the check reads; rows are (name, status, score)."""
     return pd.DataFrame(
         [
             {"rank": i + 1 if status == "ok" else np.nan, "submission": name, "status": status,
-             "final_score": score, "forget_quality": score, "message": "" if status == "ok"
+             "final_score": score, "final_score_se": se if np.isfinite(score) else np.nan,
+             "forget_quality": score, "message": "" if status == "ok"
              else "3 of 16 runs failed; run 0: RuntimeError: boom",
-             "task": task, "num_models": n, "root_seed": seed}
+             "task": task, "num_models": n, "root_seed": seed, "split": split}
             for i, (name, status, score) in enumerate(rows)
         ]
     )
@@ -46,7 +43,7 @@ def test_identical_leaderboards_pass_and_show_the_diff() -> None:
     assert list(report.rows["submission"]) == ["finetune", "gradient_ascent", "broken"]
     assert report.rows.loc[0, "delta"] == 0
     text = report.format()
-    assert "PASS" in text and "finetune" in text and "+0.0000" in text
+    assert "PASS" in text and "finetune" in text and "+0.00000" in text
 
 
 def test_a_drop_beyond_the_tolerance_fails_with_name_and_size() -> None:
@@ -54,9 +51,10 @@ def test_a_drop_beyond_the_tolerance_fails_with_name_and_size() -> None:
     report = compare(board(BASE), current, 0.01)
     assert report.exit_status == 1
     assert len(report.problems) == 1
-    assert "finetune" in report.problems[0] and "dropped by 0.0500" in report.problems[0]
+    assert "finetune (public)" in report.problems[0]
+    assert "dropped by 0.05000" in report.problems[0]
     assert report.rows.loc[0, "verdict"] == "DROP"
-    assert "FAIL: finetune" in report.format()
+    assert "FAIL: finetune (public)" in report.format()
 
 
 def test_a_drop_within_the_tolerance_and_a_rise_pass() -> None:
@@ -66,25 +64,43 @@ def test_a_drop_within_the_tolerance_and_a_rise_pass() -> None:
     assert report.rows.loc[0, "delta"] == pytest.approx(-0.005)
 
 
-def test_per_submission_tolerances() -> None:
-    current = board([("finetune", "ok", 0.25), ("gradient_ascent", "ok", 0.095), BASE[2]])
-    report = compare(board(BASE), current, {"finetune": 0.06})
-    # finetune drops 0.05, within its own 0.06; gradient_ascent drops 0.005, within the
-    # floor it falls back to
-    assert report.exit_status == 0
-    report = compare(board(BASE), current, {"finetune": 0.04})
-    assert [p.split(":")[0] for p in report.problems] == ["finetune"]
+def test_the_default_tolerance_is_three_standard_deviations_of_the_difference() -> None:
+    base = board(BASE, se=0.01)
+    # sqrt(0.01^2 + 0.01^2) * 3 = 0.0424: a drop of 0.04 passes, 0.05 fails
+    assert compare(base, board([("finetune", "ok", 0.26), *BASE[1:]], se=0.01)).exit_status == 0
+    report = compare(base, board([("finetune", "ok", 0.25), *BASE[1:]], se=0.01))
+    assert report.exit_status == 1
+    assert report.rows.loc[0, "tolerance"] == pytest.approx(K * math.sqrt(2) * 0.01)
+    # no fixed floor: a tiny score with a tiny standard error is guarded at its own scale
+    tiny = board([("salun", "ok", 0.0003)], se=0.00002)
+    assert compare(tiny, board([("salun", "ok", 0.0)], se=0.0)).exit_status == 1
     with pytest.raises(ValueError, match="tolerance"):
-        compare(board(BASE), current, -1.0)
+        compare(base, base, -1.0)
+
+
+def test_row_tolerance_borrows_the_current_error_when_the_baseline_has_none() -> None:
+    old = pd.Series({"final_score": 0.1, "final_score_se": np.nan})
+    new = pd.Series({"final_score": 0.1, "final_score_se": 0.002})
+    assert row_tolerance(old, new) == pytest.approx(K * math.sqrt(2) * 0.002)
+    assert math.isnan(row_tolerance(old, None))
+
+
+def test_every_split_is_compared() -> None:
+    base = pd.concat([board(BASE, split="private"), board(BASE, split="public")])
+    dropped = board([("finetune", "ok", 0.1), *BASE[1:]], split="private")
+    report = compare(base, pd.concat([dropped, board(BASE, split="public")]), 0.01)
+    assert [p.split(":")[0] for p in report.problems] == ["finetune (private)"]
+    report = compare(base, board(BASE, split="public"), 0.01)
+    assert "the private split was not re-scored" in report.problems
 
 
 def test_a_missing_submission_fails() -> None:
     report = compare(board(BASE), board([BASE[0], BASE[2]]), 0.01)
     assert report.exit_status == 1
-    assert any(p.startswith("gradient_ascent: missing") for p in report.problems)
+    assert any(p.startswith("gradient_ascent (public): missing") for p in report.problems)
     # a failing row that disappears is also gone from what was recorded
     report = compare(board(BASE), board(BASE[:2]), 0.01)
-    assert any(p.startswith("broken: missing") for p in report.problems)
+    assert any(p.startswith("broken (public): missing") for p in report.problems)
 
 
 def test_a_submission_that_starts_failing_fails_one_that_still_fails_passes() -> None:
@@ -92,21 +108,21 @@ def test_a_submission_that_starts_failing_fails_one_that_still_fails_passes() ->
     report = compare(board(BASE), current, 0.01)
     assert report.exit_status == 1
     assert len(report.problems) == 1
-    assert "gradient_ascent: now timeout, was ok" in report.problems[0]
+    assert "gradient_ascent (public): now timeout, was ok" in report.problems[0]
     assert "RuntimeError: boom" in report.problems[0]  # the reason travels with it
     assert report.rows.set_index("submission").loc["broken", "verdict"] == "still error"
 
 
 def test_a_recorded_score_that_vanishes_fails_even_when_status_was_not_ok() -> None:
-    base = board([("retrain", "over-budget", 0.2)])
-    report = compare(base, board([("retrain", "crashed", np.nan)]), 0.01)
+    base = board([("slow", "over-budget", 0.2)])
+    report = compare(base, board([("slow", "crashed", np.nan)]), 0.01)
     assert report.exit_status == 1 and "has no final score now" in report.problems[0]
 
 
 def test_a_new_submission_is_noted_not_failed() -> None:
     report = compare(board(BASE), board([*BASE, ("new_idea", "ok", 0.01)]), 0.01)
     assert report.exit_status == 0
-    assert any("new_idea is new" in note for note in report.notes)
+    assert any("new_idea (public) is new" in note for note in report.notes)
 
 
 @pytest.mark.parametrize(
@@ -150,25 +166,6 @@ def test_reading_a_baseline_file(tmp_path) -> None:
     assert list(read_leaderboard(good)["submission"]) == ["finetune", "gradient_ascent", "broken"]
 
 
-def test_standard_error_and_tolerance_estimate() -> None:
-    rng = np.random.default_rng(0)
-    retrained = rng.normal(size=(16, 40))
-    unlearned = rng.normal(size=(16, 40))
-    pts = points(epsilons(unlearned, retrained), 16)
-    expected = 0.9 * pts.std(ddof=1) / math.sqrt(40)
-    assert score_standard_error(unlearned, retrained, 0.9) == pytest.approx(expected)
-    quality = float(pts.mean())
-    rows = pd.DataFrame({
-        "submission": ["a", "b"], "final_score": [0.9 * quality, 0.2],
-        "forget_quality": [quality, 0.2],
-    })
-    tolerances = estimate_tolerances(rows, retrained, {"a": unlearned})
-    assert tolerances["a"] == pytest.approx(max(MIN_TOLERANCE, K * math.sqrt(2) * expected))
-    assert tolerances["b"] == MIN_TOLERANCE  # no records: the floor
-    # zero spread of points (every example at the cap) gives se 0, so the floor
-    assert estimate_tolerances(rows, retrained, {"a": np.zeros((16, 40))})["a"] == MIN_TOLERANCE
-
-
 # -- the command -------------------------------------------------------------------------------
 def parse(argv: list[str]) -> argparse.Namespace:
     return build_parser().parse_args(["check", *argv])
@@ -181,20 +178,20 @@ def test_check_command_rescores_with_the_baselines_task_and_n(tmp_path, monkeypa
     calls = []
 
     def fake_score(task, submissions_dir, **kwargs):
-        calls.append((task.name, task.num_models, task.root_seed, kwargs))
+        calls.append((task.name, task.num_models, task.root_seed, task.split, kwargs))
         return board([("finetune", "ok", 0.2), *BASE[1:]], n=8, seed=3)
 
     monkeypatch.setattr(scoring, "score", fake_score)
     args = parse(["--baseline", str(path), "--tolerance", "0.05", "--no-progress",
                   "--output", str(tmp_path / "results")])
-    assert args.func is regression.cmd_check
+    assert args.func is cli.cmd_check
     assert args.func(args) == 1
-    (name, n, seed, kwargs), = calls
-    assert (name, n, seed) == ("digits", 8, 3)
+    (name, n, seed, split, kwargs), = calls
+    assert (name, n, seed, split) == ("digits", 8, 3, "public")
     assert kwargs["leaderboard_path"] is None  # nothing written, the baseline least of all
     assert path.read_bytes() == before
     out = capsys.readouterr().out
-    assert "FAIL: finetune: final score dropped by 0.1000" in out
+    assert "FAIL: finetune (public): final score dropped by 0.10000" in out
 
     monkeypatch.setattr(scoring, "score", lambda task, d, **k: board(BASE, n=8, seed=3))
     assert args.func(args) == 0
@@ -216,12 +213,7 @@ def test_check_command_fails_on_an_n_mismatch_without_scoring(tmp_path, monkeypa
 
 def test_check_command_bad_input(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
-        regression.cmd_check(parse(["--baseline", str(tmp_path / "missing.csv")]))
-    args = parse(["--baseline", str(tmp_path / "l.csv"), "--quick",
-                  "--reference-root", str(tmp_path / "empty-cache")])
-    board(BASE, n=4).to_csv(args.baseline, index=False)
-    with pytest.raises(FileNotFoundError, match="--quick needs the cached reference pool"):
-        regression.cmd_check(args)
+        cli.cmd_check(parse(["--baseline", str(tmp_path / "missing.csv"), "--no-progress"]))
 
 
 def test_check_report_with_no_rows_formats() -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from harness import report
+from harness import cli, leaderboard, report
 from harness.cli import build_parser
 from harness.leaderboard import COLUMNS
 from harness.pool import ReferenceStore
@@ -116,10 +116,10 @@ def test_chosen_examples_are_where_submissions_disagree() -> None:
 
 def test_identity_options_must_match_the_leaderboard() -> None:
     board, _, _ = synthetic()
-    task = report.task_for_board(board, "lb.csv")
+    task = leaderboard.task_for_board(board, "lb.csv")
     assert (task.name, task.num_models, task.root_seed) == ("digits", N, 0)
     with pytest.raises(ValueError, match="scored with N 8, not 512"):
-        report.task_for_board(board, "lb.csv", num_models=512)
+        leaderboard.task_for_board(board, "lb.csv", num_models=512)
 
 
 def test_load_records_needs_the_cached_pool_and_matches_runs_by_file_hash(tmp_path) -> None:
@@ -153,7 +153,7 @@ def test_report_command(tmp_path, monkeypatch) -> None:
     board.to_csv(csv, index=False)
     args = build_parser().parse_args(["report", "--leaderboard", str(csv),
                                       "--report-dir", str(tmp_path / "out")])
-    assert args.func is report.cmd_report and args.task is None
+    assert args.func is cli.cmd_report and args.task is None
     seen = []
 
     def fake_load(board, task, reference_root, output_dir):

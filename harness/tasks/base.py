@@ -16,7 +16,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from harness.seeds import derive_seed
 from harness.training import Recipe
+
+SPLITS = ("public", "private")
 
 
 class DataError(ValueError):
@@ -69,6 +72,7 @@ class Task:
     device: str = "cpu"
     budget_fraction: float = 0.2  # the competition's efficiency cut-off: 20% of retraining
     version: int = 1  # bump whenever a change alters the numbers this task produces
+    split: str = "public"  # "public" or "private": the same task with another forget set
     data_dir: str | None = None  # local folder of a real dataset (never downloaded)
     checkpoint: str | None = None  # a state-dict file to use as the original model
 
@@ -79,6 +83,17 @@ class Task:
             raise ValueError(f"forget_fraction must be in (0, 1), got {self.forget_fraction}")
         if self.budget_fraction <= 0:
             raise ValueError(f"budget_fraction must be positive, got {self.budget_fraction}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+
+    @property
+    def seed(self) -> int:
+        """The seed every random choice of this split comes from (the forget set, the models,
+        the runs): the root seed on the public split; on the private split, as the competition
+        made its private split, the same recipe with another seed derived from the root."""
+        if self.split == "public":
+            return self.root_seed
+        return derive_seed(self.root_seed, "private-split")
 
     def with_options(self, **changes) -> Task:
         """A copy with some fields changed (``num_models``, ``root_seed``, ...)."""

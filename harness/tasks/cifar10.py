@@ -156,7 +156,7 @@ class Cifar10Task(Task):
             retain = np.setdiff1d(np.arange(len(train_labels)), forget)
         else:
             forget, retain = random_forget_split(
-                len(train_labels), self.forget_fraction, self.root_seed
+                len(train_labels), self.forget_fraction, self.seed
             )
         normalize = Normalize()
 

@@ -54,7 +54,7 @@ class DigitsTask(Task):
         num_test = int(round(TEST_FRACTION * len(labels)))
         test_idx, val_idx = order[:num_test], order[num_test : num_test + num_val]
         train_idx = order[num_test + num_val :]
-        forget, retain = random_forget_split(len(train_idx), self.forget_fraction, self.root_seed)
+        forget, retain = random_forget_split(len(train_idx), self.forget_fraction, self.seed)
 
         def subset(idx: np.ndarray) -> ExampleDataset:
             return ExampleDataset(torch.from_numpy(images[idx]), torch.from_numpy(labels[idx]))

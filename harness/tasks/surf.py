@@ -399,7 +399,7 @@ class SurfTask(Task):
                 f"{layout.source}: {len(people)} people in the training split; expected more "
                 f"than forget_people={self.forget_people}"
             )
-        rng = np.random.default_rng(self.root_seed)
+        rng = np.random.default_rng(self.seed)
         chosen = set(rng.choice(people, size=self.forget_people, replace=False).tolist())
         return np.flatnonzero([person in chosen for person in train_people])
 
