@@ -1,0 +1,113 @@
+"""The regression gate against real regressions, injected into a copy of the repository: each
+must make `harness check` fail naming the submission, and unchanged code re-scored from a clean
+cache with another --jobs must pass.
+
+The copy holds the harness and four shipped submissions; the baseline is scored there at N = 64
+on the public split. Every check runs the real command in a subprocess, so the changed files are
+what the workers import."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SUBMISSIONS = ("kookmin", "fanchuan", "finetune", "do_nothing")
+N = "64"
+
+pytestmark = pytest.mark.slow
+
+
+def harness(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], cwd=repo, env=env, capture_output=True,
+        text=True, timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("repo")
+    shutil.copytree(ROOT / "harness", repo / "harness",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "submissions").mkdir()
+    for name in SUBMISSIONS:
+        shutil.copy(ROOT / "submissions" / f"{name}.py", repo / "submissions")
+    done = harness(repo, "score", "-n", N, "--split", "public", "--no-ceiling", "--jobs", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    board = pd.read_csv(repo / "leaderboard.csv").set_index("submission")
+    # the guarded scores must stand clear of their own noise, or the test proves nothing
+    for name in ("kookmin", "fanchuan", "finetune"):
+        assert board.loc[name, "final_score"] > 3 * 2**0.5 * board.loc[name, "final_score_se"]
+    return repo
+
+
+def check(repo: Path, *extra: str) -> subprocess.CompletedProcess:
+    return harness(repo, "check", "--baseline", "leaderboard.csv", "--no-progress", *extra)
+
+
+def edit(path: Path, old: str, new: str) -> str:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+    return text
+
+
+INJECTIONS = {
+    # a method turned into a no-op through the shared module it imports
+    "no-op in the toolkit": ("harness/toolkit.py", '''    device = device_of(net)
+    forget_batches = rebatch(forget)
+''', '''    return net.eval()
+    device = device_of(net)
+    forget_batches = rebatch(forget)
+''', "fanchuan"),
+    "constant weakened": ("submissions/kookmin.py", "REINIT_FRACTION = 0.3",
+                          "REINIT_FRACTION = 0.01", "kookmin"),
+    "utility collapsed": ("submissions/kookmin.py", "    return net.eval()\n",
+                          "    with torch.no_grad():\n        for p in net.parameters():\n"
+                          "            p.add_(torch.randn_like(p))\n    return net.eval()\n",
+                          "kookmin"),
+    "starts failing": ("submissions/finetune.py", "    device = next(net.parameters()).device",
+                       "    raise RuntimeError('broken by a refactoring')", "finetune"),
+}
+
+
+@pytest.mark.parametrize("injection", list(INJECTIONS))
+def test_an_injected_regression_fails_the_check_naming_the_submission(repo, injection):
+    relative, old, new, victim = INJECTIONS[injection]
+    path = repo / relative
+    original = edit(path, old, new)
+    try:
+        done = check(repo)
+    finally:
+        path.write_text(original)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
+    assert f"FAIL: {victim} (public)" in done.stdout
+
+
+def test_a_removed_submission_fails_the_check(repo):
+    path = repo / "submissions" / "do_nothing.py"
+    text = path.read_text()
+    path.unlink()
+    try:
+        done = check(repo)
+    finally:
+        path.write_text(text)
+    assert done.returncode == 1
+    assert "FAIL: do_nothing (public): missing" in done.stdout
+
+
+def test_unchanged_code_from_a_clean_cache_with_other_jobs_passes(repo):
+    done = check(repo, "--jobs", "1", "--reference-root", "fresh-ref", "--output", "fresh-out")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "PASS" in done.stdout
+    # every score was reproduced exactly, not merely within the tolerance
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("public")]
+    assert rows and all(row[4] in ("+0.00000", "-") for row in rows), done.stdout

@@ -1,0 +1,104 @@
+"""Bootstrap intervals and paired comparisons, against independent evidence: the analytic
+standard error of a mean, the spread of scores over independent redraws of the models, and
+hand-made replicates for the grouping rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.metric import epsilons, forget_quality, points
+from harness.uncertainty import (
+    Replicates,
+    difference_se,
+    own_seed,
+    plan,
+    rank_groups,
+    replicates,
+    significantly_different,
+)
+
+N, E = 24, 20
+
+
+def dataset(rng: np.random.Generator, shift: np.ndarray) -> tuple[np.ndarray, ...]:
+    unlearned = rng.normal(shift, 1.0, (N, E))
+    reference = rng.normal(0.0, 1.0, (N, E))
+    ones = np.ones(N)
+    return unlearned, ones, ones, reference, ones, ones
+
+
+def test_the_examples_part_is_the_standard_error_of_a_mean():
+    rng = np.random.default_rng(0)
+    data = dataset(rng, rng.normal(0, 0.5, E))
+    shared = plan(E, N, seed=1, example_replicates=4000, model_replicates=2)
+    result = replicates(*data, shared, own_seed(1, "a"))
+    per_example = points(epsilons(data[0], data[3]), N)
+    analytic = per_example.std(ddof=0) / math.sqrt(E)  # the bootstrap's plug-in variance
+    assert np.std(result.f_examples, ddof=1) == pytest.approx(analytic, rel=0.08)
+    assert result.forget_quality == pytest.approx(forget_quality(data[0], data[3]))
+
+
+@pytest.mark.slow
+def test_the_models_part_matches_the_spread_of_independent_redraws():
+    """With the forget examples fixed, scores of independent redraws of both sets of models
+    spread by some sd; the bootstrap over models, from one draw, estimates it."""
+    rng = np.random.default_rng(1)
+    shift = rng.normal(0, 0.4, E)
+    redraws = [forget_quality(*(lambda d: (d[0], d[3]))(dataset(rng, shift))) for _ in range(40)]
+    truth = np.std(redraws, ddof=1)
+    estimates = []
+    for seed in range(4):
+        result = replicates(*dataset(rng, shift), plan(E, N, seed, model_replicates=20),
+                            own_seed(seed, "a"))
+        estimates.append(np.std(result.f_models, ddof=1))
+    assert 0.6 * truth < np.mean(estimates) < 1.6 * truth
+
+
+def test_interval_contains_the_estimate_and_no_spread_means_no_doubt():
+    rng = np.random.default_rng(2)
+    data = dataset(rng, np.zeros(E))
+    result = replicates(*data, plan(E, N, 3, model_replicates=5), own_seed(3, "a"))
+    low, high = result.interval()
+    assert low <= result.final_score <= high and high > low
+    constant = (np.zeros((N, E)), *data[1:])  # no spread: every example at the cap, F = 0
+    nothing = replicates(*constant, plan(E, N, 3, model_replicates=5), own_seed(3, "b"))
+    assert nothing.final_score == 0 and nothing.interval() == (0.0, 0.0)
+
+
+def test_a_set_compared_with_itself_never_differs():
+    rng = np.random.default_rng(3)
+    data = dataset(rng, np.zeros(E))
+    shared = plan(E, N, 4, model_replicates=4)
+    a = replicates(*data, shared, own_seed(4, "a"))
+    assert difference_se(a, a) == 0 and not significantly_different(a, a)
+
+
+def fake(score: float, spread: float) -> Replicates:
+    noise = np.linspace(-1, 1, 200) * spread
+    return Replicates(score, score, noise + score, noise + score, np.full(5, score),
+                      np.full(5, score))
+
+
+def test_groups_break_only_at_significant_gaps():
+    # independent-looking replicates: identical noise patterns cancel in differences, so build
+    # each with its own shuffled pattern
+    rng = np.random.default_rng(5)
+
+    def noisy(score: float, spread: float) -> Replicates:
+        noise = rng.normal(0, spread, 400)
+        return Replicates(score, score, noise + score, noise + score, np.full(5, score),
+                          np.full(5, score))
+
+    ordered = [noisy(0.50, 0.01), noisy(0.49, 0.01), noisy(0.20, 0.01), noisy(0.0, 0.0),
+               noisy(0.0, 0.0)]
+    assert rank_groups(ordered) == [1, 1, 2, 3, 3]
+    # the same gap with no noise at all is significant
+    assert rank_groups([fake(0.5, 0.0), fake(0.49, 0.0)]) == [1, 2]
+
+
+def test_plan_refuses_too_little_to_resample():
+    with pytest.raises(ValueError, match="at least one forget example"):
+        plan(0, 10, 0)
