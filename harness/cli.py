@@ -233,6 +233,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             reference_root=Path(args.reference_root), output_dir=Path(args.output),
             jobs=args.jobs or (os.cpu_count() or 1), tolerance=args.tolerance,
             task_options=options, reporter=reporter,
+            splits=None if args.split == "both" else [args.split],
         )
 
     if args.no_progress:
@@ -245,6 +246,35 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"harness check: {len(report.problems)} regression(s) against {args.baseline}",
               file=sys.stderr)
     return report.exit_status
+
+
+TABLE_START = "<!-- leaderboard table: written by `harness table --readme README.md` -->"
+TABLE_END = "<!-- end of the leaderboard table -->"
+
+
+def readme_with_table(readme: str, table: str) -> str:
+    """``readme`` with the text between the table markers replaced by ``table``."""
+    if readme.count(TABLE_START) != 1 or readme.count(TABLE_END) != 1:
+        raise ValueError(f"the README must hold the markers {TABLE_START} and {TABLE_END} once")
+    before, rest = readme.split(TABLE_START)
+    _, after = rest.split(TABLE_END)
+    return f"{before}{TABLE_START}\n{table}\n{TABLE_END}{after}"
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    """``harness table``: the leaderboard as a Markdown table, or written into the README."""
+    from harness import cache
+    from harness.leaderboard import markdown_table, read_leaderboard
+
+    table = markdown_table(read_leaderboard(Path(args.leaderboard)))
+    if args.readme is None:
+        print(table)
+        return 0
+    path = Path(args.readme)
+    text = readme_with_table(path.read_text(encoding="utf-8"), table)
+    cache.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    print(f"wrote the table into {path}", file=sys.stderr)
+    return 0
 
 
 def recorded_identity_options(parser: argparse.ArgumentParser, whose: str) -> None:
@@ -362,8 +392,19 @@ def build_parser() -> argparse.ArgumentParser:
     check_parser.add_argument("--jobs", "-j", type=int, default=None,
                               help="worker processes (default: every core on a CPU task, 1 on a "
                               "GPU task)")
+    check_parser.add_argument("--split", choices=["public", "private", "both"], default="both",
+                              help="check only this split of the baseline (a quicker gate; "
+                              "default: every split it holds)")
     check_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     check_parser.set_defaults(func=cmd_check)
+
+    table_parser = commands.add_parser(
+        "table", help="print the leaderboard as a Markdown table, or write it into the README"
+    )
+    table_parser.add_argument("--leaderboard", default="leaderboard.csv", help="the scored CSV")
+    table_parser.add_argument("--readme", default=None,
+                              help="write the table between the README's table markers")
+    table_parser.set_defaults(func=cmd_table)
 
     tasks_parser = commands.add_parser("tasks", help="list the tasks")
     tasks_parser.set_defaults(func=cmd_tasks)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from harness.metric import final_score, forget_quality
 from harness.records import OK, OVER_BUDGET
-from harness.uncertainty import rank_groups
+from harness.uncertainty import LEVEL, rank_groups
 
 if TYPE_CHECKING:
     from harness.records import ModelStats, Outcome
@@ -284,3 +284,36 @@ def rank_correlation(board: pd.DataFrame) -> float:
         return math.nan
     value = spearmanr(private.loc[both, "final_score"], public.loc[both, "final_score"])[0]
     return float(value)
+
+
+def markdown_table(board: pd.DataFrame) -> str:
+    """The leaderboard as the README shows it: the final (private) ranking with intervals and
+    groups, and the public score beside it when both splits were scored."""
+    final = board_splits(board)[0]
+    rows = split_rows(board, final)
+    public = split_rows(board, "public").set_index("submission") if final == "private" else None
+    head = ["rank", "group", "submission", "final score", f"{LEVEL:.0%} interval", "F",
+            "retain acc", "test acc", "s/run", "status"]
+    if public is not None:
+        head.insert(5, "public score")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def number(value: object, digits: int = 5) -> str:
+        return f"{float(value):.{digits}f}" if finite(value) else "-"
+
+    for _, row in rows.iterrows():
+        interval = (f"[{number(row['final_score_lo'])}, {number(row['final_score_hi'])}]"
+                    if finite(row.get("final_score_lo")) else "-")
+        cells = [
+            str(int(row["rank"])) if finite(row["rank"]) else "-",
+            str(int(row["rank_group"])) if finite(row.get("rank_group")) else "-",
+            str(row["submission"]), number(row["final_score"]), interval,
+            number(row["forget_quality"]), number(row["retain_acc"], 4),
+            number(row["test_acc"], 4), number(row["seconds_per_run"], 3), str(row["status"]),
+        ]
+        if public is not None:
+            name = row["submission"]
+            cells.insert(5, number(public.loc[name, "final_score"])
+                         if name in public.index else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -193,13 +193,20 @@ def check(
     tolerance: float | None = None,
     task_options: dict | None = None,
     reporter: scoring.Reporter | None = None,
+    splits: list[str] | None = None,
 ) -> CheckReport:
     """Re-score the baseline's submissions with its task, N, root seed and splits (in memory:
     nothing is written over the baseline; run records and the pool are cached as usual), then
-    ``compare``. ``task_options`` may name the device or data folder; a task, N or root seed
-    given there must match the baseline's."""
+    ``compare``. ``splits`` limits the check to some of the baseline's splits (a quicker gate).
+    ``task_options`` may name the device or data folder; a task, N or root seed given there must
+    match the baseline's."""
     path = Path(baseline_path)
     baseline = read_leaderboard(path)
+    if splits is not None:
+        absent = sorted(set(splits) - set(board_splits(baseline)))
+        if absent:
+            raise ValueError(f"{path} holds no {', '.join(absent)} split")
+        baseline = pd.concat([split_rows(baseline, split) for split in splits])
     options = dict(task_options or {})
     recorded = board_identity(baseline, str(path))
     asked = tuple(

@@ -47,3 +47,32 @@ def test_pool_builds_then_reports_done(tmp_path, capsys):
     assert main(["pool", "-n", "4", "--reference-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "models_done: 4" in out and "original_model: True" in out
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_readme_table_is_the_committed_leaderboard():
+    """The README's leaderboard table is generated from leaderboard.csv by `harness table
+    --readme README.md`; after any re-scoring it must be regenerated, not edited."""
+    from harness.cli import TABLE_END, TABLE_START
+    from harness.leaderboard import markdown_table, read_leaderboard
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = readme.split(TABLE_START)[1].split(TABLE_END)[0].strip()
+    assert shown == markdown_table(read_leaderboard(ROOT / "leaderboard.csv"))
+
+
+def test_table_writes_between_the_markers_only(tmp_path, capsys):
+    from harness.cli import TABLE_END, TABLE_START
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{TABLE_START}\nold\n{TABLE_END}\noutro\n")
+    assert main(["table", "--leaderboard", str(ROOT / "leaderboard.csv"),
+                 "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    (tmp_path / "plain.md").write_text("no markers")
+    assert main(["table", "--leaderboard", str(ROOT / "leaderboard.csv"),
+                 "--readme", str(tmp_path / "plain.md")]) == 2
+    assert "markers" in capsys.readouterr().err

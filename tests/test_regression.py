@@ -218,3 +218,19 @@ def test_check_command_bad_input(tmp_path) -> None:
 
 def test_check_report_with_no_rows_formats() -> None:
     assert "PASS" in CheckReport(problems=[], rows=pd.DataFrame()).format()
+
+
+def test_check_can_be_limited_to_one_split(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "leaderboard.csv"
+    pd.concat([board(BASE, split="private"), board(BASE, split="public")]).to_csv(path)
+    scored = []
+
+    def fake_score(task, submissions_dir, **kwargs):
+        scored.append(task.split)
+        return board(BASE, split=task.split)
+
+    monkeypatch.setattr(scoring, "score", fake_score)
+    assert cli.main(["check", "--baseline", str(path), "--split", "private",
+                     "--no-progress"]) == 0
+    assert scored == ["private"]
+    assert "PASS: 3 row(s) compared" in capsys.readouterr().out
