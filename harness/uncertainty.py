@@ -106,6 +106,9 @@ class Replicates:
 
 
 def _var(values: np.ndarray) -> float:
+    """Sample variance of the finite replicates (a replicate whose resampled reference models
+    all have accuracy 0 has no defined ratio and is left out)."""
+    values = np.asarray(values)[np.isfinite(values)]
     return float(np.var(values, ddof=1)) if len(values) > 1 else 0.0
 
 
@@ -116,7 +119,11 @@ def _z(level: float) -> float:
 
 
 def _ratio(ra_u, ra_r, ta_u, ta_r) -> float:
-    return (np.mean(ra_u) / np.mean(ra_r)) * (np.mean(ta_u) / np.mean(ta_r))
+    """(RA_U / RA_R) (TA_U / TA_R); nan where a reference mean is 0."""
+    ra_r, ta_r = float(np.mean(ra_r)), float(np.mean(ta_r))
+    if ra_r <= 0 or ta_r <= 0:
+        return math.nan
+    return (float(np.mean(ra_u)) / ra_r) * (float(np.mean(ta_u)) / ta_r)
 
 
 def own_seed(plan_seed: int, name: str) -> int:
