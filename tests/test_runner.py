@@ -137,3 +137,11 @@ def test_a_module_without_the_entry_after_import_is_an_error(setup, tmp_path):
     path.write_text("if False:\n    def unlearning(net, retain, forget, val):\n        pass\n")
     (result,) = run_all(task, original, [path], jobs=1)["other_branch"]
     assert result.status == ERROR and "holds no callable `unlearning`" in result.message
+
+
+def test_a_run_sees_exactly_its_task_s_device():
+    from harness.runner import visible_devices, worker_device
+
+    assert visible_devices("cpu") == ""  # no GPU for a CPU task's submissions
+    assert visible_devices("cuda:1") == "1" and worker_device("cuda:1") == "cuda"
+    assert visible_devices("cuda") is None and worker_device("cpu") == "cpu"
