@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import cache
+from harness import cache, metric, uncertainty
 from harness.ensemble import select_chunk_trainer
 from harness.leaderboard import CEILING_ROW, build_leaderboard
 from harness.pool import CEILING, DEFAULT_ROOT, POOL, ReferenceStore, train_chunk_sequential
@@ -88,25 +88,25 @@ def score_uncertainty(
     model_replicates: int = MODEL_REPLICATES,
 ) -> dict[str, Replicates]:
     """Bootstrap replicates of every scored set of models (``harness.uncertainty``), cached in
-    ``directory`` under a hash of everything they depend on, computed in ``jobs`` processes."""
+    ``directory`` under a hash of everything they depend on (the models' and the pool's numbers,
+    the plan, the code of the bootstrap and the metric), computed in ``jobs`` processes."""
     reporter = reporter or Reporter()
     shared = plan(
         pool.confidences.shape[1], len(pool), derive_seed(task.seed, "bootstrap"),
         model_replicates=model_replicates,
     )
-    pool_key = fingerprint(pool.confidences, pool.retain_acc, pool.test_acc)
-
-    def path_of(name: str, stats: ModelStats) -> Path:
-        key = cache.config_hash([
-            pool_key, shared.seed, EXAMPLE_REPLICATES, model_replicates,
-            fingerprint(stats.confidences, stats.retain_acc, stats.test_acc),
-        ])
-        return directory / f"{name}-{key}.npz"
-
+    common = [
+        fingerprint(pool.confidences, pool.retain_acc, pool.test_acc), shared.seed,
+        EXAMPLE_REPLICATES, model_replicates,
+        cache.source_digest([Path(uncertainty.__file__), Path(metric.__file__)]),
+    ]
+    paths = {}
+    for name, stats in scored.items():
+        own = fingerprint(stats.confidences, stats.retain_acc, stats.test_acc)
+        paths[name] = directory / f"{name}-{cache.config_hash([*common, own])}.npz"
     found: dict[str, Replicates] = {}
     todo = []
-    for name, stats in scored.items():
-        path = path_of(name, stats)
+    for name, path in paths.items():
         try:
             arrays = cache.read_npz(path)
             found[name] = Replicates(**{
@@ -123,7 +123,7 @@ def score_uncertainty(
             for name in todo
         )
         for name, result in zip(todo, computed, strict=True):
-            cache.write_npz(path_of(name, scored[name]), result.to_arrays())
+            cache.write_npz(paths[name], result.to_arrays())
             found[name] = result
             reporter.advance("intervals")
     return found
