@@ -9,6 +9,7 @@ from harness.validate import validate
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "submissions"
 BAD = Path(__file__).resolve().parent / "bad_submissions"
+GOOD = Path(__file__).resolve().parent / "good_submissions"
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def reference_root(tmp_path_factory):
 @pytest.mark.parametrize(
     "path, passed, words",
     [
-        (EXAMPLES / "finetune.py", True, "within the time budget"),
+        (GOOD / "adds_noise.py", True, "within the time budget"),
         (BAD / "raises.py", False, "this submission always fails"),
         (EXAMPLES / "do_nothing.py", False, "exactly the same model outputs"),
     ],
