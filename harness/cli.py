@@ -234,6 +234,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             jobs=args.jobs or (os.cpu_count() or 1), tolerance=args.tolerance,
             task_options=options, reporter=reporter,
             splits=None if args.split == "both" else [args.split],
+            budget_seconds=args.budget,
         )
 
     if args.no_progress:
@@ -395,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     check_parser.add_argument("--split", choices=["public", "private", "both"], default="both",
                               help="check only this split of the baseline (a quicker gate; "
                               "default: every split it holds)")
+    check_parser.add_argument("--budget", type=float, default=None,
+                              help="time budget per run in seconds (default: 20%% of retraining)")
     check_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     check_parser.set_defaults(func=cmd_check)
 

@@ -194,6 +194,7 @@ def check(
     task_options: dict | None = None,
     reporter: scoring.Reporter | None = None,
     splits: list[str] | None = None,
+    budget_seconds: float | None = None,
 ) -> CheckReport:
     """Re-score the baseline's submissions with its task, N, root seed and splits (in memory:
     nothing is written over the baseline; run records and the pool are cached as usual), then
@@ -222,5 +223,6 @@ def check(
     current = scoring.score_splits(
         task, board_splits(baseline), submissions_dir, leaderboard_path=None,
         reference_root=reference_root, output_dir=output_dir, jobs=jobs, reporter=reporter,
+        budget_seconds=budget_seconds,
     )
     return compare(baseline, current, tolerance)
