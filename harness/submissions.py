@@ -5,7 +5,8 @@ whatever the module holds under that name after import (a top-level function, on
 ``if``, ``try`` or ``with``, an assignment or an import), called positionally. Files starting
 with ``_`` are ignored. The scorer's own process only parses the file (``ast``): the code
 runs in worker processes. Optional module constants (plain literals): ``NAME``, ``DESCRIPTION``,
-and ``REFERENCE``.
+``REFERENCE``, and ``SEARCH_SPACE`` with the keyword arguments ``harness tune`` may change
+(``harness.hyperparameters``).
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import hashlib
 import importlib.util
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from harness.hyperparameters import SPACE_CONSTANT, Hyperparameter, SpaceError, parse_space
+
 ENTRY_POINT = "unlearning"
 ENTRY_ARGS = ("net", "retain", "forget", "val")
-CONSTANTS = ("NAME", "DESCRIPTION", "REFERENCE")
+CONSTANTS = ("NAME", "DESCRIPTION", "REFERENCE", SPACE_CONSTANT)
 
 
 class SubmissionError(ValueError):
@@ -36,6 +39,8 @@ class Submission:
     title: str = ""
     description: str = ""
     reference: str = ""
+    # the declared hyperparameters (name -> range and published default); empty: not tunable
+    space: dict[str, Hyperparameter] = field(default_factory=dict, hash=False, compare=False)
 
 
 def _entry_point_problem(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
@@ -76,11 +81,62 @@ def _module_bindings(body: list[ast.stmt], name: str) -> list[ast.AST]:
         elif isinstance(node, ast.Import | ast.ImportFrom):
             if any((alias.asname or alias.name) == name for alias in node.names):
                 found.append(node)
-        for field in ("body", "orelse", "finalbody"):
-            found += _module_bindings(getattr(node, field, []), name)
+        for block in ("body", "orelse", "finalbody"):
+            found += _module_bindings(getattr(node, block, []), name)
         for handler in getattr(node, "handlers", []):
             found += _module_bindings(handler.body, name)
     return found
+
+
+def _keyword_defaults(
+    function: ast.FunctionDef, constants: dict[str, object]
+) -> dict[str, object]:
+    """The arguments of ``unlearning`` after the four positional ones that have a default, with
+    that default's value (a literal, or a module constant bound to a literal)."""
+    args = function.args
+    positional = args.posonlyargs + args.args
+    with_defaults = positional[len(positional) - len(args.defaults):]
+    pairs = list(zip(with_defaults, args.defaults, strict=True))
+    pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d]
+    found = {}
+    for arg, node in pairs:
+        if arg in positional[: len(ENTRY_ARGS)]:
+            continue
+        if isinstance(node, ast.Name) and node.id in constants:
+            found[arg.arg] = constants[node.id]
+            continue
+        try:
+            found[arg.arg] = ast.literal_eval(node)
+        except ValueError:
+            found[arg.arg] = _UNREADABLE
+    return found
+
+
+_UNREADABLE = object()  # a default that is neither a literal nor a module constant
+
+
+def _declared_space(
+    path: Path, bindings: list[ast.AST], constants: dict[str, object]
+) -> dict[str, Hyperparameter]:
+    if SPACE_CONSTANT not in constants:
+        return {}
+    functions = [b for b in bindings if isinstance(b, ast.FunctionDef)]
+    if len(bindings) != 1 or len(functions) != 1:
+        raise SubmissionError(
+            f"{path.name}: {SPACE_CONSTANT} needs exactly one `def {ENTRY_POINT}(...)` in the "
+            "file, whose keyword arguments it names"
+        )
+    defaults = _keyword_defaults(functions[0], constants)
+    unreadable = [n for n in constants[SPACE_CONSTANT] if defaults.get(n) is _UNREADABLE]
+    if unreadable:
+        raise SubmissionError(
+            f"{path.name}: the default of {', '.join(unreadable)} must be a literal or a module "
+            "constant bound to a literal (the published constant)"
+        )
+    try:
+        return parse_space(constants[SPACE_CONSTANT], defaults)
+    except SpaceError as error:
+        raise SubmissionError(f"{path.name}: {error}") from None
 
 
 def inspect_submission(path: Path) -> Submission:
@@ -108,17 +164,19 @@ def inspect_submission(path: Path) -> Submission:
             problem = _entry_point_problem(node)
             if problem:
                 raise SubmissionError(f"{path.name}: {problem}")
-    constants: dict[str, object] = {}
+    constants: dict[str, object] = {}  # every top-level NAME = <literal>
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
-            if isinstance(target, ast.Name) and target.id in CONSTANTS:
+            if isinstance(target, ast.Name):
                 try:
                     constants[target.id] = ast.literal_eval(node.value)
                 except ValueError:
-                    raise SubmissionError(
-                        f"{path.name}: {target.id} must be a plain literal"
-                    ) from None
+                    if target.id in CONSTANTS:
+                        raise SubmissionError(
+                            f"{path.name}: {target.id} must be a plain literal"
+                        ) from None
+    space = _declared_space(path, bindings, constants)
     docstring = ast.get_docstring(tree) or ""
     return Submission(
         name=path.stem,
@@ -127,6 +185,7 @@ def inspect_submission(path: Path) -> Submission:
         title=str(constants.get("NAME", path.stem)),
         description=str(constants.get("DESCRIPTION", docstring.strip().split("\n")[0])),
         reference=str(constants.get("REFERENCE", "")),
+        space=space,
     )
 
 
