@@ -49,9 +49,18 @@ from harness.pool import train_chunk_sequential
 from harness.records import ModelStats
 from harness.seeds import pool_seed
 from harness.tasks.base import Task, TaskData
-from harness.training import class_weights
+from harness.training import (
+    Recipe,
+    apply_crop_flip,
+    at_least_float32,
+    backend_flags,
+    class_weights,
+    crop_flip_draws,
+    synchronize,
+)
 
 ChunkTrainer = Callable[[Task, TaskData, list[int]], ModelStats]
+STACKED, GROUPED = "stacked", "grouped"  # the two ways of training members at once
 
 # Models with more parameters than this train one at a time: their own matmuls already keep the
 # cores busy, so stacking them gains little and costs M times the memory.
@@ -61,6 +70,13 @@ MAX_MODEL_PARAMETERS = 2_000_000
 MAX_STACKED_PARAMETERS = 50_000_000
 # Members evaluated per batched forward pass (bounds the [members, examples, hidden] activations).
 EVAL_MEMBERS = 64
+# Grouped ensembles: floats one ensemble may hold on the CPU (1 GiB), the share of a GPU's free
+# memory it may plan for (``member_elements`` is an estimate), the most members at once, and the
+# member-images per evaluation pass.
+MAX_STACKED_ELEMENTS = 2**28
+GPU_MEMORY_SHARE = 0.6
+MAX_MEMBERS = 64
+EVAL_IMAGES = 4096
 
 # Layers whose training-mode output depends on torch's global RNG: under vmap they would not draw
 # what the singly trained model draws, so such models are not stacked.
@@ -80,6 +96,18 @@ class StackedEnsemble:
 
     def __len__(self) -> int:
         return next(iter(self.params.values())).shape[0]
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params.values())
+
+    def train(self) -> None:
+        self.template.train()
+
+    def eval(self) -> None:
+        self.template.eval()
+
+    def prepare(self, recipe: Recipe) -> None:
+        """Nothing to adopt: the stacked path trains small buffer-free models on the CPU."""
 
     def _call(self, params: dict[str, torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
         return functional_call(self.template, params, (inputs,))
@@ -149,50 +177,247 @@ def _ensemble_loss(
     return ((losses * sample_weights).sum(dim=1) / sample_weights.sum(dim=1)).sum()
 
 
-def train_ensemble(task: Task, data: TaskData, indices: list[int]) -> tuple[StackedEnsemble, float]:
+class GroupedLinear(nn.Module):
+    """``members`` linear layers side by side. Features arrive member-major, [B, members * in]
+    (what flattening a grouped network's channels gives), and leave as [B, members * out]. The
+    weight is the members' weights stacked on its first dimension ([members * out, in]), like
+    every tensor of a grouped network: member k's tensor is the k-th slice of dimension 0."""
+
+    def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.members, self.in_features, self.out_features = members, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(members * out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(members * out_features)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[0]
+        x = x.reshape(batch, self.members, self.in_features).transpose(0, 1)  # [K, B, in]
+        weight = self.weight.view(self.members, self.out_features, self.in_features).mT
+        if self.bias is None:
+            out = torch.bmm(x, weight)
+        else:
+            out = torch.baddbmm(self.bias.view(self.members, 1, self.out_features), x, weight)
+        return out.transpose(0, 1).reshape(batch, self.members * self.out_features)
+
+
+class UnsupportedModel(ValueError):
+    """A model that cannot be trained as a grouped ensemble (a layer with parameters or buffers
+    other than convolutions, BatchNorm and linear layers, or a stochastic layer)."""
+
+
+def _grouped_layer(module: nn.Module, members: int) -> nn.Module | None:
+    """The layer that does ``members`` copies of ``module``'s work on member-major channels
+    (built on the meta device: its tensors are filled in by ``group_models``); None for a layer
+    without parameters or buffers, which acts on every channel alike and is kept as it is."""
+    k = members
+    if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        return type(module)(
+            k * module.in_channels, k * module.out_channels, module.kernel_size, module.stride,
+            module.padding, module.dilation, k * module.groups, module.bias is not None,
+            module.padding_mode,
+        )
+    if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d) and not isinstance(
+        module, nn.SyncBatchNorm
+    ):
+        # channel c of member k is channel k * C + c: statistics per member and channel
+        return type(module)(
+            k * module.num_features, module.eps, module.momentum, module.affine,
+            module.track_running_stats,
+        )
+    if isinstance(module, nn.Linear):
+        return GroupedLinear(k, module.in_features, module.out_features, module.bias is not None)
+    if isinstance(module, _STOCHASTIC_LAYERS):
+        raise UnsupportedModel(f"{type(module).__name__} draws from the global RNG")
+    own = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+    if own:
+        raise UnsupportedModel(f"{type(module).__name__} has parameters or buffers of its own")
+    return None
+
+
+def group_models(models: list[nn.Module]) -> nn.Module:
+    """One network that computes ``models`` (one architecture) side by side on member-major
+    channels: every convolution grouped (``groups`` times K), every BatchNorm over K times the
+    channels, every linear layer a ``GroupedLinear``. Input [B, K * C, ...] (member k's batch in
+    channels k*C .. k*C + C - 1), output [B, K * classes]. Raises ``UnsupportedModel``."""
+    k = len(models)
+    net = copy.deepcopy(models[0])
+    with torch.device("meta"):
+        replacements = {
+            name: layer for name, module in net.named_modules()
+            if (layer := _grouped_layer(module, k)) is not None
+        }
+    for name, layer in replacements.items():
+        parent, _, leaf = name.rpartition(".")
+        if not leaf:
+            raise UnsupportedModel("the model is a single layer, not a network of layers")
+        setattr(net.get_submodule(parent), leaf, layer)
+    states = [model.state_dict() for model in models]
+    grouped = {}
+    for key, tensor in net.state_dict().items():
+        parts = [state[key] for state in states]
+        if tensor.dim() == 0:  # BatchNorm's step counter: one for all, so it must agree
+            if any(not torch.equal(part, parts[0]) for part in parts):
+                raise UnsupportedModel(f"the members' {key} differ")
+            grouped[key] = parts[0].clone()
+        else:
+            grouped[key] = torch.cat([part.detach() for part in parts])
+    net.load_state_dict(grouped, assign=True)
+    for parameter in net.parameters():
+        parameter.requires_grad_(True)
+    return net
+
+
+class GroupedEnsemble:
+    """K models of one architecture run as one grouped network (``group_models``): per member
+    its own parameters, batch statistics and running statistics, in a few large kernels."""
+
+    def __init__(self, models: list[nn.Module], device: str | torch.device = "cpu") -> None:
+        if not models:
+            raise ValueError("an ensemble needs at least one model")
+        self.members = len(models)
+        self.template = copy.deepcopy(models[0]).cpu()
+        self.net = group_models(models).to(device)
+        self.device = torch.device(device)
+        self.run: Callable[[torch.Tensor], torch.Tensor] = self.net
+
+    def __len__(self) -> int:
+        return self.members
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.net.parameters())
+
+    def train(self) -> None:
+        self.net.train()
+
+    def eval(self) -> None:
+        self.net.eval()
+
+    def prepare(self, recipe: Recipe) -> None:
+        """Adopt the recipe's memory layout and compilation (``Recipe.prepare``)."""
+        self.run = recipe.prepare(self.net)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Every member on its own batch: inputs [K, B, C, ...] -> logits [K, B, classes]."""
+        k, batch = inputs.shape[:2]
+        rest = inputs.shape[3:]
+        merged = inputs.transpose(0, 1).reshape(batch, k * inputs.shape[2], *rest)
+        return self.run(merged).view(batch, k, -1).transpose(0, 1)
+
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor, images: int = EVAL_IMAGES) -> torch.Tensor:
+        """Every member in eval mode on the same inputs [n, C, ...] -> float32 logits [K, n, C],
+        ``images`` member-images per pass (bounds the activations' memory)."""
+        was_training = self.net.training
+        self.net.eval()
+        step = max(1, images // self.members)
+        try:
+            parts = []
+            for first in range(0, len(inputs), step):
+                part = inputs[first : first + step].to(self.device)
+                tiled = part.repeat(1, self.members, *([1] * (part.dim() - 2)))
+                logits = self.net(tiled).float()
+                parts.append(logits.view(len(part), self.members, -1).transpose(0, 1).cpu())
+            if not parts:
+                return torch.zeros(self.members, 0, 0)
+            return torch.cat(parts, dim=1)
+        finally:
+            self.net.train(was_training)
+
+    def unstack(self) -> list[nn.Module]:
+        """The members as ordinary modules (CPU, eval mode), with their running statistics."""
+        state = {key: value.detach().cpu() for key, value in self.net.state_dict().items()}
+        models = []
+        for m in range(self.members):
+            model = copy.deepcopy(self.template)
+            model.load_state_dict({
+                key: value.clone() if value.dim() == 0 else value.chunk(self.members)[m].clone()
+                for key, value in state.items()
+            })
+            models.append(model.eval())
+        return models
+
+
+Ensemble = StackedEnsemble | GroupedEnsemble
+
+
+def _augment_members(
+    inputs: torch.Tensor, generators: list[torch.Generator]
+) -> torch.Tensor:
+    """Crop-flip every member's batch [K, B, C, H, W] with the draws its own generator makes, as
+    ``training.train_model`` augments a model's batches, in one pass over all members' images."""
+    k, batch = inputs.shape[:2]
+    draws = [crop_flip_draws(batch, generator) for generator in generators]
+    offsets = torch.cat([offsets for offsets, _ in draws], dim=1)
+    flips = torch.cat([flips for _, flips in draws])
+    flat = apply_crop_flip(inputs.reshape(k * batch, *inputs.shape[2:]), offsets, flips)
+    return flat.view(inputs.shape)
+
+
+def _build(kind: str, models: list[nn.Module], device: str) -> Ensemble:
+    return StackedEnsemble(models) if kind == STACKED else GroupedEnsemble(models, device)
+
+
+def train_ensemble(
+    task: Task, data: TaskData, indices: list[int], kind: str | None = None
+) -> tuple[Ensemble, float]:
     """Train pool models ``indices`` together; returns the ensemble and the training seconds
-    (data orders and training, like ``train_reference_model``'s timing: not init, not eval)."""
+    (data orders and training, like ``train_reference_model``'s timing: not init, not eval).
+    ``kind``: ``STACKED`` or ``GROUPED`` (default: what ``ensemble_kind`` picks)."""
+    kind = kind or ensemble_kind(task, data)
+    if kind is None:
+        raise ValueError(f"task {task.name!r} cannot be trained as an ensemble")
     tensors = _tensors(data.retain)
     if tensors is None:
-        raise ValueError("the stacked ensemble needs a retain set held in tensors")
-    inputs, targets = tensors
+        raise ValueError("the ensemble needs a retain set held in tensors")
+    device = task.device
+    inputs, targets = (t.to(device) for t in tensors)
     recipe = task.recipe
     n, batch_size = len(targets), recipe.batch_size
-    ensemble = StackedEnsemble([init_member(task, i) for i in indices])
-    ensemble.template.train()
+    ensemble = _build(kind, [init_member(task, i) for i in indices], device)
     weight = None
     if recipe.class_weighted:
-        weight = class_weights(targets.numpy(), task.num_classes)
+        weight = class_weights(tensors[1].numpy(), task.num_classes).to(device)
 
+    synchronize(device)
     start = time.perf_counter()
-    orders = [ShuffleOrder(n, pool_seed(task.seed, i), batch_size) for i in indices]
-    optimizer = recipe.make_optimizer(list(ensemble.params.values()))
+    seeds = [pool_seed(task.seed, i) for i in indices]
+    orders = [ShuffleOrder(n, seed, batch_size) for seed in seeds]
+    augment = [torch.Generator().manual_seed(seed + 1) for seed in seeds]  # as train_model's
+    optimizer = recipe.make_optimizer(ensemble.parameters())
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
         if recipe.schedule == "cosine"
         else None
     )
-    for _ in range(recipe.epochs):
-        epoch = torch.stack([order.next_epoch() for order in orders])  # [M, n]
-        for first in range(0, n, batch_size):
-            batch = epoch[:, first : first + batch_size]
-            flat = batch.reshape(-1)  # index_select: a faster gather than advanced indexing
-            batch_inputs = inputs.index_select(0, flat).view(*batch.shape, *inputs.shape[1:])
-            batch_targets = targets.index_select(0, flat).view(batch.shape)
-            loss = _ensemble_loss(ensemble.forward(batch_inputs), batch_targets, weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+    ensemble.train()
+    with backend_flags(recipe, device):
+        ensemble.prepare(recipe)
+        for _ in range(recipe.epochs):
+            epoch = torch.stack([order.next_epoch() for order in orders]).to(device)  # [M, n]
+            for first in range(0, n, batch_size):
+                batch = epoch[:, first : first + batch_size]
+                flat = batch.reshape(-1)  # index_select: a faster gather than advanced indexing
+                batch_inputs = inputs.index_select(0, flat).view(*batch.shape, *inputs.shape[1:])
+                batch_targets = targets.index_select(0, flat).view(batch.shape)
+                if recipe.augment == "crop-flip":
+                    batch_inputs = _augment_members(batch_inputs, augment)
+                with recipe.autocast(device):
+                    logits = ensemble.forward(batch_inputs)
+                loss = _ensemble_loss(at_least_float32(logits), batch_targets, weight)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+    synchronize(device)
     seconds = time.perf_counter() - start
-    ensemble.template.eval()
-    for p in ensemble.params.values():
+    ensemble.eval()
+    for p in ensemble.parameters():
         p.grad = None
     return ensemble, seconds
 
 
-def evaluate_ensemble(ensemble: StackedEnsemble, data: TaskData) -> dict[str, np.ndarray]:
+def evaluate_ensemble(ensemble: Ensemble, data: TaskData) -> dict[str, np.ndarray]:
     """Per member, what ``pool.evaluate_model`` computes: forget-set logit-scaled confidences and
     retain/test/forget accuracies (logits of all members from batched forward passes)."""
     results: dict[str, np.ndarray] = {}
@@ -215,30 +440,74 @@ def evaluate_ensemble(ensemble: StackedEnsemble, data: TaskData) -> dict[str, np
     return results
 
 
-def _members_per_ensemble(task: Task) -> int:
-    with torch.random.fork_rng(devices=[]):
-        size = sum(p.numel() for p in task.make_model().parameters())
-    return max(1, MAX_STACKED_PARAMETERS // max(size, 1))
+def member_elements(task: Task, sample: torch.Tensor) -> int:
+    """Floats one member of a grouped ensemble holds while it trains: its parameters four times
+    (weights, gradients, two optimizer states at most) and twice the outputs of its layers on one
+    batch (those autograd keeps, and their gradients); ``sample`` is one input [C, ...]. Counted
+    on the meta device: no memory and no arithmetic."""
+    with torch.device("meta"), torch.random.fork_rng(devices=[]):
+        model = task.make_model().train()
+    outputs = 0
+
+    def count(module: nn.Module, args: tuple, output: object) -> None:
+        nonlocal outputs
+        if isinstance(output, torch.Tensor):
+            outputs += output.numel()
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    try:
+        shape = (task.recipe.batch_size, *sample.shape)
+        model(torch.empty(shape, device="meta", dtype=sample.dtype))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return 4 * sum(p.numel() for p in model.parameters()) + 2 * outputs
+
+
+def _budget_elements(device: str | torch.device) -> int:
+    """Floats an ensemble may use: on a GPU a share of its free memory now, on the CPU the
+    fixed ``MAX_STACKED_ELEMENTS``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(GPU_MEMORY_SHARE * free) // 4
+    return MAX_STACKED_ELEMENTS
+
+
+def members_per_ensemble(task: Task, data: TaskData, kind: str) -> int:
+    """How many members train at once. Stacked: the parameter budget. Grouped: the memory budget
+    (``_budget_elements``) over one member's share (``member_elements``), at most
+    ``MAX_MEMBERS``. The members' numbers do not depend on it."""
+    if kind == STACKED:
+        with torch.random.fork_rng(devices=[]):
+            size = sum(p.numel() for p in task.make_model().parameters())
+        return max(1, MAX_STACKED_PARAMETERS // max(size, 1))
+    tensors = _tensors(data.retain)
+    if tensors is None or len(tensors[0]) == 0:
+        raise ValueError("the ensemble needs a retain set held in tensors")
+    share = member_elements(task, tensors[0][0])
+    return max(1, min(MAX_MEMBERS, _budget_elements(task.device) // max(share, 1)))
 
 
 def train_chunk_ensemble(task: Task, data: TaskData, indices: list[int]) -> ModelStats:
-    """Train the pool models ``indices`` at once as stacked ensembles (the path for small models).
+    """Train the pool models ``indices`` at once as ensembles (the fast path).
 
     Same contract as ``pool.train_chunk_sequential``. ``seconds`` is each member's share of its
     ensemble's training time (total / members): an honest per-model cost of building the pool, but
     not the time one model takes alone. The efficiency budget of submissions does not use it: it
-    comes from a separate single-model timing (``scoring._retrain_seconds``).
+    comes from a separate single-model timing (``runner.WorkerPool.time_retrain``).
     """
-    if not supports_ensemble(task, data):
+    kind = ensemble_kind(task, data)
+    if kind is None:
         raise ValueError(
-            f"task {task.name!r} cannot be trained as a stacked ensemble; "
+            f"task {task.name!r} cannot be trained as an ensemble; "
             "use select_chunk_trainer() or pool.train_chunk_sequential"
         )
-    group = _members_per_ensemble(task)
+    group = members_per_ensemble(task, data, kind)
     parts = []
     for first in range(0, len(indices), group):
         members = indices[first : first + group]
-        ensemble, seconds = train_ensemble(task, data, members)
+        ensemble, seconds = train_ensemble(task, data, members, kind)
         stats = evaluate_ensemble(ensemble, data)
         parts.append(
             ModelStats(
@@ -249,6 +518,7 @@ def train_chunk_ensemble(task: Task, data: TaskData, indices: list[int]) -> Mode
                 seconds=np.full(len(members), seconds / len(members)),
             )
         )
+        del ensemble
     return ModelStats.concatenate(parts)
 
 
@@ -276,28 +546,95 @@ def _vmap_matches(models: list[nn.Module], inputs: torch.Tensor) -> bool:
     return batched.shape == singles.shape and torch.allclose(batched, singles, atol=1e-4)
 
 
-def supports_ensemble(task: Task, data: TaskData | None = None) -> bool:
-    """True when ``task``'s pool can be trained as a stacked ensemble: a CPU task whose model has
-    no buffers or stochastic layers and at most ``MAX_MODEL_PARAMETERS`` parameters, and (when
-    ``data`` is given) whose splits are held in tensors and run through vmap as through the model.
-    """
-    if torch.device(task.device).type != "cpu" or task.recipe.augment != "none":
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to rounding (relative to the size of ``b``; TF32 on a GPU rounds coarsely). A
+    layer that mixes members or channels is off by the size of the values themselves."""
+    if a.shape != b.shape:
         return False
+    scale = b.abs().max().item() + 1e-6
+    return bool(((a - b).abs().max() <= 1e-3 * scale).item())
+
+
+def _grouped_matches(models: list[nn.Module], inputs: torch.Tensor, device: str) -> bool:
+    """Whether the grouped network gives each model's own training-mode forward, the same
+    running statistics afterwards, and each model's eval-mode forward (a model whose forward
+    mixes channels, e.g. by concatenating them, fails here and trains one at a time)."""
+    try:
+        singles = [copy.deepcopy(m).to(device).train() for m in models]
+        grouped = GroupedEnsemble(models, device)
+        grouped.train()
+        inputs = inputs.to(device)
+        with torch.no_grad():
+            batched = grouped.forward(inputs.unsqueeze(0).expand(len(models), *inputs.shape))
+            trained = torch.stack([m(inputs) for m in singles])
+            predicted = grouped.predict(inputs)
+            evaluated = torch.stack([m.eval()(inputs).float().cpu() for m in singles])
+        states = [m.state_dict() for m in grouped.unstack()]
+    except (UnsupportedModel, RuntimeError, TypeError, ValueError):
+        return False
+    return (
+        _close(batched, trained) and _close(predicted, evaluated)
+        and all(
+            _close(state[key].float(), value.float().cpu())
+            for single, state in zip(singles, states, strict=True)
+            for key, value in single.state_dict().items()
+        )
+    )
+
+
+def ensemble_kind(task: Task, data: TaskData | None = None) -> str | None:
+    """How ``task``'s pool trains at once: ``STACKED`` (vmap over stacked parameters: small
+    buffer-free models on the CPU without augmentation), ``GROUPED`` (one grouped network:
+    convolution/BatchNorm/linear models, on a GPU, or on the CPU up to ``MAX_MODEL_PARAMETERS``
+    parameters, where it measured faster), or None (one model at a time). With ``data``, the
+    splits must be held in tensors and the ensemble must compute what the models compute."""
+    device = torch.device(task.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return None
+    if device.type not in ("cpu", "cuda"):
+        return None
     with torch.random.fork_rng(devices=[]):
         models = [task.make_model() for _ in range(2 if data is not None else 1)]
-    if not _model_supported(models[0]):
-        return False
+    params = list(models[0].parameters())
+    if not params or not all(p.is_floating_point() for p in params):
+        return None
+    small = sum(p.numel() for p in params) <= MAX_MODEL_PARAMETERS
+    stacked = device.type == "cpu" and task.recipe.augment == "none" and _model_supported(
+        models[0]
+    )
+    candidates = [STACKED] if stacked else []
+    if device.type == "cuda" or small:
+        candidates.append(GROUPED)
     if data is None:
-        return True
-    splits = [data.retain, data.forget, data.retain, data.test]
-    tensors = [_tensors(split) for split in splits]
-    if any(t is None for t in tensors):
-        return False
+        for kind in candidates:
+            if kind == STACKED:
+                return kind
+            try:
+                group_models(models)
+            except UnsupportedModel:
+                return None
+            return kind
+        return None
+    tensors = [_tensors(split) for split in (data.retain, data.forget, data.test)]
+    if any(t is None for t in tensors) or len(tensors[0][0]) == 0:
+        return None
     sample = tensors[0][0][:4]
-    return len(sample) > 0 and _vmap_matches(models, sample)
+    for kind in candidates:
+        if kind == STACKED and _vmap_matches(models, sample):
+            return kind
+        if kind == GROUPED:
+            with torch.random.fork_rng(devices=[]):
+                if _grouped_matches(models, sample, task.device):
+                    return kind
+    return None
+
+
+def supports_ensemble(task: Task, data: TaskData | None = None) -> bool:
+    """True when ``task``'s pool can be trained as an ensemble (``ensemble_kind``)."""
+    return ensemble_kind(task, data) is not None
 
 
 def select_chunk_trainer(task: Task, data: TaskData | None = None) -> ChunkTrainer:
-    """The pool's chunk trainer for ``task``: the stacked ensemble when supported, otherwise the
+    """The pool's chunk trainer for ``task``: an ensemble when supported, otherwise the
     one-at-a-time ``pool.train_chunk_sequential`` (same interface, same numbers in distribution)."""
     return train_chunk_ensemble if supports_ensemble(task, data) else train_chunk_sequential

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -14,17 +15,29 @@ from torch.utils.data import Dataset
 from harness.batches import inputs_targets, iterate_batches, labels_of
 
 AUGMENTATIONS = ("none", "crop-flip")
+PRECISIONS = ("fp32", "bf16")
 CROP_PADDING = 4
+# Recipe fields added for speed: in a task's configuration (and so in cache keys) only when they
+# differ from their defaults, so a recipe that does not use them keeps the configuration it had
+SPEED_FIELDS = ("precision", "channels_last", "compile", "cudnn_benchmark", "deterministic")
 
 
-def crop_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Per image of a batch [B, C, H, W]: a random H x W crop of the image zero-padded by 4 pixels
-    on every side, then a horizontal flip with probability 1/2 (the starting kit's RandomCrop(32,
-    padding=4) and RandomHorizontalFlip, done on the batch; the padding is 0 in input space).
-    Randomness from ``generator`` (CPU) alone."""
-    batch, _, height, width = images.shape
+def crop_flip_draws(
+    batch: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random choices of :func:`crop_flip` for ``batch`` images, in the order it draws them:
+    crop offsets [2, B] (rows, then columns) and flips [B]. Apart so that an ensemble can draw
+    each member's choices from the member's own generator and crop all members at once."""
     offsets = torch.randint(0, 2 * CROP_PADDING + 1, (2, batch), generator=generator)
     flips = torch.rand(batch, generator=generator) < 0.5
+    return offsets, flips
+
+
+def apply_crop_flip(
+    images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor
+) -> torch.Tensor:
+    """The crops and flips ``crop_flip_draws`` chose, applied to a batch [B, C, H, W]."""
+    batch, _, height, width = images.shape
     offsets, flips = offsets.to(images.device), flips.to(images.device)
     padded = nn.functional.pad(images, (CROP_PADDING,) * 4)
     rows = offsets[0, :, None] + torch.arange(height, device=images.device)  # [B, H]
@@ -35,9 +48,35 @@ def crop_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return picked.permute(0, 3, 1, 2).contiguous()
 
 
+def crop_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per image of a batch [B, C, H, W]: a random H x W crop of the image zero-padded by 4 pixels
+    on every side, then a horizontal flip with probability 1/2 (the starting kit's RandomCrop(32,
+    padding=4) and RandomHorizontalFlip, done on the batch; the padding is 0 in input space).
+    Randomness from ``generator`` (CPU) alone."""
+    return apply_crop_flip(images, *crop_flip_draws(len(images), generator))
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """How a task trains a model from scratch (the original model, the pool, ``retrain``)."""
+    """How a task trains a model from scratch (the original model, the pool, ``retrain``).
+
+    The speed options (``SPEED_FIELDS``) change how the arithmetic is done, not the recipe:
+
+    * ``precision="bf16"``: the forward pass under bfloat16 autocast (the loss in float32). It
+      changes the numbers well beyond rounding, so it is part of the task's configuration and of
+      every cache key built from it (the pool, the run records): a bf16 pool is another pool.
+    * ``channels_last``: models and image batches in NHWC memory layout (faster convolutions on
+      tensor-core GPUs).
+    * ``compile``: the forward pass through ``torch.compile`` (a one-off compile per process).
+    * ``cudnn_benchmark``: cuDNN times its convolution algorithms on the first batches and keeps
+      the fastest (the choice may differ between runs: not with ``deterministic``).
+    * ``deterministic``: ``torch.use_deterministic_algorithms`` (warning where torch has no
+      deterministic kernel), cuDNN's deterministic algorithms and no autotuning, so that the same
+      training on the same machine, software and thread count reproduces bit for bit.
+
+    The last four change only the order of floating-point operations (numbers agree to rounding),
+    but like any change of the recipe they enter the configuration when not at their defaults.
+    """
 
     epochs: int
     batch_size: int
@@ -48,6 +87,11 @@ class Recipe:
     schedule: str = "cosine"  # "cosine" (per epoch, T_max = epochs) or "constant"
     class_weighted: bool = False  # cross-entropy weighted by inverse class frequency
     augment: str = "none"  # "none" or "crop-flip": random 4-pixel-padded crops and mirror flips
+    precision: str = "fp32"  # "fp32", or "bf16": the forward pass under bfloat16 autocast
+    channels_last: bool = False
+    compile: bool = False
+    cudnn_benchmark: bool = False
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENTATIONS:
@@ -60,6 +104,22 @@ class Recipe:
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size and lr must be positive")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        if self.deterministic and self.cudnn_benchmark:
+            raise ValueError("deterministic and cudnn_benchmark exclude each other: autotuning "
+                             "may pick another algorithm on every run")
+
+    def config(self) -> dict:
+        """The recipe as it enters a task's configuration: every field, less the speed options
+        left at their defaults (a recipe written before they existed keeps its cache keys)."""
+        defaults = {f.name: f.default for f in fields(self)}
+        return {
+            key: value for key, value in asdict(self).items()
+            if key not in SPEED_FIELDS or value != defaults[key]
+        }
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         if self.optimizer == "sgd":
@@ -67,6 +127,52 @@ class Recipe:
                 params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
             )
         return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def autocast(self, device: str | torch.device):
+        """The context of a training forward pass: bfloat16 autocast with ``precision="bf16"``."""
+        if self.precision == "fp32":
+            return nullcontext()
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+    def layout(self, tensor: torch.Tensor) -> torch.Tensor:
+        """An image batch in the recipe's memory layout (NHWC with ``channels_last``)."""
+        if self.channels_last and tensor.dim() == 4:
+            return tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
+
+    def prepare(self, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``model`` in the recipe's layout, and the callable that runs its forward pass
+        (compiled with ``compile``; it shares the model's parameters)."""
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return torch.compile(model) if self.compile else model
+
+
+def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """Logits for the loss: bfloat16 (autocast) raised to float32, float64 kept as it is."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
+
+
+@contextmanager
+def backend_flags(recipe: Recipe, device: str | torch.device) -> Iterator[None]:
+    """Run a block with the recipe's cuDNN autotuning and deterministic mode, then restore the
+    process's settings (workers and tests run other code afterwards)."""
+    cudnn = torch.backends.cudnn
+    saved = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        if recipe.deterministic:
+            if torch.device(device).type == "cuda":
+                # cuBLAS reads it when it starts: set before a process's first CUDA matmul
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            cudnn.deterministic, cudnn.benchmark = True, False
+        elif recipe.cudnn_benchmark:
+            cudnn.benchmark = True
+        yield
+    finally:
+        cudnn.benchmark, cudnn.deterministic = saved[0], saved[1]
+        torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
 
 
 def synchronize(device: str | torch.device) -> None:
@@ -120,21 +226,27 @@ def train_model(
         if recipe.schedule == "cosine"
         else None
     )
-    for _ in range(recipe.epochs):
-        batches = iterate_batches(
-            dataset, recipe.batch_size, shuffle=True, generator=generator, device=device,
-            gather=gather,
-        )
-        for batch in batches:
-            inputs, targets = inputs_targets(batch)
-            if recipe.augment == "crop-flip":
-                inputs = crop_flip(inputs, augment_generator)
-            loss = nn.functional.cross_entropy(model(inputs), targets, weight=weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+    with backend_flags(recipe, device):
+        forward = recipe.prepare(model)
+        for _ in range(recipe.epochs):
+            batches = iterate_batches(
+                dataset, recipe.batch_size, shuffle=True, generator=generator, device=device,
+                gather=gather,
+            )
+            for batch in batches:
+                inputs, targets = inputs_targets(batch)
+                if recipe.augment == "crop-flip":
+                    inputs = crop_flip(inputs, augment_generator)
+                with recipe.autocast(device):
+                    logits = forward(recipe.layout(inputs))
+                loss = nn.functional.cross_entropy(at_least_float32(logits), targets, weight=weight)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+    if recipe.channels_last:
+        model.to(memory_format=torch.contiguous_format)
     return model.eval()
 
 

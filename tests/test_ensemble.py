@@ -3,6 +3,7 @@ singly trained models, and a pool that is statistically the sequential path's po
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -13,7 +14,11 @@ from torch import nn
 
 from harness import ensemble
 from harness.ensemble import (
+    GROUPED,
+    STACKED,
+    GroupedEnsemble,
     StackedEnsemble,
+    ensemble_kind,
     init_member,
     select_chunk_trainer,
     supports_ensemble,
@@ -129,7 +134,7 @@ def test_a_chunk_split_into_several_ensembles_gives_the_same_numbers(task, data,
     whole = train_chunk_ensemble(quick, data, indices)
     size = sum(p.numel() for p in quick.make_model().parameters())
     monkeypatch.setattr(ensemble, "MAX_STACKED_PARAMETERS", 2 * size)  # two members at a time
-    assert ensemble._members_per_ensemble(quick) == 2
+    assert ensemble.members_per_ensemble(quick, data, STACKED) == 2
     split = train_chunk_ensemble(quick, data, indices)
     np.testing.assert_allclose(split.confidences, whole.confidences, atol=1e-4, rtol=1e-5)
     np.testing.assert_array_equal(split.test_acc, whole.test_acc)
@@ -169,16 +174,18 @@ class _DropoutTask(DigitsTask):
 
 def test_path_selection(task, data):
     assert supports_ensemble(task) and supports_ensemble(task, data)
+    assert ensemble_kind(task, data) == STACKED
     assert select_chunk_trainer(task, data) is train_chunk_ensemble
-    for other in (
-        _BatchNormTask(name="bn", recipe=task.recipe),
-        _DropoutTask(name="dropout", recipe=task.recipe),
-        task.with_options(device="cuda"),
-    ):
+    batch_norm = _BatchNormTask(name="bn", recipe=task.recipe)
+    assert ensemble_kind(batch_norm) == GROUPED and ensemble_kind(batch_norm, data) == GROUPED
+    others = [_DropoutTask(name="dropout", recipe=task.recipe)]
+    if not torch.cuda.is_available():
+        others.append(task.with_options(device="cuda"))
+    for other in others:
         assert not supports_ensemble(other)
         assert select_chunk_trainer(other) is train_chunk_sequential
-    with pytest.raises(ValueError, match="stacked ensemble"):
-        train_chunk_ensemble(_BatchNormTask(name="bn", recipe=task.recipe), data, [0])
+    with pytest.raises(ValueError, match="cannot be trained as an ensemble"):
+        train_chunk_ensemble(_DropoutTask(name="dropout", recipe=task.recipe), data, [0])
 
 
 def test_large_models_train_one_at_a_time(task, monkeypatch):
@@ -256,3 +263,202 @@ def test_a_model_s_stacked_forward_matches_its_forward(data):
     batched = stacked.forward(inputs.expand(3, *inputs.shape))
     singles = torch.stack([m(inputs) for m in models])
     torch.testing.assert_close(batched, singles, atol=1e-5, rtol=1e-5)
+
+
+# -- grouped ensembles: BatchNorm models (ResNet-18 shape) ---------------------------------------
+@pytest.fixture(scope="module")
+def tiny_resnet():
+    """A ResNet-18 of width 4 on 16x16 random images; the starting kit's recipe shape (SGD with
+    momentum and weight decay, crop-flip, cosine) for one epoch of 5 steps."""
+    from harness.tasks.synthetic import synthetic_task
+
+    small = synthetic_task(width=4, image_size=16, num_train=92, num_held_out=24, num_models=4)
+    recipe = dataclasses.replace(small.recipe, epochs=1, batch_size=16, lr=0.02)
+    small = small.with_options(recipe=recipe)
+    return small, small.load_data()
+
+
+@pytest.fixture
+def float64():
+    """Train in float64: the grouped network then reproduces the one-at-a-time twins to ~1e-12
+    (float32 agrees only to rounding, which training amplifies), so any difference in what is
+    computed stands out."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def _as_float64(data):
+    """The synthetic task's images read as float64 (its transform makes float32)."""
+    for split in (data.train, data.val, data.test):
+        split.transform = lambda images: images.double() / 127.5 - 1.0
+    return data
+
+
+def _differences(single: nn.Module, member: nn.Module) -> dict[str, float]:
+    """Largest absolute difference per state-dict entry (parameters and running statistics)."""
+    return {
+        name: (a.double() - b.double()).abs().max().item()
+        for (name, a), (_, b) in zip(
+            single.state_dict().items(), member.state_dict().items(), strict=True
+        )
+    }
+
+
+def _twins(small, data, indices):
+    return [train_reference_model(small, data, i)[0] for i in indices]
+
+
+def test_grouped_members_are_their_one_at_a_time_twins(tiny_resnet, float64):
+    small, _ = tiny_resnet
+    data = _as_float64(small.load_data())
+    indices = [0, 3, 5]
+    grouped, seconds = train_ensemble(small, data, indices, GROUPED)
+    assert isinstance(grouped, GroupedEnsemble) and seconds > 0
+    members = grouped.unstack()
+    for member, single in zip(members, _twins(small, data, indices), strict=True):
+        differences = _differences(single, member)
+        assert max(differences.values()) < 1e-9, differences
+        assert not torch.equal(single.bn1.running_mean, torch.zeros_like(single.bn1.running_mean))
+        assert int(member.bn1.num_batches_tracked) == 6  # 92 - 9 forget = 83 images, batch 16
+    # negative control: a member is not the twin of another seed
+    swapped = _differences(_twins(small, data, [3])[0], members[0])
+    assert max(swapped.values()) > 1e-2
+
+
+class _SharedStatisticsBatchNorm(nn.BatchNorm2d):
+    """The mistake the equivalence test must catch: every member normalised with the batch
+    statistics of all members' images together (running statistics left alone)."""
+
+    def __init__(self, members: int, features: int) -> None:
+        super().__init__(members * features)
+        self.members = members
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, *space = x.shape
+        per_member = x.view(batch, self.members, -1, *space).transpose(0, 1)
+        pooled = per_member.reshape(batch * self.members, -1, *space)
+        normalised = nn.functional.batch_norm(pooled, None, None, training=True, eps=self.eps)
+        x = normalised.view(self.members, batch, -1, *space).transpose(0, 1).reshape(x.shape)
+        shape = (1, channels) + (1,) * len(space)
+        return x * self.weight.view(shape) + self.bias.view(shape)
+
+
+def test_members_sharing_batch_statistics_are_detected(tiny_resnet, float64, monkeypatch):
+    small, _ = tiny_resnet
+    data = _as_float64(small.load_data())
+    grouped_layer = ensemble._grouped_layer
+
+    def sharing(module: nn.Module, members: int) -> nn.Module | None:
+        if isinstance(module, nn.BatchNorm2d):
+            return _SharedStatisticsBatchNorm(members, module.num_features)
+        return grouped_layer(module, members)
+
+    monkeypatch.setattr(ensemble, "_grouped_layer", sharing)
+    shared, _ = train_ensemble(small, data, [0, 3], GROUPED)
+    for member, single in zip(shared.unstack(), _twins(small, data, [0, 3]), strict=True):
+        differences = _differences(single, member)
+        assert differences["conv1.weight"] > 1e-6
+        assert differences["layer1.0.bn1.running_mean"] > 1e-6
+    # and the check that guards the grouped path refuses such a network
+    sample = data.retain[0]["image"].unsqueeze(0).repeat(4, 1, 1, 1)
+    assert not ensemble._grouped_matches([init_member(small, i) for i in (0, 1)], sample, "cpu")
+
+
+def test_grouped_float32_members_match_their_twins_and_pool_numbers(tiny_resnet):
+    """In float32 with Adam, class weights and a constant rate. (SGD at this width is checked in
+    float64 above: a 4-channel ResNet has channels that ReLU silences, whose BatchNorm divides
+    rounding noise by sqrt(eps), so two float32 roundings part after a few SGD steps.)"""
+    small, data = tiny_resnet
+    adam = small.with_options(recipe=dataclasses.replace(
+        small.recipe, optimizer="adam", lr=1e-3, class_weighted=True, schedule="constant",
+    ))
+    indices = [1, 2]
+    grouped, _ = train_ensemble(adam, data, indices, GROUPED)
+    for member, single in zip(grouped.unstack(), _twins(adam, data, indices), strict=True):
+        for name, a in single.state_dict().items():
+            torch.testing.assert_close(member.state_dict()[name], a, atol=1e-4, rtol=1e-3,
+                                       msg=name)
+    fast = train_chunk_ensemble(adam, data, indices)
+    slow = train_chunk_sequential(adam, data, indices)
+    np.testing.assert_allclose(fast.confidences, slow.confidences, atol=1e-3, rtol=1e-3)
+    np.testing.assert_allclose(fast.test_acc, slow.test_acc, atol=1.01 / len(data.test))
+
+
+def test_a_grouped_chunk_is_split_by_the_memory_budget(tiny_resnet, float64, monkeypatch):
+    small, _ = tiny_resnet
+    data = _as_float64(small.load_data())
+    share = ensemble.member_elements(small, data.retain[0]["image"])
+    assert share > 4 * sum(p.numel() for p in small.make_model().parameters())
+    monkeypatch.setattr(ensemble, "MAX_STACKED_ELEMENTS", 2 * share + 1)
+    assert ensemble.members_per_ensemble(small, data, GROUPED) == 2
+    sizes = []
+    real_train = ensemble.train_ensemble
+
+    def counting(task, data, indices, kind):
+        sizes.append(len(indices))
+        return real_train(task, data, indices, kind)
+
+    monkeypatch.setattr(ensemble, "train_ensemble", counting)
+    split = train_chunk_ensemble(small, data, [0, 1, 2])
+    assert sizes == [2, 1]
+    whole = train_chunk_sequential(small, data, [0, 1, 2])
+    np.testing.assert_allclose(split.confidences, whole.confidences, atol=1e-9)
+
+
+def test_the_gpu_budget_is_a_share_of_free_memory(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4_000_000, 8_000_000))
+    assert ensemble._budget_elements("cuda") == int(ensemble.GPU_MEMORY_SHARE * 4_000_000) // 4
+    assert ensemble._budget_elements("cpu") == ensemble.MAX_STACKED_ELEMENTS
+
+
+class _ConcatenatingNet(nn.Module):
+    """Concatenates channels (as DenseNet does): on member-major channels that mixes members."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 2, 3, padding=1), nn.Conv2d(3, 2, 3, padding=1)
+        self.bn, self.fc = nn.BatchNorm2d(4), nn.Linear(4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(torch.cat([self.a(x), self.b(x)], dim=1))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("layer", [nn.LayerNorm(4), nn.Dropout(0.1), nn.Embedding(3, 4)])
+def test_layers_a_grouped_network_cannot_hold_are_refused(layer):
+    model = nn.Sequential(nn.Linear(4, 4), layer, nn.Linear(4, 2))
+    with pytest.raises(ensemble.UnsupportedModel):
+        ensemble.group_models([model, copy.deepcopy(model)])
+
+
+def test_grouped_selection(tiny_resnet, monkeypatch):
+    small, data = tiny_resnet
+    assert ensemble_kind(small, data) == GROUPED
+    assert select_chunk_trainer(small, data) is train_chunk_ensemble
+
+    @dataclasses.dataclass(frozen=True)
+    class Concatenating(type(small)):
+        def make_model(self) -> nn.Module:
+            return _ConcatenatingNet()
+
+    concatenating = Concatenating(**{f.name: getattr(small, f.name)
+                                     for f in dataclasses.fields(small)})
+    assert ensemble_kind(concatenating) == GROUPED  # the layers alone look fine ...
+    assert ensemble_kind(concatenating, data) is None  # ... the forward check finds the mixing
+    monkeypatch.setattr(ensemble, "MAX_MODEL_PARAMETERS", 1000)  # large on a CPU: one at a time
+    assert ensemble_kind(small, data) is None
+
+
+def test_resnet18_at_width_64_is_torchvision_s():
+    from harness.models import ResNet18, resnet18
+
+    torch.manual_seed(3)
+    theirs = resnet18()
+    torch.manual_seed(3)
+    ours = ResNet18(width=64)
+    assert not _differences(theirs, ours) or max(_differences(theirs, ours).values()) == 0
+    inputs = torch.randn(2, 3, 32, 32)
+    assert torch.equal(theirs(inputs), ours(inputs))
+    assert ResNet18(width=4).fc.in_features == 32

@@ -110,6 +110,7 @@ class Task:
         the data and the checkpoint lie does not: their contents do (the data fingerprint, and
         the checkpoint's hash)."""
         config = asdict(self)
+        config["recipe"] = self.recipe.config()  # speed options only where they are set
         config.pop("device")  # a device changes speed, not the definition of the task
         config.pop("data_dir")
         if self.checkpoint is not None:
