@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -329,7 +329,7 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def step_decay(base_lr: float, epoch: int, milestones: list[int], rate: float = 0.1) -> float:
+def step_decay(base_lr: float, epoch: int, milestones: Sequence[int], rate: float = 0.1) -> float:
     """``base_lr`` times ``rate`` per milestone strictly below ``epoch`` (SCRUB's schedule)."""
     return base_lr * rate ** sum(epoch > m for m in milestones)
 
@@ -413,22 +413,31 @@ def fanchuan_unlearning(
     epochs: int = 8,
     temperature: float = 1.15,
     retain_batch_size: int = 256,
+    stage1_lr: float = 0.005,
+    forget_lr: float = 3e-4,
+    forget_lr_min: float = 1e-6,
+    retain_lr: float = 0.004,
+    retain_weight_decay: float = 0.01,
+    momentum: float = 0.9,
 ) -> nn.Module:
     """The 1st-place method (fanchuan), shared by its submission and the "improved SCL" variant.
+    Every constant is an argument whose default is the published value (the values below).
 
-    Stage 1, one epoch over the forget loader (its own batch size), train mode, SGD(0.005, 0.9, 0):
-    minimise KL(uniform || p) + ``reverse_kl_weight`` * KL(p || uniform), p = softmax(logits).
-    Stage 2, ``epochs`` epochs, train mode throughout; two retain views A and B reshuffled at
-    ``retain_batch_size``; forget optimizer SGD(3e-4, 0.9, 0) with cosine annealing over
-    ``epochs`` x (forget batches) steps down to 1e-6, stepped per forget step; retain optimizer
-    SGD(0.004, 0.9, 0.01). Each epoch: a forget round (forget batches zipped with A: logits F of
-    the forget batch, logits R of the A batch without gradient, S = F R^T / temperature, loss =
+    Stage 1, one epoch over the forget loader (its own batch size), train mode,
+    SGD(``stage1_lr`` 0.005, ``momentum`` 0.9, 0): minimise KL(uniform || p) +
+    ``reverse_kl_weight`` * KL(p || uniform), p = softmax(logits).
+    Stage 2, ``epochs`` (8) epochs, train mode throughout; two retain views A and B reshuffled at
+    ``retain_batch_size`` (256); forget optimizer SGD(``forget_lr`` 3e-4, 0.9, 0) with cosine
+    annealing over ``epochs`` x (forget batches) steps down to ``forget_lr_min`` (1e-6), stepped
+    per forget step; retain optimizer SGD(``retain_lr`` 0.004, 0.9, ``retain_weight_decay`` 0.01).
+    Each epoch: a forget round (forget batches zipped with A: logits F of the forget batch, logits
+    R of the A batch without gradient, S = F R^T / ``temperature`` (1.15), loss =
     -mean(log_softmax(S, over the retain axis))), then a retain round (cross-entropy over B).
     """
     device = device_of(net)
     forget_batches = rebatch(forget)
     net.train()
-    stage1 = torch.optim.SGD(net.parameters(), lr=0.005, momentum=0.9, weight_decay=0.0)
+    stage1 = torch.optim.SGD(net.parameters(), lr=stage1_lr, momentum=momentum, weight_decay=0.0)
 
     def forget_to_uniform(model, inputs, targets):
         logits = model(inputs)
@@ -441,12 +450,14 @@ def fanchuan_unlearning(
 
     retain_a = rebatch(retain, retain_batch_size)
     retain_b = rebatch(retain, retain_batch_size)
-    forget_optimizer = torch.optim.SGD(net.parameters(), lr=3e-4, momentum=0.9, weight_decay=0.0)
+    forget_optimizer = torch.optim.SGD(
+        net.parameters(), lr=forget_lr, momentum=momentum, weight_decay=0.0
+    )
     forget_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        forget_optimizer, T_max=epochs * max(1, len(forget_batches)), eta_min=1e-6
+        forget_optimizer, T_max=epochs * max(1, len(forget_batches)), eta_min=forget_lr_min
     )
     retain_optimizer = torch.optim.SGD(
-        net.parameters(), lr=0.004, momentum=0.9, weight_decay=0.01
+        net.parameters(), lr=retain_lr, momentum=momentum, weight_decay=retain_weight_decay
     )
     for _ in range(epochs):
         for forget_batch, retain_batch in zip(forget_batches, retain_a, strict=False):
@@ -468,18 +479,21 @@ def random_label_unlearning(
     net: nn.Module,
     retain: DataLoader,
     forget: DataLoader,
-    epochs: int,
-    lr: float,
-    batch_size: int,
+    epochs: int = 10,
+    lr: float = 0.013,
+    batch_size: int = 256,
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
     masks: list[torch.Tensor] | None = None,
 ) -> nn.Module:
-    """Random labels (RL), optionally saliency-masked (SalUn). Train mode; one SGD optimizer; each
-    epoch a pass over forget with labels drawn uniformly from 0..C-1 (the true label included),
-    then a pass over retain with true labels, cross-entropy throughout. With ``masks`` (one per
-    parameter, in ``net.parameters()`` order) every gradient is multiplied by its mask before each
-    step (weight decay is added by the optimizer afterwards, so it still moves masked weights)."""
+    """Random labels (RL), optionally saliency-masked (SalUn). Train mode; one SGD optimizer
+    (``lr``, ``momentum``, ``weight_decay``); each of ``epochs`` epochs a pass over forget with
+    labels drawn uniformly from 0..C-1 (the true label included), then a pass over retain with
+    true labels, both at ``batch_size``, cross-entropy throughout. The defaults are the published
+    constants (Unlearn-Saliency's README: 10 epochs, lr 0.013, batch 256, SGD(0.9, 5e-4)). With
+    ``masks`` (one per parameter, in ``net.parameters()`` order) every gradient is multiplied by
+    its mask before each step (weight decay is added by the optimizer afterwards, so it still
+    moves masked weights)."""
     classes = num_classes(net)
     forget_batches, retain_batches = rebatch(forget, batch_size), rebatch(retain, batch_size)
     label_generator = seeded_generator()
@@ -509,15 +523,17 @@ def finetune_to_start(
     net: nn.Module,
     batches,
     epochs: int,
-    lr: float,
-    weight_decay: float,
-    milestones: list[int],
+    lr: float = 0.01,
+    weight_decay: float = 0.1,
+    milestones: Sequence[int] = (10, 15, 20),
     rate: float = 0.1,
 ) -> nn.Module:
     """SCRUB's small-scale fine-tuning loop (used by CF-k and EU-k): eval mode (BN statistics
     frozen), plain SGD (no momentum, no optimizer weight decay) on the parameters that require
     gradients, loss = CE + (weight_decay / 2) * ||theta - theta_start||^2, learning rate
-    ``lr`` x ``rate`` per milestone strictly below the (0-based) epoch."""
+    ``lr`` x ``rate`` per milestone strictly below the (0-based) epoch. The defaults are the
+    published constants (SCRUB's small-scale notebook: lr 0.01, --weight-decay 0.1, milestones
+    10, 15, 20, rate 0.1); the epoch count differs between the methods and has none."""
     trainable = [p for p in net.parameters() if p.requires_grad]
     start = parameter_snapshot(net)
     optimizer = torch.optim.SGD(trainable, lr=lr, momentum=0.0, weight_decay=0.0)

@@ -16,6 +16,10 @@ Adaptations. "Last block" = harness.toolkit.last_block(net): ResNet-18's `layer4
 MLP, whose only feature layer is the hidden Linear `fc1`, that layer. As in SC, the head is not
 trained (DU's port also unfreezes it; not done here). All parameters are made trainable again
 before returning. Data order from fresh_seed().
+
+The constants are keyword arguments of `unlearning` with SC's values as defaults (milestones and
+rate are harness.toolkit.finetune_to_start's defaults); SEARCH_SPACE declares what `harness tune`
+may change.
 """
 
 from harness.toolkit import finetune_to_start, last_block, rebatch, set_trainable, unfreeze
@@ -23,16 +27,16 @@ from harness.toolkit import finetune_to_start, last_block, rebatch, set_trainabl
 NAME = "CF-k (k = 1)"
 REFERENCE = "meghdadk/SCRUB small_scale_unlearning.ipynb; Goel et al. (CF-k)"
 
-EPOCHS = 10
-LR = 0.01
-PENALTY_WEIGHT_DECAY = 0.1
-MILESTONES = [10, 15, 20]
-BATCH_SIZE = 128
+SEARCH_SPACE = {
+    "lr": {"low": 1e-3, "high": 1.0, "log": True},
+    "epochs": {"low": 1, "high": 10},
+    "penalty_weight_decay": {"low": 1e-4, "high": 1.0, "log": True},
+}
 
 
-def unlearning(net, retain, forget, val):
+def unlearning(
+    net, retain, forget, val, lr=0.01, epochs=10, penalty_weight_decay=0.1, batch_size=128
+):
     set_trainable(net, [last_block(net)])
-    finetune_to_start(
-        net, rebatch(retain, BATCH_SIZE), EPOCHS, LR, PENALTY_WEIGHT_DECAY, MILESTONES
-    )
+    finetune_to_start(net, rebatch(retain, batch_size), epochs, lr, penalty_weight_decay)
     return unfreeze(net).eval()

@@ -23,6 +23,11 @@ Adaptations.
 - As in SC's ResNet branch the head is neither reset nor trained (DU resets and trains it too;
   not done here). All parameters are made trainable again before returning.
 - Fresh weights from torch's global RNG (seeded by the harness); data order from fresh_seed().
+
+The constants are keyword arguments of `unlearning` with SC's values as defaults (milestones and
+rate are harness.toolkit.finetune_to_start's defaults); the epoch count is `epoch_fraction` (1.0,
+the published full count) of the recipe's epochs, rounded, at least 1. SEARCH_SPACE declares what
+`harness tune` may change.
 """
 
 import torch
@@ -41,22 +46,28 @@ from harness.toolkit import (
 NAME = "EU-k (k = 1)"
 REFERENCE = "meghdadk/SCRUB small_scale_unlearning.ipynb; Goel et al. (EU-k)"
 
-DEFAULT_EPOCHS = 30
-LR = 0.01
-PENALTY_WEIGHT_DECAY = 0.1
-MILESTONES = [10, 15, 20]
-BATCH_SIZE = 128
+DEFAULT_EPOCHS = 30  # SC's training_epochs, when no task is set
+
+SEARCH_SPACE = {
+    "lr": {"low": 1e-3, "high": 1.0, "log": True},
+    "epoch_fraction": {"low": 0.03, "high": 1.0},
+    "penalty_weight_decay": {"low": 1e-4, "high": 1.0, "log": True},
+}
 
 
-def unlearning(net, retain, forget, val):
+def unlearning(
+    net, retain, forget, val, lr=0.01, epoch_fraction=1.0, penalty_weight_decay=0.1,
+    batch_size=128,
+):
     block = last_block(net)
     fresh_block = fresh_model_like(net).get_submodule(module_name(net, block))
     with torch.no_grad():
         for parameter, initial in zip(block.parameters(), fresh_block.parameters(), strict=True):
             parameter.copy_(initial)
     task = running_task()
-    epochs = task.recipe.epochs if task is not None else DEFAULT_EPOCHS
+    full = task.recipe.epochs if task is not None else DEFAULT_EPOCHS
+    epochs = max(1, round(epoch_fraction * full))
     set_trainable(net, [block])
-    batches = rebatch(retain, BATCH_SIZE)
-    finetune_to_start(net, batches, epochs, LR, PENALTY_WEIGHT_DECAY, MILESTONES)
+    batches = rebatch(retain, batch_size)
+    finetune_to_start(net, batches, epochs, lr, penalty_weight_decay)
     return unfreeze(net).eval()

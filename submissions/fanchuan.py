@@ -23,6 +23,10 @@ forward of the forget round updates running statistics, as in the source. The re
 computed under no_grad instead of computed and then detached (same values). Data order comes from
 generators seeded from fresh_seed(). The implementation is
 harness.toolkit.fanchuan_unlearning, shared with the "improved SCL" variant.
+
+The constants that matter most are keyword arguments of `unlearning` with the values above as
+defaults (the rest are fanchuan_unlearning's defaults); SEARCH_SPACE declares what `harness tune`
+may change.
 """
 
 from harness.toolkit import fanchuan_unlearning
@@ -34,5 +38,20 @@ REFERENCE = (
 )
 
 
-def unlearning(net, retain, forget, val):
-    return fanchuan_unlearning(net, retain, forget, reverse_kl_weight=0.0)
+SEARCH_SPACE = {
+    "stage1_lr": {"low": 5e-4, "high": 1.0, "log": True},
+    "forget_lr": {"low": 3e-5, "high": 1.0, "log": True},
+    "retain_lr": {"low": 4e-4, "high": 1.0, "log": True},
+    "epochs": {"low": 1, "high": 10},
+    "temperature": {"low": 0.1, "high": 10.0, "log": True},
+}
+
+
+def unlearning(
+    net, retain, forget, val, stage1_lr=0.005, forget_lr=3e-4, retain_lr=0.004, epochs=8,
+    temperature=1.15,
+):
+    return fanchuan_unlearning(
+        net, retain, forget, reverse_kl_weight=0.0, epochs=epochs, temperature=temperature,
+        stage1_lr=stage1_lr, forget_lr=forget_lr, retain_lr=retain_lr,
+    )

@@ -15,6 +15,10 @@ applied to already-softmaxed values) is not used.
 Adaptations: as for fanchuan.py (architecture-free; BN in train mode throughout; retain logits
 under no_grad; data order from fresh_seed()). Implemented by harness.toolkit.fanchuan_unlearning
 with reverse_kl_weight = 0.85.
+
+The constants that matter most are keyword arguments of `unlearning` with the values above as
+defaults (the rest are fanchuan_unlearning's defaults); SEARCH_SPACE declares what `harness tune`
+may change.
 """
 
 from harness.toolkit import fanchuan_unlearning
@@ -22,8 +26,20 @@ from harness.toolkit import fanchuan_unlearning
 NAME = "fanchuan + reverse KL (improved SCL)"
 REFERENCE = "hishamcse/NeurIPS_Machine_Unlearning improved-scl notebook; KW/458721"
 
-REVERSE_KL_WEIGHT = 0.85
+SEARCH_SPACE = {
+    "reverse_kl_weight": {"low": 0.01, "high": 10.0, "log": True},
+    "stage1_lr": {"low": 5e-4, "high": 1.0, "log": True},
+    "forget_lr": {"low": 3e-5, "high": 1.0, "log": True},
+    "retain_lr": {"low": 4e-4, "high": 1.0, "log": True},
+    "epochs": {"low": 1, "high": 10},
+}
 
 
-def unlearning(net, retain, forget, val):
-    return fanchuan_unlearning(net, retain, forget, reverse_kl_weight=REVERSE_KL_WEIGHT)
+def unlearning(
+    net, retain, forget, val, reverse_kl_weight=0.85, stage1_lr=0.005, forget_lr=3e-4,
+    retain_lr=0.004, epochs=8,
+):
+    return fanchuan_unlearning(
+        net, retain, forget, reverse_kl_weight=reverse_kl_weight, epochs=epochs,
+        stage1_lr=stage1_lr, forget_lr=forget_lr, retain_lr=retain_lr,
+    )

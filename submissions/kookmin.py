@@ -28,6 +28,11 @@ the harness hands the model in; the source collects them in whatever mode the mo
 The retain subset and data order come from generators seeded from fresh_seed(); new weight values
 from torch's global RNG, which the harness seeds. The scaling is a tensor hook, removed before
 returning.
+
+The constants are keyword arguments of `unlearning` with the values above as defaults;
+SEARCH_SPACE declares what `harness tune` may change. For a tuned epoch count E the per-epoch lr
+follows the same triangle (inferred): lr x min(e + 1, E - e) / ceil(E / 2) for epoch e = 0..E-1,
+which for E = 5 is the published 1/3, 2/3, 1, 2/3, 1/3 of the base lr.
 """
 
 import torch
@@ -47,55 +52,69 @@ from harness.toolkit import (
 NAME = "Kookmin Univ (2nd place)"
 REFERENCE = "KW/459200; organizers' slides; xcadet/deepunlearn kgltop2.py"
 
-REINIT_FRACTION = 0.3
-KEPT_GRAD_SCALE = 0.1
-BATCH_SIZE = 64
-EPOCH_LRS = (0.001 / 3, 0.002 / 3, 0.001, 0.002 / 3, 0.001 / 3)
+SEARCH_SPACE = {
+    "lr": {"low": 1e-4, "high": 1.0, "log": True},
+    "epochs": {"low": 1, "high": 10},
+    "reinit_fraction": {"low": 0.01, "high": 0.95},
+    "kept_grad_scale": {"low": 1e-3, "high": 1.0, "log": True},
+}
 
 
-def _accumulate_gradients(net, retain, forget):
+def _epoch_lrs(lr, epochs):
+    """The triangular per-epoch schedule peaking at ``lr`` (5 epochs: lr/3, 2lr/3, lr, 2lr/3,
+    lr/3)."""
+    peak = (epochs + 1) // 2
+    steps = [min(epoch + 1, epochs - epoch) for epoch in range(epochs)]
+    return [lr if k == peak else lr * k / peak for k in steps]
+
+
+def _accumulate_gradients(net, retain, forget, batch_size):
     device = device_of(net)
     subset = random_subset(retain.dataset, len(forget.dataset))
     net.eval()
     net.zero_grad(set_to_none=True)
-    for sign, batches in ((1.0, rebatch(subset, BATCH_SIZE)), (-1.0, rebatch(forget))):
+    for sign, batches in ((1.0, rebatch(subset, batch_size)), (-1.0, rebatch(forget))):
         for batch in batches:
             inputs, targets = to_device(batch, device)
             (sign * nn.functional.cross_entropy(net(inputs), targets)).backward()
 
 
 @torch.no_grad()
-def _reinitialise(net):
+def _reinitialise(net, reinit_fraction, kept_grad_scale):
     """Re-initialise the smallest-|g| entries of each feature layer; return the gradient scales."""
     scales = []
     for layer in feature_layers(net):
         weight = layer.weight
         grad = weight.grad if weight.grad is not None else torch.zeros_like(weight)
-        count = round(REINIT_FRACTION * weight.numel())
+        count = round(reinit_fraction * weight.numel())
         chosen = torch.zeros(weight.numel(), dtype=torch.bool, device=weight.device)
         chosen[torch.topk(-grad.abs().flatten(), count).indices] = True
         chosen = chosen.view_as(weight)
         fresh = nn.init.kaiming_normal_(torch.empty_like(weight), mode="fan_out",
                                         nonlinearity="relu")
         weight[chosen] = fresh[chosen]
-        scale = torch.full_like(weight, KEPT_GRAD_SCALE)
+        scale = torch.full_like(weight, kept_grad_scale)
         scale[chosen] = 1.0
         scales.append((weight, scale))
     return scales
 
 
-def unlearning(net, retain, forget, val):
-    _accumulate_gradients(net, retain, forget)
-    scales = _reinitialise(net)
+def unlearning(
+    net, retain, forget, val, lr=0.001, epochs=5, reinit_fraction=0.3, kept_grad_scale=0.1,
+    batch_size=64,
+):
+    _accumulate_gradients(net, retain, forget, batch_size)
+    scales = _reinitialise(net, reinit_fraction, kept_grad_scale)
     net.zero_grad(set_to_none=True)
     hooks = [weight.register_hook(lambda g, s=scale: g * s) for weight, scale in scales]
-    optimizer = torch.optim.SGD(net.parameters(), lr=EPOCH_LRS[0], momentum=0.9,
+    epoch_lrs = _epoch_lrs(lr, epochs)
+    optimizer = torch.optim.SGD(net.parameters(), lr=epoch_lrs[0], momentum=0.9,
                                 weight_decay=5e-4)
-    batches = rebatch(retain, BATCH_SIZE)
+    batches = rebatch(retain, batch_size)
     net.train()
     try:
-        for lr in EPOCH_LRS:
-            set_lr(optimizer, lr)
+        for epoch_lr in epoch_lrs:
+            set_lr(optimizer, epoch_lr)
             train_epoch(net, batches, optimizer, cross_entropy_loss)
     finally:
         for hook in hooks:

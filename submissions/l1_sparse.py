@@ -10,6 +10,9 @@ gamma x (1 - e/E) for epoch e = 0..E-1 (no L1-free epochs), gamma = 1e-4; SGD(lr
 source (91, 136) never trigger within 10 epochs, so no schedule.
 
 Adaptations: none needed (architecture-free). Data order from fresh_seed().
+
+The constants are keyword arguments of `unlearning` with the values above as defaults;
+SEARCH_SPACE declares what `harness tune` may change.
 """
 
 import torch
@@ -20,21 +23,23 @@ from harness.toolkit import rebatch, train_epoch
 NAME = "l1-sparse"
 REFERENCE = "OPTML-Group/Unlearn-Sparse unlearn/FT.py, FT_prune.py; Jia et al., NeurIPS 2023"
 
-GAMMA = 1e-4
-EPOCHS = 10
-BATCH_SIZE = 256
+SEARCH_SPACE = {
+    "lr": {"low": 1e-3, "high": 1.0, "log": True},
+    "epochs": {"low": 1, "high": 10},
+    "gamma": {"low": 1e-6, "high": 1e-2, "log": True},
+}
 
 
-def unlearning(net, retain, forget, val):
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    batches = rebatch(retain, BATCH_SIZE)
+def unlearning(net, retain, forget, val, lr=0.01, epochs=10, gamma=1e-4, batch_size=256):
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    batches = rebatch(retain, batch_size)
     net.train()
-    for epoch in range(EPOCHS):
-        gamma = GAMMA * (1 - epoch / EPOCHS)
+    for epoch in range(epochs):
+        weight = gamma * (1 - epoch / epochs)
 
-        def loss_fn(model, inputs, targets, gamma=gamma):
+        def loss_fn(model, inputs, targets, weight=weight):
             l1 = sum(p.abs().sum() for p in model.parameters())
-            return nn.functional.cross_entropy(model(inputs), targets) + gamma * l1
+            return nn.functional.cross_entropy(model(inputs), targets) + weight * l1
 
         train_epoch(net, batches, optimizer, loss_fn)
     return net.eval()

@@ -22,6 +22,10 @@ Adaptations. Architecture-free: "Conv2d and Linear" includes the head (as in the
 the fc layer is a Linear); on the digits MLP that is fc1 and fc. fan_in = in_features for a Linear,
 in_channels/groups x kernel area for a Conv2d. A class absent from retain gets weight 0. Data order
 from fresh_seed(); re-drawn weights from torch's global RNG (seeded by the harness).
+
+The constants are keyword arguments of `unlearning` with the values above as defaults (`epochs`
+may be fractional: floor(epochs x retain batches) iterations); SEARCH_SPACE declares what
+`harness tune` may change.
 """
 
 import math
@@ -43,18 +47,19 @@ from harness.toolkit import (
 NAME = "Sebastian Oleszko (4th place)"
 REFERENCE = "KW/459148; organizers' slides; xcadet/deepunlearn kgltop4.py"
 
-PRUNE_FRACTION = 0.99
-EPOCHS = 3.2
-BATCH_SIZE = 64
-CLASS_WEIGHT_POWER = -0.1
+SEARCH_SPACE = {
+    "prune_fraction": {"low": 0.05, "high": 0.99},
+    "lr": {"low": 5e-5, "high": 1.0, "log": True},
+    "epochs": {"low": 0.5, "high": 8.0},
+}
 
 
 @torch.no_grad()
-def _prune_and_reinitialise(net):
+def _prune_and_reinitialise(net, prune_fraction):
     layers = [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     tensors = [t for m in layers for t in (m.weight, m.bias) if t is not None]
     magnitudes = torch.cat([t.abs().flatten() for t in tensors])
-    keep = magnitudes.numel() - round(PRUNE_FRACTION * magnitudes.numel())
+    keep = magnitudes.numel() - round(prune_fraction * magnitudes.numel())
     pruned = torch.ones(magnitudes.numel(), dtype=torch.bool, device=magnitudes.device)
     pruned[torch.topk(magnitudes, keep).indices] = False
     offset = 0
@@ -70,16 +75,19 @@ def _prune_and_reinitialise(net):
             layer.bias[masks[layer.bias]] = 0.0
 
 
-def unlearning(net, retain, forget, val):
+def unlearning(
+    net, retain, forget, val, prune_fraction=0.99, lr=5e-4, epochs=3.2, batch_size=64,
+    class_weight_power=-0.1,
+):
     device = device_of(net)
     original = frozen_copy(net)
-    _prune_and_reinitialise(net)
+    _prune_and_reinitialise(net, prune_fraction)
     weights = class_count_weights(
-        labels_of(retain.dataset), num_classes(net), CLASS_WEIGHT_POWER
+        labels_of(retain.dataset), num_classes(net), class_weight_power
     ).to(device)
-    batches = rebatch(retain, BATCH_SIZE)
-    iterations = math.floor(EPOCHS * len(batches))
-    optimizer = torch.optim.SGD(net.parameters(), lr=5e-4, momentum=0.9, weight_decay=5e-4)
+    batches = rebatch(retain, batch_size)
+    iterations = math.floor(epochs * len(batches))
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     net.train()
     step = 0
     while step < iterations:

@@ -24,6 +24,9 @@ of each round; a small epsilon guards the projection and the normalisation again
 Adaptations: none needed beyond the choice above (architecture-free; on the digits MLP there is no
 BatchNorm). "Parameters" = every parameter outside BatchNorm layers. Batches and data order from
 generators seeded from fresh_seed().
+
+The constants are keyword arguments of `unlearning` with the notebook's values as defaults;
+SEARCH_SPACE declares what `harness tune` may change.
 """
 
 import torch
@@ -34,11 +37,12 @@ from harness.toolkit import device_of, rebatch, to_device
 NAME = "Orthogonal gradient ascent"
 REFERENCE = "hishamcse/NeurIPS_Machine_Unlearning gradient-ascent notebook"
 
-STEP = 0.02
-BETA = 0.9
-FORGET_EPOCHS, FORGET_BATCH_SIZE = 5, 128
-RETAIN_EPOCHS, RETAIN_BATCH_SIZE = 3, 256
-PARTNER_BATCH_SIZE = 64
+SEARCH_SPACE = {
+    "step": {"low": 1e-3, "high": 1.0, "log": True},
+    "beta": {"low": 0.0, "high": 0.99},
+    "forget_epochs": {"low": 1, "high": 10},
+    "retain_epochs": {"low": 1, "high": 10},
+}
 EPS = 1e-12
 
 
@@ -62,25 +66,29 @@ def _apply(parameters, direction, scale):
         offset += count
 
 
-def _round(net, parameters, main, partner, epochs, sign):
-    """``epochs`` passes over ``main``: move by ``sign`` x STEP along the EMA of the unit main
-    gradient projected orthogonally to the gradient on a fresh ``partner`` batch."""
+def _round(net, parameters, main, partner, epochs, step, beta):
+    """``epochs`` passes over ``main``: move by ``step`` (negative: descent) along the EMA
+    (``beta``) of the unit main gradient projected orthogonally to the gradient on a fresh
+    ``partner`` batch."""
     momentum = 0.0
     net.train()
     for _ in range(epochs):
         for batch in main:
             partner_grad = _gradient(net, parameters, next(iter(partner)))
             unit = _orthogonal_unit(_gradient(net, parameters, batch), partner_grad)
-            momentum = BETA * momentum + (1 - BETA) * unit
-            _apply(parameters, momentum, sign * STEP)
+            momentum = beta * momentum + (1 - beta) * unit
+            _apply(parameters, momentum, step)
 
 
-def unlearning(net, retain, forget, val):
+def unlearning(
+    net, retain, forget, val, step=0.02, beta=0.9, forget_epochs=5, retain_epochs=3,
+    forget_batch_size=128, retain_batch_size=256, partner_batch_size=64,
+):
     batch_norm = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     frozen = {id(p) for m in batch_norm for p in m.parameters()}
     parameters = [p for p in net.parameters() if id(p) not in frozen]
-    _round(net, parameters, rebatch(forget, FORGET_BATCH_SIZE),
-           rebatch(retain, PARTNER_BATCH_SIZE), FORGET_EPOCHS, +1.0)
-    _round(net, parameters, rebatch(retain, RETAIN_BATCH_SIZE),
-           rebatch(forget, PARTNER_BATCH_SIZE), RETAIN_EPOCHS, -1.0)
+    _round(net, parameters, rebatch(forget, forget_batch_size),
+           rebatch(retain, partner_batch_size), forget_epochs, step, beta)
+    _round(net, parameters, rebatch(retain, retain_batch_size),
+           rebatch(forget, partner_batch_size), retain_epochs, -step, beta)
     return net.eval()

@@ -14,6 +14,9 @@ no separate RL setting (inferred).
 Adaptations: none needed (architecture-free; C is the head's output size). Labels and data order
 come from generators seeded from fresh_seed(). Implemented by
 harness.toolkit.random_label_unlearning, shared with SalUn.
+
+The constants are keyword arguments of `unlearning` with the values above as defaults;
+SEARCH_SPACE declares what `harness tune` may change.
 """
 
 from harness.toolkit import random_label_unlearning
@@ -21,10 +24,12 @@ from harness.toolkit import random_label_unlearning
 NAME = "Random labels (RL)"
 REFERENCE = "OPTML-Group/Unlearn-Saliency Classification/unlearn/RL.py, README.md"
 
-EPOCHS = 10
-LR = 0.013
-BATCH_SIZE = 256
+SEARCH_SPACE = {
+    "lr": {"low": 1e-3, "high": 1.0, "log": True},
+    "epochs": {"low": 1, "high": 10},
+    "batch_size": {"low": 64, "high": 512, "log": True},
+}
 
 
-def unlearning(net, retain, forget, val):
-    return random_label_unlearning(net, retain, forget, EPOCHS, LR, BATCH_SIZE)
+def unlearning(net, retain, forget, val, lr=0.013, epochs=10, batch_size=256):
+    return random_label_unlearning(net, retain, forget, epochs, lr, batch_size)

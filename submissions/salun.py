@@ -17,6 +17,10 @@ Constants.
   (restoring masked-out weights each step) is not reproduced.
 
 Adaptations: none needed (architecture-free). Data order and random labels from fresh_seed().
+
+The constants are keyword arguments of `unlearning` with the values above as defaults (one batch
+size for the mask pass and the unlearning, as in the source); SEARCH_SPACE declares what
+`harness tune` may change.
 """
 
 import torch
@@ -27,18 +31,21 @@ from harness.toolkit import device_of, random_label_unlearning, rebatch, to_devi
 NAME = "SalUn"
 REFERENCE = "OPTML-Group/Unlearn-Saliency generate_mask.py, unlearn/RL.py; Fan et al., ICLR 2024"
 
-MASK_FRACTION = 0.5
-EPOCHS = 10
-LR = 0.013
-BATCH_SIZE = 256
+SEARCH_SPACE = {
+    "mask_fraction": {"low": 0.05, "high": 1.0},
+    "lr": {"low": 1e-3, "high": 1.0, "log": True},
+    "epochs": {"low": 1, "high": 10},
+    "batch_size": {"low": 64, "high": 512, "log": True},
+}
 
 
-def saliency_masks(net, forget):
-    """Masks (one per parameter) selecting the top MASK_FRACTION of |grad of -CE on forget|."""
+def saliency_masks(net, forget, mask_fraction, batch_size):
+    """Masks (one per parameter) selecting the top ``mask_fraction`` of |grad of -CE on forget|,
+    the gradients summed over batches of ``batch_size``."""
     device = device_of(net)
     net.eval()
     net.zero_grad(set_to_none=True)
-    for batch in rebatch(forget, BATCH_SIZE):
+    for batch in rebatch(forget, batch_size):
         inputs, targets = to_device(batch, device)
         (-nn.functional.cross_entropy(net(inputs), targets)).backward()
     grads = [
@@ -48,11 +55,11 @@ def saliency_masks(net, forget):
     net.zero_grad(set_to_none=True)
     magnitudes = torch.cat(grads)
     selected = torch.zeros_like(magnitudes)
-    selected[torch.topk(magnitudes, round(MASK_FRACTION * magnitudes.numel())).indices] = 1.0
+    selected[torch.topk(magnitudes, round(mask_fraction * magnitudes.numel())).indices] = 1.0
     return [part.view_as(p) for part, p in zip(selected.split([g.numel() for g in grads]),
                                                 net.parameters(), strict=True)]
 
 
-def unlearning(net, retain, forget, val):
-    masks = saliency_masks(net, forget)
-    return random_label_unlearning(net, retain, forget, EPOCHS, LR, BATCH_SIZE, masks=masks)
+def unlearning(net, retain, forget, val, mask_fraction=0.5, lr=0.013, epochs=10, batch_size=256):
+    masks = saliency_masks(net, forget, mask_fraction, batch_size)
+    return random_label_unlearning(net, retain, forget, epochs, lr, batch_size, masks=masks)

@@ -17,6 +17,10 @@ Adaptations: none needed (architecture-free). The large-scale setting is used ra
 small-scale one (Adam, 10 epochs), since the harness's reference setting is CIFAR-10 ResNet-18; on
 the digits task (126 forget, 1131 retain examples) a forget batch of 512 is one batch per pass.
 Data order from fresh_seed().
+
+The constants are keyword arguments of `unlearning` with the notebook's values as defaults;
+SEARCH_SPACE declares what `harness tune` may change (msteps above `epochs` means a max pass in
+every epoch).
 """
 
 import torch
@@ -27,37 +31,40 @@ from harness.toolkit import distill_kl, frozen_copy, rebatch, train_epoch
 NAME = "SCRUB"
 REFERENCE = "meghdadk/SCRUB large_scale_unlearning.ipynb; Kurmanji et al., NeurIPS 2023"
 
-EPOCHS = 3
-MAX_STEPS = 2
-GAMMA = 0.99
-ALPHA = 0.001
-TEMPERATURE = 4.0
-FORGET_BATCH_SIZE = 512
-RETAIN_BATCH_SIZE = 256
+SEARCH_SPACE = {
+    "lr": {"low": 5e-5, "high": 1.0, "log": True},
+    "epochs": {"low": 1, "high": 10},
+    "max_steps": {"low": 1, "high": 10},
+    "alpha": {"low": 1e-4, "high": 10.0, "log": True},
+    "forget_batch_size": {"low": 16, "high": 512, "log": True},
+}
 
 
-def unlearning(net, retain, forget, val):
+def unlearning(
+    net, retain, forget, val, lr=5e-4, epochs=3, max_steps=2, alpha=0.001, gamma=0.99,
+    temperature=4.0, forget_batch_size=512, retain_batch_size=256,
+):
     teacher = frozen_copy(net)
-    optimizer = torch.optim.SGD(net.parameters(), lr=5e-4, momentum=0.9, weight_decay=5e-4)
-    forget_batches = rebatch(forget, FORGET_BATCH_SIZE)
-    retain_batches = rebatch(retain, RETAIN_BATCH_SIZE)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    forget_batches = rebatch(forget, forget_batch_size)
+    retain_batches = rebatch(retain, retain_batch_size)
 
     def maximize(model, inputs, targets):
         with torch.no_grad():
             teacher_logits = teacher(inputs)
-        return -distill_kl(model(inputs), teacher_logits, TEMPERATURE)
+        return -distill_kl(model(inputs), teacher_logits, temperature)
 
     def minimize(model, inputs, targets):
         with torch.no_grad():
             teacher_logits = teacher(inputs)
         logits = model(inputs)
-        return GAMMA * nn.functional.cross_entropy(logits, targets) + ALPHA * distill_kl(
-            logits, teacher_logits, TEMPERATURE
+        return gamma * nn.functional.cross_entropy(logits, targets) + alpha * distill_kl(
+            logits, teacher_logits, temperature
         )
 
     net.train()
-    for epoch in range(1, EPOCHS + 1):
-        if epoch <= MAX_STEPS:
+    for epoch in range(1, epochs + 1):
+        if epoch <= max_steps:
             train_epoch(net, forget_batches, optimizer, maximize)
         train_epoch(net, retain_batches, optimizer, minimize)
     return net.eval()

@@ -23,6 +23,10 @@ Adaptations.
   0.05 because class 0 was the competition's majority age group; on digits and CIFAR-10 no class
   is special. (DU's "balanced" weights are also uniform on balanced data.)
 - Noise draws from torch's global RNG (seeded by the harness); data order from fresh_seed().
+
+The constants are keyword arguments of `unlearning` with the values above as defaults (the slight
+confusion comes before the last of `epochs` epochs); SEARCH_SPACE declares what `harness tune`
+may change.
 """
 
 import torch
@@ -32,10 +36,11 @@ from harness.toolkit import cross_entropy_loss, rebatch, stem, train_epoch
 NAME = "Seif Eddine Achour (3rd place)"
 REFERENCE = "KW/459334; organizers' slides; xcadet/deepunlearn kgltop3.py"
 
-CONFUSION_SIGMA = 0.6
-SLIGHT_CONFUSION_SIGMA = 0.005
-EPOCHS = 4
-BATCH_SIZE = 64
+SEARCH_SPACE = {
+    "lr": {"low": 7e-5, "high": 1.0, "log": True},
+    "epochs": {"low": 1, "high": 10},
+    "confusion_sigma": {"low": 0.005, "high": 1.0, "log": True},
+}
 
 
 @torch.no_grad()
@@ -43,16 +48,19 @@ def _confuse(layer, sigma):
     layer.weight.add_(torch.randn_like(layer.weight) * sigma)
 
 
-def unlearning(net, retain, forget, val):
+def unlearning(
+    net, retain, forget, val, lr=0.0007, epochs=4, confusion_sigma=0.6,
+    slight_confusion_sigma=0.005, batch_size=64,
+):
     target = stem(net)
-    _confuse(target, CONFUSION_SIGMA)
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.0007, momentum=0.9, weight_decay=5e-4)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=EPOCHS)
-    batches = rebatch(retain, BATCH_SIZE)
+    _confuse(target, confusion_sigma)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    batches = rebatch(retain, batch_size)
     net.train()
-    for epoch in range(EPOCHS):
-        if epoch == EPOCHS - 1:
-            _confuse(target, SLIGHT_CONFUSION_SIGMA)
+    for epoch in range(epochs):
+        if epoch == epochs - 1:
+            _confuse(target, slight_confusion_sigma)
         train_epoch(net, batches, optimizer, cross_entropy_loss)
         scheduler.step()
     return net.eval()

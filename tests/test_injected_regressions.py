@@ -72,8 +72,8 @@ INJECTIONS = {
     device = device_of(net)
     forget_batches = rebatch(forget)
 ''', "fanchuan"),
-    "constant weakened": ("submissions/kookmin.py", "REINIT_FRACTION = 0.3",
-                          "REINIT_FRACTION = 0.01", "kookmin"),
+    "constant weakened": ("submissions/kookmin.py", "reinit_fraction=0.3",
+                          "reinit_fraction=0.01", "kookmin"),
     "utility collapsed": ("submissions/kookmin.py", "    return net.eval()\n",
                           "    with torch.no_grad():\n        for p in net.parameters():\n"
                           "            p.add_(torch.randn_like(p))\n    return net.eval()\n",

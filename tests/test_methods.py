@@ -9,6 +9,7 @@ model of the same architecture, in eval mode, with finite weights and outputs, c
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,100 @@ def test_submission_on_digits(submission, digits):
     inputs = data.test.images[:64]
     _check(submission.name, original, models[0], inputs)
     assert _same_weights(*models), "two runs from the same seed gave different models"
+
+
+# ------------------------------------------------------------- declared hyperparameters
+
+UNTUNABLE = {"do_nothing"}  # submissions without constants to declare
+CHEAP_TUNABLE = ["bad_teacher", "gradient_ascent", "scrub"]  # a few milliseconds per run on digits
+
+
+def test_every_shipped_method_declares_its_published_constants():
+    """Each submission with constants declares a search space; each declared default lies in its
+    range and is the default the function itself runs with (the AST reading and the module agree),
+    so a call with four arguments runs the published method."""
+    by_name = {s.name: s for s in SUBMISSIONS}
+    assert {name for name, s in by_name.items() if not s.space} == UNTUNABLE
+    for name, submission in by_name.items():
+        if not submission.space:
+            continue
+        assert 2 <= len(submission.space) <= 5, name
+        signature = inspect.signature(load_module(submission).unlearning)
+        for parameter in submission.space.values():
+            assert parameter.problem(parameter.default) is None, (name, parameter)
+            assert signature.parameters[parameter.name].default == parameter.default, (
+                name, parameter.name,
+            )
+
+
+@pytest.mark.parametrize("name", CHEAP_TUNABLE)
+def test_explicit_published_settings_run_the_published_method(name, digits):
+    """Passing the declared defaults as keywords gives exactly the model of a four-argument call,
+    and moving one setting changes it."""
+    task, data, original = digits
+    submission = next(s for s in SUBMISSIONS if s.name == name)
+    defaults = {n: p.default for n, p in submission.space.items()}
+    entry = load_module(submission).unlearning
+    lr = submission.space["lr"]
+
+    def run(**settings):
+        seed_everything(5)
+        net = copy.deepcopy(original)
+        returned = entry(net, *task.make_loaders(data, 5), **settings)
+        return net if returned is None else returned
+
+    toolkit.set_current_task(task)
+    try:
+        published, explicit, moved = run(), run(**defaults), run(lr=lr.high)
+    finally:
+        toolkit.set_current_task(None)
+    assert _same_weights(published, explicit)
+    assert not _same_weights(published, moved)
+
+
+def test_toolkit_loops_take_their_constants_as_arguments(digits):
+    """The shared loops' constants are arguments whose defaults are the published values: passing
+    those values explicitly changes nothing, passing another changes the model."""
+    task, data, original = digits
+    cases = [  # (loop, its published constants, a short run's settings, a different setting)
+        (
+            toolkit.fanchuan_unlearning,
+            dict(
+                epochs=8, temperature=1.15, retain_batch_size=256, stage1_lr=0.005,
+                forget_lr=3e-4, forget_lr_min=1e-6, retain_lr=0.004, retain_weight_decay=0.01,
+                momentum=0.9,
+            ),
+            dict(epochs=1),
+            dict(stage1_lr=0.05),
+        ),
+        (
+            toolkit.random_label_unlearning,
+            dict(epochs=10, lr=0.013, batch_size=256, momentum=0.9, weight_decay=5e-4),
+            dict(epochs=1),
+            dict(lr=0.1),
+        ),
+        (
+            toolkit.finetune_to_start,
+            dict(lr=0.01, weight_decay=0.1, milestones=(10, 15, 20), rate=0.1),
+            {},
+            dict(lr=0.1),
+        ),
+    ]
+
+    def run(function, **settings):
+        seed_everything(11)
+        net = copy.deepcopy(original)
+        retain, forget, _ = task.make_loaders(data, 11)
+        if function is toolkit.finetune_to_start:  # batches and an epoch count, no default
+            return function(net, toolkit.rebatch(retain, 128), 2, **settings)
+        return function(net, retain, forget, **settings)
+
+    for function, values, short, change in cases:
+        parameters = inspect.signature(function).parameters
+        assert {name: parameters[name].default for name in values} == values, function.__name__
+        base = run(function, **short)
+        assert _same_weights(base, run(function, **{**values, **short})), function.__name__
+        assert not _same_weights(base, run(function, **short, **change)), function.__name__
 
 
 # ----------------------------------------------------------------- ResNet-18, tiny fake data
