@@ -63,12 +63,18 @@ class ModelStats:
         return cls(**{k: np.concatenate([vars(p)[k] for p in parts]) for k in vars(parts[0])})
 
 
+def typical_seconds(seconds: list[float]) -> float:
+    """The time of a submission's runs that the budget judges: the median of the finite ones
+    (NaN when there are none). Messages that quote the time quote this number."""
+    timed = [s for s in seconds if np.isfinite(s)]
+    return float(statistics.median(timed)) if timed else float("nan")
+
+
 def too_slow(seconds: list[float], budget: float) -> bool:
     """The one rule for "over the time budget", used by the scorer, the leaderboard and
     ``harness validate``: the median of the timed runs exceeds the budget (a median, so that one
     run slowed by a busy machine does not decide)."""
-    timed = [s for s in seconds if np.isfinite(s)]
-    return bool(timed) and statistics.median(timed) > budget
+    return bool(typical_seconds(seconds) > budget)
 
 
 @dataclass

@@ -9,6 +9,11 @@ on which other submissions are scored.
 A worker that dies (``sys.exit``, a segfault, the out-of-memory killer) or overruns the hard timeout
 is replaced and the remaining runs go on.
 
+On a GPU several workers share the device (``workers_for``: ``--workers-per-device``): one
+submission run rarely keeps a GPU busy, so runs overlap. The time budget's yardstick is measured
+under that same concurrency (``WorkerPool.time_retrain``: every worker trains at once, the
+median is taken), and every timer waits for the device's queued work (``training.synchronize``).
+
 Worker processes are not a security sandbox: a submission runs with the user's permissions and can
 read or write files, open sockets or change the environment. What the harness does prevent is a
 submission taking the scorer down, altering the original model or the data of later runs, or
@@ -45,6 +50,11 @@ from harness.tasks.base import Task, TaskData, fingerprint
 from harness.training import synchronize
 
 OUTPUT_LIMIT = 4000  # characters of a run's captured output kept
+# Worker processes per GPU when neither --jobs nor --workers-per-device says otherwise.
+# Provisional: not yet measured on a GPU in this repository (bench/bench_runs_per_device.py
+# measures runs per hour at K workers against 1 and is the way to choose it).
+DEFAULT_WORKERS_PER_DEVICE = 4
+RETRAIN_REPEATS = 3  # trainings per worker in the yardstick; the first pays start-up costs
 TRACEBACK_LINES = 8
 OUT_OF_MEMORY = "out of memory"
 
@@ -54,6 +64,19 @@ def default_memory_limit(jobs: int) -> int:
     the workers, with a quarter left for the scorer and the system."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return int(0.75 * total / max(1, jobs))
+
+
+def workers_for(
+    device: str, jobs: int | None = None, workers_per_device: int | None = None
+) -> int:
+    """Worker processes for a task on ``device``: ``jobs`` when given; else on a GPU
+    ``workers_per_device`` (default ``DEFAULT_WORKERS_PER_DEVICE``), on the CPU every core
+    (workers train with one thread each: several per GPU is the GPU's version of that)."""
+    if jobs:
+        return max(1, jobs)
+    if torch.device(device).type == "cuda":
+        return max(1, workers_per_device or DEFAULT_WORKERS_PER_DEVICE)
+    return os.cpu_count() or 1
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
@@ -77,6 +100,8 @@ class RunRequest:
     run_index: int
     seed: int
     provenance: str = ""
+    # keyword arguments for ``unlearning`` (tuned hyperparameters); empty: the published constants
+    settings: dict = field(default_factory=dict, hash=False)
 
 
 @dataclass
@@ -196,11 +221,13 @@ class _Worker:
 
         seed_everything(request.seed)
         times = []
-        for _ in range(3):  # the first training also pays one-off start-up costs
+        for _ in range(RETRAIN_REPEATS):  # the first training also pays one-off start-up costs
+            synchronize(self.task.device)
             start = time.perf_counter()
             # through the DataLoader, as submissions read their data: the yardstick and the runs
             # it judges pay the same per-example cost (the pool gathers batches, faster)
             train_reference_model(self.task, self.data, 0, gather=False)
+            synchronize(self.task.device)
             times.append(time.perf_counter() - start)
             if times[0] > 10:  # a large model: one measurement is both enough and costly
                 break
@@ -223,8 +250,9 @@ class _Worker:
                 seed_everything(request.seed)
                 net = copy.deepcopy(self.original).to(self.task.device)
                 retain, forget, val = self.task.make_loaders(self.data, request.seed)
+                synchronize(self.task.device)  # the copy to the device is not the run's time
                 start = time.perf_counter()
-                returned = entry(net, retain, forget, val)
+                returned = entry(net, retain, forget, val, **request.settings)
                 synchronize(self.task.device)
                 result.seconds = time.perf_counter() - start
             model = net if returned is None else returned
@@ -369,13 +397,40 @@ class WorkerPool:
         slot.process.join()
         self._slots[slot.index] = self._spawn(slot.index)
 
+    @property
+    def timing_method(self) -> str:
+        """How ``time_retrain`` measures, for a recorded timing's validity: a timing measured
+        with another number of workers (another concurrency) is not this one."""
+        return (
+            f"one retain-set training through the submissions' DataLoader in each of "
+            f"{len(self._slots) or max(1, self.jobs)} workers at once, device synchronised; "
+            f"median over workers of each one's median of {RETRAIN_REPEATS}"
+        )
+
     def time_retrain(self, seed: int = 0) -> float:
-        """Seconds to train one model from scratch on the retain set, in a worker."""
+        """Seconds to train one model from scratch on the retain set, measured under the
+        concurrency the runs it judges have: every worker trains at the same time (so on a
+        shared GPU or a busy CPU the yardstick slows as the runs do), and the median over the
+        workers is the answer (one worker delayed by the rest does not decide)."""
+        self._wait_until_ready()
+        for slot in self._slots:  # one request to each worker, all at once
+            slot.request, slot.started = _RetrainTiming(seed), time.monotonic()
+            slot.connection.send(slot.request)
         seconds: list[float] = []
-        self._serve(deque([_RetrainTiming(seed)]), lambda s: seconds.append(s), None)
-        if not seconds or not np.isfinite(seconds[0]):
-            raise RuntimeError("timing the reference training failed in the worker")
-        return seconds[0]
+        self._serve(deque(), seconds.append, None)
+        finite = [s for s in seconds if np.isfinite(s)]
+        if not finite:
+            raise RuntimeError("timing the reference training failed in the workers")
+        return float(np.median(finite))
+
+    def _wait_until_ready(self) -> None:
+        """Block until every worker has started (or raise as ``_collect`` does when one dies)."""
+        while not all(slot.ready for slot in self._slots):
+            starting = [s for s in self._slots if not s.ready]
+            wait([s.connection for s in starting] + [s.process.sentinel for s in starting],
+                 timeout=1.0)
+            for slot in starting:
+                self._collect(slot, lambda _: None)
 
     def run(
         self,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.pool import DEFAULT_ROOT, ReferenceStore
-from harness.records import OK, RunResult, too_slow
+from harness.records import OK, RunResult, too_slow, typical_seconds
 from harness.runner import RunRequest, WorkerPool
 from harness.scoring import hard_timeout, measure_retrain_seconds
 from harness.seeds import run_seed
@@ -29,9 +29,10 @@ class Validation:
 
 
 def validate(
-    path: Path, task: Task, runs: int = 3, reference_root: Path = DEFAULT_ROOT
+    path: Path, task: Task, runs: int = 3, reference_root: Path = DEFAULT_ROOT, jobs: int = 1
 ) -> Validation:
-    """Check the submission at ``path`` with ``runs`` runs on ``task``."""
+    """Check the submission at ``path`` with ``runs`` runs on ``task`` in ``jobs`` workers (the
+    time budget is measured under the same concurrency: ``WorkerPool.time_retrain``)."""
     try:
         submission = inspect_submission(Path(path))
     except SubmissionError as error:
@@ -41,7 +42,7 @@ def validate(
     results: list[RunResult] = []
     requests = [RunRequest(submission, i, run_seed(task.seed, submission.name, i))
                 for i in range(runs)]
-    with WorkerPool(task, store.directory / "original.pt", jobs=1) as workers:
+    with WorkerPool(task, store.directory / "original.pt", jobs=jobs) as workers:
         retrain = measure_retrain_seconds(store, workers)
         workers.timeout = hard_timeout(retrain)
         workers.run(requests, results.append)
@@ -59,7 +60,7 @@ def validate(
     passed = not failed
     if ok:
         mean_seconds = float(np.mean([r.seconds for r in ok]))
-        median_seconds = float(np.median([r.seconds for r in ok]))
+        median_seconds = typical_seconds([r.seconds for r in ok])
         findings.append(
             f"{len(ok)} of {len(results)} runs finished; {mean_seconds:.3f} s per run on average; "
             f"retain accuracy {np.mean([r.retain_acc for r in ok]):.4f}, test accuracy "

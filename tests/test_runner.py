@@ -1,5 +1,10 @@
 """The runner's failure taxonomy, isolation and determinism, with deliberately bad submissions."""
 
+import dataclasses
+import multiprocessing as mp
+import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +150,92 @@ def test_a_run_sees_exactly_its_task_s_device():
     assert visible_devices("cpu") == ""  # no GPU for a CPU task's submissions
     assert visible_devices("cuda:1") == "1" and worker_device("cuda:1") == "cuda"
     assert visible_devices("cuda") is None and worker_device("cpu") == "cpu"
+
+
+# -- several workers per device, and the yardstick under their concurrency ----------------------
+def test_worker_counts():
+    from harness.runner import DEFAULT_WORKERS_PER_DEVICE, workers_for
+
+    assert workers_for("cuda") == DEFAULT_WORKERS_PER_DEVICE
+    assert workers_for("cuda:1", workers_per_device=3) == 3
+    assert workers_for("cuda", jobs=2, workers_per_device=3) == 2  # --jobs decides when given
+    assert workers_for("cpu", workers_per_device=3) == (os.cpu_count() or 1)
+    assert workers_for("cpu", jobs=5) == 5
+
+
+class _FakeProcess:
+    """Stands in for a worker process whose work a thread of the test does."""
+
+    def __init__(self) -> None:
+        self.sentinel, self._keep = mp.Pipe(duplex=False)  # never becomes ready: alive
+        self.exitcode = None
+
+    def is_alive(self) -> bool:
+        return True
+
+
+def test_the_yardstick_is_measured_in_every_worker_at_once(setup):
+    """Each worker gets its timing request before any has answered (the trainings overlap, as
+    the runs they judge do), and the answer is the median over the workers."""
+    from harness.runner import _RetrainTiming, _Slot
+
+    task, original = setup
+    answers = [1.0, 5.0, 3.0]
+    together = threading.Barrier(len(answers), timeout=10)
+    pool = WorkerPool(task, original, jobs=len(answers))
+    threads = []
+    for index, answer in enumerate(answers):
+        parent, child = mp.Pipe()
+        pool._slots.append(_Slot(index, _FakeProcess(), parent, ready=True))
+
+        def worker(connection=child, answer=answer) -> None:
+            request = connection.recv()
+            assert isinstance(request, _RetrainTiming)
+            try:
+                together.wait()  # only passes when every worker holds a request
+                connection.send(answer)
+            except threading.BrokenBarrierError:
+                connection.send(float("nan"))
+
+        threads.append(threading.Thread(target=worker, daemon=True))
+        threads[-1].start()
+    assert pool.time_retrain() == 3.0
+    assert "each of 3 workers at once" in pool.timing_method
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+def test_timers_wait_for_the_device(setup, monkeypatch, tmp_path):
+    """Every clock read that starts or stops a run's or the yardstick's timer comes right after
+    ``synchronize`` (on a GPU, queued kernels would otherwise fall outside the timer)."""
+    import torch
+
+    from harness import runner
+
+    task, original = setup
+    events: list[str] = []
+    monkeypatch.setattr(runner, "synchronize", lambda device: events.append("sync"))
+
+    class Clock:
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def perf_counter() -> float:
+            events.append("clock")
+            return time.perf_counter()
+
+    monkeypatch.setattr(runner, "time", Clock)
+    threads = torch.get_num_threads()
+    try:
+        worker = runner._Worker(task.with_options(recipe=dataclasses.replace(
+            task.recipe, epochs=1)), original)
+        path = tmp_path / "quick.py"
+        path.write_text("def unlearning(net, retain, forget, val):\n    return net\n")
+        result = worker.run(RunRequest(inspect_submission(path), 0, 1))
+        assert result.status == OK
+        worker.time_retrain(runner._RetrainTiming(0))
+    finally:
+        torch.set_num_threads(threads)
+    clocks = [i for i, event in enumerate(events) if event == "clock"]
+    assert len(clocks) == 2 + 2 * runner.RETRAIN_REPEATS
+    assert all(events[i - 1] == "sync" for i in clocks)
