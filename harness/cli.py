@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
 from harness.pool import DEFAULT_ROOT
+from harness.tuning import DEFAULT_RUNS, DEFAULT_TRIALS
 from harness.uncertainty import LEVEL
 
 
-def default_jobs(task) -> int:
-    """Worker processes when ``--jobs`` is not given: every core on a CPU task; one on a GPU task
-    (several processes would share one GPU's memory and time)."""
-    import torch
+def default_jobs(task, workers_per_device: int | None = None) -> int:
+    """Worker processes when ``--jobs`` is not given: every core on a CPU task; on a GPU task
+    ``--workers-per-device`` (``runner.DEFAULT_WORKERS_PER_DEVICE`` unless given)."""
+    from harness.runner import workers_for
 
-    return (os.cpu_count() or 1) if torch.device(task.device).type == "cpu" else 1
+    return workers_for(task.device, None, workers_per_device)
+
+
+def workers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers-per-device", type=int, default=None, metavar="K",
+                        help="worker processes sharing the GPU of a GPU task (default "
+                        "runner.DEFAULT_WORKERS_PER_DEVICE; --jobs, where given, decides)")
 
 
 def _task_from_args(args: argparse.Namespace):
@@ -66,6 +72,9 @@ class RichReporter:
         if not self.started:
             self.progress.start()
             self.started = True
+        if name in self.bars:  # a stage met again (a submission in each tuning trial): reset
+            self.progress.reset(self.bars[name], total=total, completed=done, rate="")
+            return
         self.bars[name] = self.progress.add_task(name, total=total, completed=done, rate="")
 
     def advance(self, name: str, amount: int = 1) -> None:
@@ -135,12 +144,41 @@ def cmd_score(args: argparse.Namespace) -> int:
         board = score_splits(
             task, splits, Path(args.submissions), names=args.only or None,
             reference_root=Path(args.reference_root), output_dir=Path(args.output),
-            leaderboard_path=Path(args.leaderboard), jobs=args.jobs or default_jobs(task),
+            leaderboard_path=Path(args.leaderboard),
+            jobs=args.jobs or default_jobs(task, args.workers_per_device),
             timeout=args.timeout, budget_seconds=args.budget, reporter=reporter,
-            ceiling=not args.no_ceiling,
+            ceiling=not args.no_ceiling, untuned=args.untuned,
         )
     print_leaderboard(board, Console(width=None if sys.stdout.isatty() else 160))
     Console(stderr=True).print(f"wrote {args.leaderboard}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """``harness tune NAME``: search the submission's declared hyperparameters on the public
+    split; resumable; writes the chosen settings to submissions/tuned/<task>.json."""
+    from rich.console import Console
+
+    from harness.hyperparameters import describe
+    from harness.tuned import tuned_path
+    from harness.tuning import tune
+
+    task = _task_from_args(args)
+    with RichReporter(Console(stderr=True)) as reporter:
+        entry = tune(
+            task, args.name, Path(args.submissions), trials=args.trials,
+            num_models=args.num_models or DEFAULT_RUNS, reference_root=Path(args.reference_root),
+            output_dir=Path(args.output), jobs=args.jobs or default_jobs(task),
+            timeout=args.timeout, budget_seconds=args.budget, reporter=reporter,
+        )
+    low, high = entry["score_interval"]
+    print(f"{args.name}: {describe(entry['settings'])}")
+    print(f"public score at N = {entry['num_models']}: {entry['score']:.5f} "
+          f"[{low:.5f}, {high:.5f}] after {entry['trials']} trials "
+          f"({entry['feasible_trials']} feasible); published constants: "
+          + (f"{entry['published_score']:.5f}" if entry["published_score"] is not None
+             else "infeasible"))
+    print(f"wrote {tuned_path(Path(args.submissions), task.name)}", file=sys.stderr)
     return 0
 
 
@@ -165,9 +203,11 @@ def cmd_pool(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from harness.validate import validate
 
+    task = _task_from_args(args)
+    gpu = task.device.startswith("cuda")  # on a CPU task one worker, as before
     result = validate(
-        Path(args.path), _task_from_args(args), runs=args.runs,
-        reference_root=Path(args.reference_root),
+        Path(args.path), task, runs=args.runs, reference_root=Path(args.reference_root),
+        jobs=default_jobs(task, args.workers_per_device) if gpu else 1,
     )
     for finding in result.findings:
         print(finding)
@@ -222,6 +262,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.regression import check
+    from harness.runner import workers_for
 
     options = {"task": args.task, "num_models": args.num_models, "root_seed": args.root_seed,
                "device": args.device, "data_dir": args.data_dir, "checkpoint": args.checkpoint,
@@ -231,7 +272,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return check(
             Path(args.baseline), submissions_dir=Path(args.submissions),
             reference_root=Path(args.reference_root), output_dir=Path(args.output),
-            jobs=args.jobs or (os.cpu_count() or 1), tolerance=args.tolerance,
+            jobs=args.jobs or workers_for(args.device or "cpu", None, args.workers_per_device),
+            tolerance=args.tolerance,
             task_options=options, reporter=reporter,
             splits=None if args.split == "both" else [args.split],
             budget_seconds=args.budget,
@@ -337,7 +379,39 @@ def build_parser() -> argparse.ArgumentParser:
     score_parser.add_argument("--no-ceiling", action="store_true",
                               help="skip the ceiling row (an independent retrained pool of N "
                               "more models, scored as a submission)")
+    score_parser.add_argument("--untuned", action="store_true",
+                              help="score the published constants, ignoring the tuned settings "
+                              "in <submissions>/tuned/<task>.json")
+    workers_option(score_parser)
     score_parser.set_defaults(func=cmd_score)
+
+    tune_parser = commands.add_parser(
+        "tune", conflict_handler="resolve",
+        help="tune a submission's declared hyperparameters on the public split",
+        description="Run (or continue: the study is kept under <output>/tuning/) a seeded Optuna "
+        "study over the submission's SEARCH_SPACE. Each trial is the official final score on the "
+        "public split at N (-n, default 32) runs; trials slower than 75%% of the time budget are "
+        "infeasible. The best settings are written to <submissions>/tuned/<task>.json, which "
+        "`harness score` uses (see --untuned).",
+    )
+    task_options(tune_parser)
+    tune_parser.add_argument("name", help="the submission to tune (file stem)")
+    tune_parser.add_argument("--num-models", "-n", type=int, default=None,
+                             help=f"N per trial: runs of the submission and models in the pool "
+                             f"(default {DEFAULT_RUNS})")
+    tune_parser.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
+                             help=f"trials the study should have in all (default {DEFAULT_TRIALS})")
+    tune_parser.add_argument("--submissions", default="submissions", help="submissions folder")
+    tune_parser.add_argument("--output", default="results",
+                             help="folder for run records and the study")
+    tune_parser.add_argument("--jobs", "-j", type=int, default=None,
+                             help="worker processes for a trial's runs (default: every core on a "
+                             "CPU task, 1 on a GPU task)")
+    tune_parser.add_argument("--timeout", type=float, default=None,
+                             help="hard per-run timeout in seconds")
+    tune_parser.add_argument("--budget", type=float, default=None,
+                             help="time budget per run in seconds (default: 20%% of retraining)")
+    tune_parser.set_defaults(func=cmd_tune)
 
     pool_parser = commands.add_parser("pool", help="build or inspect the reference pool")
     task_options(pool_parser)
@@ -353,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate_parser.add_argument("path", help="the submission file")
     task_options(validate_parser)
     validate_parser.add_argument("--runs", type=int, default=3, help="runs to try (default 3)")
+    workers_option(validate_parser)
     validate_parser.set_defaults(func=cmd_validate)
 
     report_parser = commands.add_parser(
@@ -399,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_parser.add_argument("--budget", type=float, default=None,
                               help="time budget per run in seconds (default: 20%% of retraining)")
     check_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    workers_option(check_parser)
     check_parser.set_defaults(func=cmd_check)
 
     table_parser = commands.add_parser(

@@ -17,11 +17,13 @@ A file without ``SEARCH_SPACE`` is an untunable submission and keeps working as 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 SPACE_CONSTANT = "SEARCH_SPACE"
+PUBLISHED = "published"  # the settings label of a run with the published constants
 RANGE_KEYS = {"low", "high", "log", "step"}
 
 Value = int | float | str | bool | None
@@ -129,10 +131,15 @@ def check_settings(space: Mapping[str, Hyperparameter], settings: Mapping[str, o
             raise SpaceError(problem)
 
 
+def encode(settings: Mapping[str, object]) -> str:
+    """Settings as the leaderboard records them, exactly: ``published`` or sorted JSON."""
+    return json.dumps(dict(sorted(settings.items()))) if settings else PUBLISHED
+
+
 def describe(settings: Mapping[str, object]) -> str:
-    """Settings as the leaderboard shows them: ``published`` or ``lr=0.0123, epochs=7``."""
+    """Settings for people to read: ``published`` or ``epochs=7, lr=0.0123``."""
     if not settings:
-        return "published"
+        return PUBLISHED
     return ", ".join(
         f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value!r}"
         if isinstance(value, str) else f"{name}={value}"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from harness.hyperparameters import encode
 from harness.metric import final_score, forget_quality
 from harness.records import OK, OVER_BUDGET
 from harness.uncertainty import LEVEL, rank_groups
@@ -38,9 +39,18 @@ COLUMNS = [
     "retain_acc", "test_acc", "forget_acc",
     "ref_retain_acc", "ref_test_acc", "ref_forget_acc",
     "seconds_per_run", "budget_seconds", "retrain_seconds", "runs_ok", "num_models",
-    "task", "split", "root_seed", "original_model", "file_hash", "provenance", "message",
+    "task", "split", "root_seed", "original_model", "settings", "file_hash", "provenance",
+    "message",
     "harness_version", "torch_version", "python_version",
 ]
+
+
+def official_scores(stats: ModelStats, pool: ModelStats) -> tuple[float, float]:
+    """(forgetting quality F, final score) of a set of models against the reference pool."""
+    quality = forget_quality(stats.confidences, pool.confidences)
+    return quality, final_score(
+        quality, stats.retain_acc, pool.retain_acc, stats.test_acc, pool.test_acc
+    )
 
 
 def _row(task: Task, pool: ModelStats, outcome: Outcome, budget: float) -> dict:
@@ -77,12 +87,10 @@ def _row(task: Task, pool: ModelStats, outcome: Outcome, budget: float) -> dict:
     stats = outcome.stats(task.num_models)
     if stats is None:
         return {**row, "status": "incomplete", "message": f"{len(runs)} of {task.num_models} runs"}
-    quality = forget_quality(stats.confidences, pool.confidences)
+    quality, score = official_scores(stats, pool)
     row.update(
         forget_quality=quality,
-        final_score=final_score(
-            quality, stats.retain_acc, pool.retain_acc, stats.test_acc, pool.test_acc
-        ),
+        final_score=score,
         retain_acc=float(stats.retain_acc.mean()),
         test_acc=float(stats.test_acc.mean()),
         forget_acc=float(stats.forget_acc.mean()),
@@ -100,12 +108,17 @@ def build_leaderboard(
     versions: dict[str, str],
     uncertainty: dict[str, Replicates] | None = None,
     ceiling: ModelStats | None = None,
+    settings: dict[str, dict] | None = None,
 ) -> pd.DataFrame:
     """The ranked table: ranked rows by final score, then unranked scored rows (the ceiling
     among them), then failures. ``uncertainty`` holds the bootstrap replicates of every scored
-    row (by name); without it the interval columns stay empty and every rank is its own group."""
+    row (by name); without it the interval columns stay empty and every rank is its own group.
+    ``settings`` holds each submission's hyperparameters (absent: the published constants)."""
     uncertainty = uncertainty or {}
+    settings = settings or {}
     rows = [_row(task, pool, outcome, budget) for outcome in outcomes]
+    for row in rows:
+        row["settings"] = encode(settings.get(row["submission"], {}))
     if ceiling is not None:
         rows.append(_ceiling_row(pool, ceiling))
     for row in rows:
@@ -147,15 +160,13 @@ def build_leaderboard(
 
 
 def _ceiling_row(pool: ModelStats, ceiling: ModelStats) -> dict:
-    quality = forget_quality(ceiling.confidences, pool.confidences)
+    quality, score = official_scores(ceiling, pool)
     return {
         "submission": CEILING_ROW,
         "status": REFERENCE,
         "runs_ok": len(ceiling),
         "forget_quality": quality,
-        "final_score": final_score(
-            quality, ceiling.retain_acc, pool.retain_acc, ceiling.test_acc, pool.test_acc
-        ),
+        "final_score": score,
         "retain_acc": float(ceiling.retain_acc.mean()),
         "test_acc": float(ceiling.test_acc.mean()),
         "forget_acc": float(ceiling.forget_acc.mean()),

@@ -22,6 +22,7 @@ from harness.runner import RunRequest, WorkerPool
 from harness.seeds import derive_seed, run_seed
 from harness.submissions import Submission, discover
 from harness.tasks.base import SPLITS, Task, TaskData, fingerprint
+from harness.tuned import settings_for, tuned_path
 from harness.uncertainty import (
     EXAMPLE_REPLICATES,
     MODEL_REPLICATES,
@@ -129,13 +130,18 @@ def score_uncertainty(
     return found
 
 
-def provenance_of(task: Task, data: TaskData, submission: Submission) -> str:
+def provenance_of(
+    task: Task, data: TaskData, submission: Submission, settings: dict | None = None
+) -> str:
     """The digest a submission's run records must carry to be reused (``harness.provenance``):
-    its code and the code it imports, the runner's code, the task's module and configuration (all
-    but the time budget, which judges runs but does not change them), the data, the versions."""
+    its code and the code it imports, its settings (tuned hyperparameters), the runner's code,
+    the task's module and configuration (all but the time budget, which judges runs but does not
+    change them), the data, the versions."""
     config = task.config()
     config.pop("budget_fraction")
-    context = cache.config_hash([config, data.fingerprint, cache.numeric_versions()])
+    context = cache.config_hash(
+        [config, data.fingerprint, cache.numeric_versions(), dict(sorted((settings or {}).items()))]
+    )
     module = Path(sys.modules[type(task).__module__].__file__)
     return run_digest(submission.path, module, context)
 
@@ -164,6 +170,56 @@ def measure_retrain_seconds(store: ReferenceStore, workers: WorkerPool) -> float
     return seconds
 
 
+def run_submissions(
+    workers: WorkerPool,
+    task: Task,
+    outcomes: dict[str, Outcome],
+    results: ResultsStore,
+    budget: float,
+    settings: dict[str, dict] | None = None,
+    reporter: Reporter | None = None,
+) -> None:
+    """Do the runs each outcome (of a submission found) still lacks, recording every result as it
+    finishes; a submission whose first timed runs exceed ``budget`` is stopped."""
+    reporter = reporter or Reporter()
+    settings = settings or {}
+    requests = []
+    for outcome in outcomes.values():
+        if outcome.submission is None:
+            continue
+        todo = [i for i in range(task.num_models) if i not in outcome.runs]
+        reporter.stage(outcome.name, task.num_models, done=task.num_models - len(todo))
+        if outcome.stop_if_over_budget(budget):
+            continue
+        requests += [
+            RunRequest(
+                outcome.submission, i, run_seed(task.seed, outcome.name, i), outcome.provenance,
+                settings.get(outcome.name, {}),
+            )
+            for i in todo
+        ]
+
+    def on_result(result: RunResult) -> None:
+        outcome = outcomes[result.submission]
+        outcome.runs[result.run_index] = result
+        results.append(result)
+        reporter.advance(result.submission)
+        outcome.stop_if_over_budget(budget)
+
+    def skip(request: RunRequest) -> bool:
+        return outcomes[request.submission.name].over_budget
+
+    workers.run(requests, on_result, skip)
+
+
+def time_budget(task: Task, retrain_seconds: float, budget_seconds: float | None = None) -> float:
+    """Seconds one run may take: ``budget_seconds`` when given, else the task's fraction of one
+    retraining."""
+    if budget_seconds is not None:
+        return budget_seconds
+    return task.budget_fraction * retrain_seconds
+
+
 def score(
     task: Task,
     submissions_dir: Path = Path("submissions"),
@@ -178,12 +234,14 @@ def score(
     train_chunk: Callable | None = None,
     reporter: Reporter | None = None,
     ceiling: bool = True,
+    untuned: bool = False,
 ) -> pd.DataFrame:
     """Score every submission in ``submissions_dir`` (or only ``names``) on ``task``.
 
     Returns the ranked leaderboard (also written to ``leaderboard_path`` unless it is None),
     every score with its bootstrap interval, ranks in significance groups and, with ``ceiling``,
-    a row for an independent retrained pool scored as a submission.
+    a row for an independent retrained pool scored as a submission. Submissions run with their
+    tuned settings (``submissions/tuned/<task>.json``) unless ``untuned``.
     """
     reporter = reporter or Reporter()
     found, rejected = discover(submissions_dir)
@@ -197,6 +255,10 @@ def score(
         found = [s for s in found if s.name in names]
         rejected = {k: v for k, v in rejected.items() if k in names}
 
+    settings, misfits = settings_for(found, tuned_path(submissions_dir, task.name), untuned)
+    rejected.update(misfits)
+    found = [s for s in found if s.name not in misfits]
+
     data = task.load_data()
     store = ReferenceStore(task, data, reference_root)
     results = ResultsStore(Path(output_dir) / store.directory.name)
@@ -207,7 +269,7 @@ def score(
     second = build_reference(store, reporter, train_chunk, jobs, CEILING) if ceiling else None
 
     outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
-    digests = {s.name: provenance_of(task, data, s) for s in found}
+    digests = {s.name: provenance_of(task, data, s, settings[s.name]) for s in found}
     for submission in found:
         outcomes[submission.name] = Outcome(
             submission.name, submission,
@@ -217,40 +279,13 @@ def score(
 
     with WorkerPool(task, store.directory / "original.pt", jobs=jobs) as workers:
         retrain_time = measure_retrain_seconds(store, workers)
-        budget = budget_seconds if budget_seconds is not None else task.budget_fraction * (
-            retrain_time
-        )
+        budget = time_budget(task, retrain_time, budget_seconds)
         workers.timeout = timeout if timeout is not None else hard_timeout(retrain_time)
         reporter.message(
             f"retraining one model takes {retrain_time:.3f} s here; "
             f"time budget per run {budget:.3f} s"
         )
-        requests = []
-        for submission in found:
-            outcome = outcomes[submission.name]
-            todo = [i for i in range(task.num_models) if i not in outcome.runs]
-            reporter.stage(submission.name, task.num_models, done=task.num_models - len(todo))
-            if outcome.stop_if_over_budget(budget):
-                continue
-            requests += [
-                RunRequest(
-                    submission, i, run_seed(task.seed, submission.name, i),
-                    digests[submission.name],
-                )
-                for i in todo
-            ]
-
-        def on_result(result: RunResult) -> None:
-            outcome = outcomes[result.submission]
-            outcome.runs[result.run_index] = result
-            results.append(result)
-            reporter.advance(result.submission)
-            outcome.stop_if_over_budget(budget)
-
-        def skip(request: RunRequest) -> bool:
-            return outcomes[request.submission.name].over_budget
-
-        workers.run(requests, on_result, skip)
+        run_submissions(workers, task, outcomes, results, budget, settings, reporter)
 
     scored = {
         name: stats for name, outcome in outcomes.items()
@@ -263,7 +298,7 @@ def score(
     )
     board = build_leaderboard(
         task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
-        versions=cache.versions(), uncertainty=uncertainty, ceiling=second,
+        versions=cache.versions(), uncertainty=uncertainty, ceiling=second, settings=settings,
     )
     if leaderboard_path is not None:
         cache.atomic_write(Path(leaderboard_path), lambda tmp: board.to_csv(tmp, index=False))
