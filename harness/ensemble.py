@@ -279,6 +279,7 @@ class GroupedEnsemble:
         self.net = group_models(models).to(device)
         self.device = torch.device(device)
         self.run: Callable[[torch.Tensor], torch.Tensor] = self.net
+        self.layout: Callable[[torch.Tensor], torch.Tensor] = lambda tensor: tensor
 
     def __len__(self) -> int:
         return self.members
@@ -295,13 +296,14 @@ class GroupedEnsemble:
     def prepare(self, recipe: Recipe) -> None:
         """Adopt the recipe's memory layout and compilation (``Recipe.prepare``)."""
         self.run = recipe.prepare(self.net)
+        self.layout = recipe.layout
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Every member on its own batch: inputs [K, B, C, ...] -> logits [K, B, classes]."""
         k, batch = inputs.shape[:2]
         rest = inputs.shape[3:]
         merged = inputs.transpose(0, 1).reshape(batch, k * inputs.shape[2], *rest)
-        return self.run(merged).view(batch, k, -1).transpose(0, 1)
+        return self.run(self.layout(merged)).view(batch, k, -1).transpose(0, 1)
 
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor, images: int = EVAL_IMAGES) -> torch.Tensor:
@@ -495,7 +497,9 @@ def train_chunk_ensemble(task: Task, data: TaskData, indices: list[int]) -> Mode
     Same contract as ``pool.train_chunk_sequential``. ``seconds`` is each member's share of its
     ensemble's training time (total / members): an honest per-model cost of building the pool, but
     not the time one model takes alone. The efficiency budget of submissions does not use it: it
-    comes from a separate single-model timing (``runner.WorkerPool.time_retrain``).
+    comes from a separate single-model timing (``runner.WorkerPool.time_retrain``). An
+    ensemble that runs out of device memory (``members_per_ensemble`` estimates) is tried again
+    with half as many members at once, down to one.
     """
     kind = ensemble_kind(task, data)
     if kind is None:
@@ -505,10 +509,20 @@ def train_chunk_ensemble(task: Task, data: TaskData, indices: list[int]) -> Mode
         )
     group = members_per_ensemble(task, data, kind)
     parts = []
-    for first in range(0, len(indices), group):
+    first = 0
+    while first < len(indices):
         members = indices[first : first + group]
-        ensemble, seconds = train_ensemble(task, data, members, kind)
-        stats = evaluate_ensemble(ensemble, data)
+        try:
+            ensemble, seconds = train_ensemble(task, data, members, kind)
+            stats = evaluate_ensemble(ensemble, data)
+        except torch.OutOfMemoryError:
+            # the memory estimate was short (workspace, fragmentation): fewer at once
+            if group == 1:
+                raise
+            group = max(1, group // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
         parts.append(
             ModelStats(
                 confidences=stats["confidences"],
@@ -519,6 +533,7 @@ def train_chunk_ensemble(task: Task, data: TaskData, indices: list[int]) -> Mode
             )
         )
         del ensemble
+        first += len(members)
     return ModelStats.concatenate(parts)
 
 

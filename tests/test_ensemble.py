@@ -407,6 +407,23 @@ def test_a_grouped_chunk_is_split_by_the_memory_budget(tiny_resnet, float64, mon
     np.testing.assert_allclose(split.confidences, whole.confidences, atol=1e-9)
 
 
+def test_running_out_of_memory_halves_the_members_at_once(tiny_resnet, monkeypatch):
+    small, data = tiny_resnet
+    sizes = []
+    real_train = ensemble.train_ensemble
+
+    def short_of_memory(task, data, indices, kind):
+        sizes.append(len(indices))
+        if len(indices) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_train(task, data, indices, kind)
+
+    monkeypatch.setattr(ensemble, "train_ensemble", short_of_memory)
+    monkeypatch.setattr(ensemble, "members_per_ensemble", lambda task, data, kind: 4)
+    stats = train_chunk_ensemble(small, data, [0, 1, 2])
+    assert sizes == [3, 2, 1, 1, 1] and len(stats) == 3
+
+
 def test_the_gpu_budget_is_a_share_of_free_memory(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4_000_000, 8_000_000))
     assert ensemble._budget_elements("cuda") == int(ensemble.GPU_MEMORY_SHARE * 4_000_000) // 4
@@ -462,3 +479,14 @@ def test_resnet18_at_width_64_is_torchvision_s():
     inputs = torch.randn(2, 3, 32, 32)
     assert torch.equal(theirs(inputs), ours(inputs))
     assert ResNet18(width=4).fc.in_features == 32
+
+
+def test_grouped_channels_last_computes_the_same(tiny_resnet):
+    small, data = tiny_resnet
+    models = [init_member(small, i) for i in (0, 1)]
+    inputs = torch.stack([data.retain[i]["image"] for i in range(6)]).view(2, 3, 3, 16, 16)
+    plain, nhwc = GroupedEnsemble(models), GroupedEnsemble(models)
+    nhwc.prepare(dataclasses.replace(small.recipe, channels_last=True))
+    assert nhwc.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc.forward(inputs), plain.forward(inputs))
