@@ -297,6 +297,26 @@ def rank_correlation(board: pd.DataFrame) -> float:
     return float(value)
 
 
+def significantly_above(board: pd.DataFrame, reference: str, level: float = LEVEL) -> list[str]:
+    """The ranked rows of one split whose final score lies above ``reference``'s beyond the
+    noise: the gap exceeds z * sqrt(se_a^2 + se_b^2) from the bootstrap standard errors. Unpaired
+    (the CSV keeps no replicates), so it is conservative next to the paired rank groups."""
+    from scipy.stats import norm
+
+    ranked = board[board["status"] == OK].set_index("submission")
+    if reference not in ranked.index:
+        return []
+    z = float(norm.ppf(0.5 + level / 2))
+    base, base_se = ranked.loc[reference, ["final_score", "final_score_se"]]
+    found = []
+    for name, row in ranked.iterrows():
+        gap = row["final_score"] - base
+        noise = math.hypot(row["final_score_se"], base_se)
+        if name != reference and gap > 0 and finite(noise) and gap > z * noise:
+            found.append(str(name))
+    return found
+
+
 def markdown_table(board: pd.DataFrame) -> str:
     """The leaderboard as the README shows it: the final (private) ranking with intervals and
     groups, and the public score beside it when both splits were scored."""

@@ -16,6 +16,7 @@ leaderboard CSV, the cached reference pool and the run records; it never trains 
 from __future__ import annotations
 
 import html
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,12 +25,14 @@ import numpy as np
 import pandas as pd
 
 from harness import cache
+from harness.hyperparameters import PUBLISHED, describe
 from harness.leaderboard import (
     IDENTITY_COLUMNS,
     board_splits,
     check_board_columns,
     finite,
     rank_correlation,
+    significantly_above,
     split_rows,
 )
 from harness.metric import BUCKET_WIDTH, EPSILON_CAP, epsilons, points
@@ -275,8 +278,9 @@ TABLE_COLUMNS = [
     ("final_score", "final score"), ("final_score_lo", "low"), ("final_score_hi", "high"),
     ("forget_quality", "F"), ("retain_acc", "retain acc"), ("test_acc", "test acc"),
     ("forget_acc", "forget acc"), ("seconds_per_run", "s / run"), ("runs_ok", "runs ok"),
-    ("status", "status"), ("message", "message"),
+    ("settings", "settings"), ("status", "status"), ("message", "message"),
 ]
+BASELINES = ("do_nothing", "finetune")  # what a method must beat to have done anything
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
@@ -300,7 +304,19 @@ figcaption { color: #555; font-size: 0.85rem; }
 """
 
 
+def _settings_text(value: object) -> str:
+    """A leaderboard's settings cell for people: ``published`` or ``lr=0.0123, epochs=7``."""
+    if not isinstance(value, str) or value in ("", PUBLISHED):
+        return PUBLISHED if value == PUBLISHED else "-"
+    try:
+        return describe(json.loads(value))
+    except (ValueError, AttributeError):
+        return value
+
+
 def _cell(key: str, value: object) -> str:
+    if key == "settings":
+        return _settings_text(value)
     if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) in (
         "<NA>", "nan", ""
     ):
@@ -317,7 +333,7 @@ def _cell(key: str, value: object) -> str:
 
 
 def _table(board: pd.DataFrame) -> str:
-    text_columns = ("submission", "status", "message")
+    text_columns = ("submission", "status", "message", "settings")
     head = "".join(
         f'<th class="text">{t}</th>' if k in text_columns else f"<th>{t}</th>"
         for k, t in TABLE_COLUMNS
@@ -330,7 +346,7 @@ def _table(board: pd.DataFrame) -> str:
             if key == "status":
                 css = "status-ok" if row["status"] == OK else "status-bad"
                 cells.append(f'<td class="text status {css}">{text}</td>')
-            elif key == "message":
+            elif key in ("message", "settings"):
                 cells.append(f'<td class="text message">{text}</td>')
             elif key == "submission":
                 cells.append(f'<td class="text">{text}</td>')
@@ -361,19 +377,51 @@ def _splits_section(both: pd.DataFrame | None) -> str:
     for _, row in split_rows(both, "private").iterrows():
         name = row["submission"]
         other = public.loc[name] if name in public.index else None
-        cells = [html.escape(str(name))]
+        cells = [html.escape(str(name)), html.escape(_cell("settings", row.get("settings")))]
         for source in (row, other):
             for key in ("final_score", "final_score_lo", "final_score_hi", "rank_group"):
                 value = source.get(key) if source is not None else None
                 cells.append(html.escape(_cell(key, value)))
-        rows.append("<tr><td class=\"text\">" + "</td><td>".join(cells) + "</td></tr>")
-    head = ("<tr><th class=\"text\">submission</th><th>private</th><th>low</th><th>high</th>"
-            "<th>group</th><th>public</th><th>low</th><th>high</th><th>group</th></tr>")
+        rows.append("<tr><td class=\"text\">" + "</td><td>".join(cells[:1]) +
+                    "</td><td class=\"text\">" + "</td><td>".join(cells[1:]) + "</td></tr>")
+    head = ("<tr><th class=\"text\">submission</th><th class=\"text\">settings</th>"
+            "<th>private</th><th>low</th><th>high</th><th>group</th><th>public</th><th>low</th>"
+            "<th>high</th><th>group</th></tr>")
     correlation = rank_correlation(both)
     text = f"{correlation:.3f}" if math.isfinite(correlation) else "- (fewer than 3 ranked)"
     return (f"<h2>Public and private splits</h2><p class=\"meta\">The final ranking is the "
-            f"private split's. Spearman rank correlation of the scores ranked on both: "
-            f"<b>{text}</b>.</p><table>{head}{''.join(rows)}</table>")
+            f"private split's. Tuned settings were chosen on the public split: a tuned row whose "
+            f"private score falls far below its public one overfitted it. Spearman rank "
+            f"correlation of the scores ranked on both: <b>{text}</b>. "
+            f"{html.escape(tuning_gap(both))}</p><table>{head}{''.join(rows)}</table>")
+
+
+def tuning_gap(both: pd.DataFrame) -> str:
+    """How the tuned rows fared on the split they were not tuned on: how many of them score on
+    the private split below the low end of their public interval."""
+    public = split_rows(both, "public").set_index("submission")
+    private = split_rows(both, "private").set_index("submission")
+    tuned = [n for n in private.index if n in public.index
+             and str(private.loc[n, "settings"]) not in (PUBLISHED, "nan", "")
+             and finite(private.loc[n, "final_score"]) and finite(public.loc[n, "final_score"])]
+    if not tuned:
+        return "No row uses tuned settings."
+    below = [n for n in tuned if private.loc[n, "final_score"] < public.loc[n, "final_score_lo"]]
+    return (f"{len(tuned)} rows use tuned settings; {len(below)} of them score on the private "
+            f"split below their public interval" + (f" ({', '.join(below)})." if below else "."))
+
+
+def baselines_beaten(board: pd.DataFrame) -> str:
+    """How many ranked rows beat doing nothing and the starting kit's fine-tuning beyond noise."""
+    parts = []
+    for baseline in BASELINES:
+        if baseline in set(board["submission"]):
+            above = significantly_above(board, baseline)
+            parts.append(f"{len(above)} above {baseline}")
+    if not parts:
+        return ""
+    return ("Significantly (at the interval level, unpaired, so conservative): "
+            + "; ".join(parts) + ".")
 
 
 def _page(
@@ -407,6 +455,7 @@ def _page(
 <p class="meta">{html.escape(", ".join(versions))}. Scores compare only at equal N and task.</p>
 <h2>Ranking ({html.escape(str(first.get("split", "public")))} split)</h2>
 {_table(board)}
+<p class="meta">{html.escape(baselines_beaten(board))}</p>
 {note_html}
 {_splits_section(both_splits)}
 <h2>Plots</h2>

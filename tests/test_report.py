@@ -230,3 +230,49 @@ def test_the_page_renders_in_headless_chromium(written: Path, tmp_path) -> None:
                      f"--screenshot={shot}")
     assert result.returncode == 0 and shot.read_bytes().startswith(PNG_MAGIC)
     assert imread(shot).std() > 0
+
+
+def _split_board(split, rows):
+    """A minimal leaderboard of one split: (submission, score, se, settings) per row."""
+    return pd.DataFrame([
+        {"submission": name, "status": "ok", "final_score": score, "final_score_se": se,
+         "final_score_lo": score - 1.96 * se, "final_score_hi": score + 1.96 * se,
+         "settings": settings, "split": split}
+        for name, score, se, settings in rows
+    ])
+
+
+def test_significance_against_baselines_uses_both_errors():
+    from harness.leaderboard import significantly_above
+    from harness.report import baselines_beaten
+
+    board = _split_board("private", [
+        ("do_nothing", 0.0, 0.0, "published"), ("finetune", 0.010, 0.002, "published"),
+        ("clear", 0.020, 0.002, "published"),  # gap 0.010 > 1.96 * 0.0028
+        ("close", 0.013, 0.002, "published"),  # gap 0.003 < 1.96 * 0.0028, but > 0 clearly
+        ("worse", 0.005, 0.001, "published"),
+    ])
+    assert significantly_above(board, "finetune") == ["clear"]
+    assert significantly_above(board, "do_nothing") == ["finetune", "clear", "close", "worse"]
+    assert significantly_above(board, "absent") == []
+    assert baselines_beaten(board) == (
+        "Significantly (at the interval level, unpaired, so conservative): 4 above do_nothing; "
+        "1 above finetune."
+    )
+
+
+def test_tuning_gap_counts_tuned_rows_that_fall_on_the_private_split():
+    from harness.report import tuning_gap
+
+    tuned = '{"lr": 0.5}'
+    public = _split_board("public", [("a", 0.05, 0.005, tuned), ("b", 0.02, 0.005, tuned),
+                                     ("c", 0.03, 0.005, "published")])
+    private = _split_board("private", [("a", 0.01, 0.005, tuned), ("b", 0.019, 0.005, tuned),
+                                       ("c", 0.0, 0.005, "published")])
+    both = pd.concat([private, public], ignore_index=True)
+    assert tuning_gap(both) == (
+        "2 rows use tuned settings; 1 of them score on the private split below their public "
+        "interval (a)."
+    )
+    untuned = both.assign(settings="published")
+    assert tuning_gap(untuned) == "No row uses tuned settings."
