@@ -1,32 +1,61 @@
-"""Train many small pool models at once as one stacked ensemble (the reference pool's fast path).
+"""Train many pool models at once as one ensemble (the reference pool's fast path).
 
 Why: the pool needs N (512) models that differ only in their seeds. A small model trained alone
 spends most of its time on per-step overhead (the data loader's per-example fetches, autograd and
-optimizer bookkeeping, matmuls too small to keep a core busy). Stacking M models' parameters along
-a new leading dimension and running them with ``torch.func.vmap`` does the same arithmetic in a
-few large batched operations per step, in one process that uses the machine's threads.
+optimizer bookkeeping, kernels too small to keep a core or a GPU busy). Training M models as one
+computation does the same arithmetic in a few large operations per step. Two ways:
+
+* **stacked** (:class:`StackedEnsemble`): the members' parameters stacked along a new leading
+  dimension and run with ``torch.func.vmap`` (or a model's own ``stacked_forward``): small
+  buffer-free models on the CPU (the digits MLP);
+* **grouped** (:class:`GroupedEnsemble`): one network whose every layer does M members' work on
+  member-major channels: convolutions with M times the groups, BatchNorm over M times the
+  channels (so each member's batch statistics and running statistics are its own: channel
+  ``k * C + c`` is member k's channel c), linear layers as batched matrix products. For
+  convolution/BatchNorm/linear models such as ResNet-18, on the CPU and on CUDA.
+
+Why grouped and not vmap for BatchNorm models: both work (vmap with the running statistics passed
+as stacked buffers updates them per member), and on the CPU grouped was the faster, measured with
+``bench/bench_resnet_pool.py --vmap --threads 1`` (ResNet-18 of width 8 on 16x16 images, batch 32,
+8 members, one thread, on a 2-core machine shared with other jobs, load average 2.3): grouped 5,111
+member-images/s, vmap 3,607, one model at a time 2,223 (2.30x and 1.62x); with ``--width 16
+--image-size 32``: grouped 1,300, vmap 1,126, one at a time 1,096 (1.19x and 1.03x). The CPU's
+gain shrinks as the model grows, so on the CPU only models of at most ``MAX_MODEL_PARAMETERS``
+parameters train grouped; on a GPU every supported model does (how much it gains there is for
+``bench/bench_resnet_pool.py --device cuda ...`` to say; no GPU measurement is recorded here).
 
 Why the members are the models the sequential path trains (``pool.train_chunk_sequential``):
 
 * initialisation: member ``i`` is built exactly as there, ``torch.manual_seed(pool_seed(root, i))``
-  then ``task.make_model()``, and its parameters are copied bit for bit into the stack;
+  then ``task.make_model()``, and its tensors are copied bit for bit into the ensemble;
 * data order: every member draws its own batches from its own ``torch.Generator`` seeded with its
   seed, with the same draws ``training.train_model``'s shuffling ``DataLoader`` makes
   (:class:`ShuffleOrder`, checked against the real ``DataLoader`` at run time);
+* augmentation: every member's crops and flips come from its own generator seeded with its seed
+  plus one, drawn as ``training.crop_flip`` draws them (``crop_flip_draws``), then all members'
+  images are cropped in one pass;
 * recipe: the loss is the sum over members of each member's mean (optionally class-weighted)
-  cross-entropy, so each member's gradient is its own loss's gradient; SGD and Adam update every
-  element independently, so ``recipe.make_optimizer`` over the stacked tensors is M independent
-  optimizers; the cosine schedule steps once per epoch with ``T_max = epochs``, as there.
+  cross-entropy, so each member's gradient is its own loss's gradient; SGD and Adam (with weight
+  decay) update every element independently, so ``recipe.make_optimizer`` over the ensemble's
+  tensors is M independent optimizers; the cosine schedule steps once per epoch with
+  ``T_max = epochs``, as there; BatchNorm's batch and running statistics are per member (above).
 
-Only the order of floating-point sums inside the batched matmuls differs, so a member matches its
-singly trained twin to float tolerance after a few steps and is statistically equivalent to it
-after the full recipe (SGD amplifies rounding differences over hundreds of steps).
+In float64 a grouped member equals its one-at-a-time twin to about 1e-13 (tests/test_ensemble.py).
+In float32 the two differ by rounding, which training amplifies: a ReLU-silenced channel of a
+narrow ResNet has near-zero batch variance, and BatchNorm divides rounding noise by sqrt(eps). The
+pool is then statistically, not bitwise, the sequential pool.
 
-Models with buffers (BatchNorm), stochastic layers (dropout), non-CPU devices, data that is not
-held in tensors (augmentation) or more than :data:`MAX_MODEL_PARAMETERS` parameters are trained one
-at a time: :func:`select_chunk_trainer` then returns ``pool.train_chunk_sequential``, which has the
-same interface (``(task, data, indices) -> ModelStats``), so ``ReferenceStore.pool`` accepts either.
+Models the ensembles cannot hold (stochastic layers such as dropout, layers with parameters other
+than convolutions, BatchNorm and linear layers, a forward that mixes channels, data that is not
+held in tensors) are trained one at a time: :func:`select_chunk_trainer` then returns
+``pool.train_chunk_sequential``, which has the same interface (``(task, data, indices) ->
+ModelStats``), so ``ReferenceStore.pool`` accepts either. Before the grouped path is used, a
+grouped network is checked against its members on real inputs (training and eval forward, running
+statistics).
 
+How many members train at once: stacked, a parameter budget; grouped, a memory budget (a share of
+the GPU's free memory, a fixed number of floats on the CPU) over an estimate of one member's
+memory (``member_elements``); an ensemble that runs out of memory is retried with half as many.
 Torch's thread count is left as it is: the ensemble is one process that uses all of the machine's
 threads for its large operations.
 """
