@@ -34,8 +34,6 @@ from harness.uncertainty import (
 )
 
 TIMING_FILE = "timing.json"
-# how the yardstick is measured; a timing recorded another way is measured again
-TIMING_METHOD = "one retain-set training through the submissions' DataLoader, median of 3"
 
 
 class Reporter:
@@ -152,12 +150,17 @@ def hard_timeout(retrain_seconds: float) -> float:
 
 
 def measure_retrain_seconds(store: ReferenceStore, workers: WorkerPool) -> float:
-    """Time of one from-scratch training, measured in a worker on this machine (cached per host;
-    a timing file that is damaged or holds no usable number is measured and written again)."""
+    """Time of one from-scratch training, measured in the workers on this machine under the
+    concurrency of the runs it judges (``WorkerPool.time_retrain``). Cached per host, device and
+    way of measuring (with its number of workers); a timing file that is damaged or holds no
+    usable number is measured and written again."""
     import socket
 
     path = store.directory / TIMING_FILE
-    wanted = {"host": socket.gethostname(), "device": store.task.device, "method": TIMING_METHOD}
+    wanted = {
+        "host": socket.gethostname(), "device": store.task.device,
+        "method": workers.timing_method,  # how it is measured: a timing made otherwise is redone
+    }
     timing = cache.read_json_or_none(path)  # a damaged or malformed record is measured again
     if timing is not None and all(timing.get(key) == value for key, value in wanted.items()):
         recorded = timing.get("retrain_seconds")
