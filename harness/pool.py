@@ -58,6 +58,7 @@ def train_from_scratch(
     training seconds."""
     torch.manual_seed(seed)
     model = task.make_model()
+    synchronize(task.device)  # earlier queued GPU work is not this training's
     start = time.perf_counter()
     train_model(model, dataset, task.recipe, seed, task.num_classes, task.device, gather)
     synchronize(task.device)
