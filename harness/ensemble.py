@@ -64,7 +64,8 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -604,18 +605,38 @@ def _grouped_matches(models: list[nn.Module], inputs: torch.Tensor, device: str)
     running statistics afterwards, and each model's eval-mode forward (a model whose forward
     mixes channels, e.g. by concatenating them, fails here and trains one at a time)."""
     try:
-        singles = [copy.deepcopy(m).to(device).train() for m in models]
-        grouped = GroupedEnsemble(models, device)
-        grouped.train()
-        inputs = inputs.to(device)
-        with torch.no_grad():
-            batched = grouped.forward(inputs.unsqueeze(0).expand(len(models), *inputs.shape))
-            trained = torch.stack([m(inputs) for m in singles])
-            predicted = grouped.predict(inputs)
-            evaluated = torch.stack([m.eval()(inputs).float().cpu() for m in singles])
-        states = [m.state_dict() for m in grouped.unstack()]
+        with _full_float32():
+            return _grouped_matches_unguarded(models, inputs, device)
     except (UnsupportedModel, RuntimeError, TypeError, ValueError):
         return False
+
+
+@contextmanager
+def _full_float32() -> Iterator[None]:
+    """No TF32 (Ampere and newer GPUs round convolutions and matmuls to 10-bit mantissas by
+    default) while the grouped network is checked: the check compares to 1e-3 and must not
+    refuse a model for rounding."""
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _grouped_matches_unguarded(
+    models: list[nn.Module], inputs: torch.Tensor, device: str
+) -> bool:
+    singles = [copy.deepcopy(m).to(device).train() for m in models]
+    grouped = GroupedEnsemble(models, device)
+    grouped.train()
+    inputs = inputs.to(device)
+    with torch.no_grad():
+        batched = grouped.forward(inputs.unsqueeze(0).expand(len(models), *inputs.shape))
+        trained = torch.stack([m(inputs) for m in singles])
+        predicted = grouped.predict(inputs)
+        evaluated = torch.stack([m.eval()(inputs).float().cpu() for m in singles])
+    states = [m.state_dict() for m in grouped.unstack()]
     return (
         _close(batched, trained) and _close(predicted, evaluated)
         and all(
@@ -662,7 +683,7 @@ def ensemble_kind(task: Task, data: TaskData | None = None) -> str | None:
     tensors = [_tensors(split) for split in (data.retain, data.forget, data.test)]
     if any(t is None for t in tensors) or len(tensors[0][0]) == 0:
         return None
-    sample = tensors[0][0][:4]
+    sample = tensors[0][0][:8]
     for kind in candidates:
         if kind == STACKED and _vmap_matches(models, sample):
             return kind
