@@ -199,6 +199,8 @@ def test_a_truncated_pool_chunk_is_detected_and_retrained(task, data, tmp_path):
 
 # -- the timing record -------------------------------------------------------------------------
 class CountingWorkers:
+    timing_method = "counted"  # what ``WorkerPool.timing_method`` says of a real pool
+
     def __init__(self, seconds: float) -> None:
         self.seconds, self.calls = seconds, 0
 
