@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import scoring
+from harness.hyperparameters import PUBLISHED
 from harness.leaderboard import (
     board_identity,
     board_splits,
@@ -139,6 +140,9 @@ def compare(
             verdict, problem = _verdict(old, new, tol, comparable)
             if problem:
                 problems.append(f"{name} ({split}): {problem}")
+            if new is not None and _settings(old) != _settings(new):
+                notes.append(f"{name} ({split}) ran other settings than the baseline: "
+                             f"{_settings(new)} now, {_settings(old)} then (tuned again?)")
             before = old["final_score"]
             after = new["final_score"] if new is not None else math.nan
             rows.append({
@@ -155,6 +159,12 @@ def compare(
     columns = ["split", "submission", "baseline", "current", "delta", "tolerance", "status",
                "verdict"]
     return CheckReport(problems=problems, rows=pd.DataFrame(rows, columns=columns), notes=notes)
+
+
+def _settings(row: pd.Series) -> str:
+    """A row's settings (``published`` for a leaderboard written before settings existed)."""
+    value = row.get("settings")
+    return value if isinstance(value, str) and value else PUBLISHED
 
 
 def _verdict(

@@ -125,6 +125,17 @@ def test_a_new_submission_is_noted_not_failed() -> None:
     assert any("new_idea (public) is new" in note for note in report.notes)
 
 
+def test_rows_run_with_other_settings_are_noted() -> None:
+    old = board(BASE)  # written before settings existed: published constants
+    new = board(BASE).assign(settings=["published", '{"lr": 0.5}', "published"])
+    report = compare(old, new, 0.01)
+    assert report.exit_status == 0
+    assert [n for n in report.notes if "settings" in n] == [
+        'gradient_ascent (public) ran other settings than the baseline: {"lr": 0.5} now, '
+        "published then (tuned again?)"
+    ]
+
+
 @pytest.mark.parametrize(
     ("changes", "label"),
     [({"task": "cifar10"}, "task differs"), ({"n": 32}, "N (num_models) differs"),
