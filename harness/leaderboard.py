@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from harness.hyperparameters import encode
+from harness.hyperparameters import PUBLISHED, encode
 from harness.metric import final_score, forget_quality
 from harness.records import OK, OVER_BUDGET
 from harness.uncertainty import LEVEL, rank_groups
@@ -317,6 +317,13 @@ def significantly_above(board: pd.DataFrame, reference: str, level: float = LEVE
     return found
 
 
+def settings_kind(value: object) -> str:
+    """``tuned``, ``published`` or ``-`` (a row that runs no submission, such as the ceiling)."""
+    if not isinstance(value, str) or not value:
+        return "-"
+    return PUBLISHED if value == PUBLISHED else "tuned"
+
+
 def markdown_table(board: pd.DataFrame) -> str:
     """The leaderboard as the README shows it: the final (private) ranking with intervals and
     groups, and the public score beside it when both splits were scored."""
@@ -324,7 +331,7 @@ def markdown_table(board: pd.DataFrame) -> str:
     rows = split_rows(board, final)
     public = split_rows(board, "public").set_index("submission") if final == "private" else None
     head = ["rank", "group", "submission", "final score", f"{LEVEL:.0%} interval", "F",
-            "retain acc", "test acc", "s/run", "status"]
+            "retain acc", "test acc", "s/run", "settings", "status"]
     if public is not None:
         head.insert(5, "public score")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -340,7 +347,8 @@ def markdown_table(board: pd.DataFrame) -> str:
             str(int(row["rank_group"])) if finite(row.get("rank_group")) else "-",
             str(row["submission"]), number(row["final_score"]), interval,
             number(row["forget_quality"]), number(row["retain_acc"], 4),
-            number(row["test_acc"], 4), number(row["seconds_per_run"], 3), str(row["status"]),
+            number(row["test_acc"], 4), number(row["seconds_per_run"], 3),
+            settings_kind(row.get("settings")), str(row["status"]),
         ]
         if public is not None:
             name = row["submission"]

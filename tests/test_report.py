@@ -276,3 +276,11 @@ def test_tuning_gap_counts_tuned_rows_that_fall_on_the_private_split():
     )
     untuned = both.assign(settings="published")
     assert tuning_gap(untuned) == "No row uses tuned settings."
+
+
+def test_the_readme_table_says_whether_a_row_was_tuned():
+    from harness.leaderboard import settings_kind
+
+    assert settings_kind('{"lr": 0.5}') == "tuned"
+    assert settings_kind("published") == "published"
+    assert settings_kind(float("nan")) == "-"  # the ceiling row runs no submission
