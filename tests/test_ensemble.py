@@ -491,3 +491,45 @@ def test_grouped_channels_last_computes_the_same(tiny_resnet):
     plain.eval(), nhwc.eval()  # (batch statistics of 3 images would amplify rounding)
     with torch.no_grad():
         torch.testing.assert_close(nhwc.forward(inputs), plain.forward(inputs))
+
+
+class _DigitsCNN(nn.Module):
+    """Two convolutions with BatchNorm and a linear head: the ResNet's ingredients on 8x8 digits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False)
+        self.bn2, self.fc = nn.BatchNorm2d(16), nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+@dataclasses.dataclass(frozen=True)
+class _DigitsCNNTask(DigitsTask):
+    def load_data(self):
+        data = super().load_data()
+        for split in (data.train, data.val, data.test):
+            split.images = split.images.view(-1, 1, 8, 8)
+        return data
+
+    def make_model(self) -> nn.Module:
+        return _DigitsCNN()
+
+
+@pytest.mark.slow
+def test_grouped_float32_pool_is_statistically_the_sequential_pool(task):
+    """Float32 rounding parts a member from its twin over a full training; the pools must still
+    be one distribution (and the same check rejects a pool trained at another learning rate)."""
+    recipe = dataclasses.replace(task.recipe, epochs=4, lr=0.1)
+    cnn = _DigitsCNNTask(name="digits-cnn", recipe=recipe)
+    data = cnn.load_data()
+    assert ensemble_kind(cnn, data) == GROUPED
+    fast = train_chunk_ensemble(cnn, data, list(range(12)))
+    slow = train_chunk_sequential(cnn, data, list(range(12, 24)))
+    assert equivalent(fast, slow) == []
+    assert fast.test_acc.mean() > 0.6  # learned (4 epochs: far from converged)
+    off = cnn.with_options(recipe=dataclasses.replace(recipe, lr=0.05))
+    assert equivalent(train_chunk_ensemble(off, data, list(range(12))), slow) != []
