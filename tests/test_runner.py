@@ -239,3 +239,16 @@ def test_timers_wait_for_the_device(setup, monkeypatch, tmp_path):
     clocks = [i for i, event in enumerate(events) if event == "clock"]
     assert len(clocks) == 2 + 2 * runner.RETRAIN_REPEATS
     assert all(events[i - 1] == "sync" for i in clocks)
+
+
+def test_the_command_line_takes_workers_per_device():
+    from harness.cli import build_parser, default_jobs
+    from harness.runner import DEFAULT_WORKERS_PER_DEVICE
+
+    parser = build_parser()
+    for command in (["score"], ["validate", "x.py"], ["check"]):
+        assert parser.parse_args([*command, "--workers-per-device", "3"]).workers_per_device == 3
+        assert parser.parse_args(command).workers_per_device is None
+    gpu = get_task("digits").with_options(device="cuda")
+    assert default_jobs(gpu, 3) == 3 and default_jobs(gpu) == DEFAULT_WORKERS_PER_DEVICE
+    assert default_jobs(get_task("digits"), 3) == (os.cpu_count() or 1)
