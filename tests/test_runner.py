@@ -252,3 +252,23 @@ def test_the_command_line_takes_workers_per_device():
     gpu = get_task("digits").with_options(device="cuda")
     assert default_jobs(gpu, 3) == 3 and default_jobs(gpu) == DEFAULT_WORKERS_PER_DEVICE
     assert default_jobs(get_task("digits"), 3) == (os.cpu_count() or 1)
+
+
+def test_the_yardstick_is_not_held_to_a_run_s_hard_timeout(setup):
+    """K trainings sharing a device take longer than one: the yardstick has its own limit."""
+    from harness.runner import _Slot
+
+    task, original = setup
+    pool = WorkerPool(task, original, jobs=1, timeout=0.2)
+    parent, child = mp.Pipe()
+    pool._slots.append(_Slot(0, _FakeProcess(), parent, ready=True))
+
+    def slow_worker() -> None:
+        child.recv()
+        time.sleep(0.8)
+        child.send(2.0)
+
+    thread = threading.Thread(target=slow_worker, daemon=True)
+    thread.start()
+    assert pool.time_retrain() == 2.0
+    thread.join(timeout=10)
