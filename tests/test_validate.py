@@ -1,5 +1,6 @@
 """``harness validate``: plain-words findings for one submission."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,27 @@ def test_a_too_slow_submission_is_reported(reference_root, tmp_path):
     result = validate(path, get_task("digits"), runs=1, reference_root=reference_root)
     assert not result.passed
     assert any("too slow" in finding for finding in result.findings)
+
+
+def test_validate_runs_and_times_in_the_workers_it_is_given(tmp_path, monkeypatch):
+    """``jobs`` workers (``--workers-per-device`` on a GPU task) serve the runs and the
+    yardstick alike, so the budget is measured under the runs' concurrency (the pool itself is
+    tested in test_runner.py; here only that validate hands it ``jobs``)."""
+    import sys
+
+    module = sys.modules["harness.validate"]  # (``harness.validate`` names the function)
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def recording_pool(task, original_path, jobs=1, **options):
+        seen.append(jobs)
+        raise Stop
+
+    monkeypatch.setattr(module, "WorkerPool", recording_pool)
+    task = get_task("digits")
+    quick = task.with_options(recipe=dataclasses.replace(task.recipe, epochs=1))
+    with pytest.raises(Stop):
+        validate(GOOD / "adds_noise.py", quick, runs=2, reference_root=tmp_path, jobs=3)
+    assert seen == [3]
