@@ -19,7 +19,9 @@ as stacked buffers updates them per member), and on the CPU grouped was the fast
 ``bench/bench_resnet_pool.py --vmap --threads 1`` (ResNet-18 of width 8 on 16x16 images, batch 32,
 8 members, one thread, on a 2-core machine shared with other jobs, load average 2.3): grouped 5,111
 member-images/s, vmap 3,607, one model at a time 2,223 (2.30x and 1.62x); with ``--width 16
---image-size 32``: grouped 1,300, vmap 1,126, one at a time 1,096 (1.19x and 1.03x). The CPU's
+--image-size 32``: grouped 1,300, vmap 1,126, one at a time 1,096 (1.19x and 1.03x). More members
+at once did not hurt on the CPU: ``--threads 1 --members 64 --sequential 2`` gave 5,869 grouped
+(2.67x; 4,720 and 2.19x with ``--members 8`` in the same series, load average 2.9). The CPU's
 gain shrinks as the model grows, so on the CPU only models of at most ``MAX_MODEL_PARAMETERS``
 parameters train grouped; on a GPU every supported model does (how much it gains there is for
 ``bench/bench_resnet_pool.py --device cuda ...`` to say; no GPU measurement is recorded here).
