@@ -157,6 +157,18 @@ def visible_devices(device: str) -> str | None:
     return None
 
 
+def worker_environment(task: Task) -> dict[str, str | None]:
+    """Environment variables a worker starts with (None: inherited as it is): the GPUs it may
+    see, and for a deterministic recipe cuBLAS's fixed workspace, which cuBLAS reads only once,
+    when it starts (``training.backend_flags`` would be too late in a warmed-up worker)."""
+    environment = {"CUDA_VISIBLE_DEVICES": visible_devices(task.device)}
+    if task.recipe.deterministic:
+        environment["CUBLAS_WORKSPACE_CONFIG"] = os.environ.get(
+            "CUBLAS_WORKSPACE_CONFIG", ":4096:8"
+        )
+    return environment
+
+
 def worker_device(device: str) -> str:
     """The task's device as a worker sees it: ``cuda:K`` is its only GPU, ``cuda``."""
     kind = torch.device(device)
@@ -384,7 +396,7 @@ class WorkerPool:
             args=(child, self.task, self.original_path, self._memory_limit()),
             daemon=True,
         )
-        with _environment(CUDA_VISIBLE_DEVICES=visible_devices(self.task.device)):
+        with _environment(**worker_environment(self.task)):
             process.start()  # a spawned process takes the environment it starts with
         child.close()
         return _Slot(index, process, parent)

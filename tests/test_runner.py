@@ -272,3 +272,15 @@ def test_the_yardstick_is_not_held_to_a_run_s_hard_timeout(setup):
     thread.start()
     assert pool.time_retrain() == 2.0
     thread.join(timeout=10)
+
+
+def test_a_deterministic_recipe_s_workers_start_with_cublas_s_fixed_workspace(monkeypatch):
+    from harness.runner import worker_environment
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    task = get_task("digits")
+    assert worker_environment(task) == {"CUDA_VISIBLE_DEVICES": ""}
+    strict = task.with_options(recipe=dataclasses.replace(task.recipe, deterministic=True))
+    assert worker_environment(strict)["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # the user's own choice is kept
+    assert worker_environment(strict)["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
