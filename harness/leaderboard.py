@@ -21,7 +21,7 @@ import pandas as pd
 
 from harness.hyperparameters import PUBLISHED, encode
 from harness.metric import final_score, forget_quality
-from harness.records import OK, OVER_BUDGET
+from harness.records import OK, OVER_BUDGET, typical_seconds
 from harness.uncertainty import LEVEL, rank_groups
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _row(task: Task, pool: ModelStats, outcome: Outcome, budget: float) -> dict:
     if outcome.rejected:
         return {**row, "status": REJECTED, "message": outcome.rejected}
     if outcome.over_budget:
-        median = float(np.median(seconds)) if seconds else np.nan
+        median = typical_seconds(outcome.timed_seconds())  # the number the rule judged
         return {
             **row, "status": OVER_BUDGET,
             "message": f"median {median:.3f} s per run exceeds the budget of {budget:.3f} s "

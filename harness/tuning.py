@@ -117,7 +117,8 @@ def _resume_interrupted(study, optuna) -> int:
     settled = [t.params for t in trials if t.state in (states.COMPLETE, states.WAITING)]
     queued = 0
     for trial in trials:
-        if trial.state in (states.FAIL, states.RUNNING) and trial.params not in settled:
+        interrupted = trial.state in (states.FAIL, states.RUNNING) and trial.params
+        if interrupted and trial.params not in settled:
             study.enqueue_trial(trial.params)
             settled.append(trial.params)
             queued += 1
