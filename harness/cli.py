@@ -92,6 +92,7 @@ def print_leaderboard(board, console) -> None:
     from rich.table import Table
 
     from harness.leaderboard import board_splits, rank_correlation, split_rows
+    from harness.report import baselines_beaten
 
     shown = [
         ("rank", "rank"), ("rank_group", "group"), ("submission", "submission"),
@@ -108,6 +109,8 @@ def print_leaderboard(board, console) -> None:
         for _, row in rows.iterrows():
             table.add_row(*(_cell_text(key, row.get(key)) for key, _ in shown))
         console.print(table)
+        if beaten := baselines_beaten(rows):
+            console.print(f"{split}: {beaten}")
     ref = board.iloc[0]
     console.print(
         f"N = {ref['num_models']}, task {ref['task']}, root seed {ref['root_seed']}; "
