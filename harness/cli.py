@@ -279,7 +279,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             tolerance=args.tolerance,
             task_options=options, reporter=reporter,
             splits=None if args.split == "both" else [args.split],
-            budget_seconds=args.budget,
+            budget_seconds=args.budget, untuned=args.untuned,
         )
 
     if args.no_progress:
@@ -476,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "default: every split it holds)")
     check_parser.add_argument("--budget", type=float, default=None,
                               help="time budget per run in seconds (default: 20%% of retraining)")
+    check_parser.add_argument("--untuned", action="store_true",
+                              help="re-score the published constants (for a baseline scored "
+                              "with `harness score --untuned`)")
     check_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     workers_option(check_parser)
     check_parser.set_defaults(func=cmd_check)

@@ -205,12 +205,14 @@ def check(
     reporter: scoring.Reporter | None = None,
     splits: list[str] | None = None,
     budget_seconds: float | None = None,
+    untuned: bool = False,
 ) -> CheckReport:
     """Re-score the baseline's submissions with its task, N, root seed and splits (in memory:
     nothing is written over the baseline; run records and the pool are cached as usual), then
     ``compare``. ``splits`` limits the check to some of the baseline's splits (a quicker gate).
     ``task_options`` may name the device or data folder; a task, N or root seed given there must
-    match the baseline's."""
+    match the baseline's. ``untuned``: re-score with the published constants (for a baseline
+    scored with ``--untuned``)."""
     path = Path(baseline_path)
     baseline = read_leaderboard(path)
     if splits is not None:
@@ -233,6 +235,6 @@ def check(
     current = scoring.score_splits(
         task, board_splits(baseline), submissions_dir, leaderboard_path=None,
         reference_root=reference_root, output_dir=output_dir, jobs=jobs, reporter=reporter,
-        budget_seconds=budget_seconds,
+        budget_seconds=budget_seconds, untuned=untuned,
     )
     return compare(baseline, current, tolerance)

@@ -200,6 +200,7 @@ def test_check_command_rescores_with_the_baselines_task_and_n(tmp_path, monkeypa
     (name, n, seed, split, kwargs), = calls
     assert (name, n, seed, split) == ("digits", 8, 3, "public")
     assert kwargs["leaderboard_path"] is None  # nothing written, the baseline least of all
+    assert kwargs["untuned"] is False  # the tuned settings, as `harness score` uses them
     assert path.read_bytes() == before
     out = capsys.readouterr().out
     assert "FAIL: finetune (public): final score dropped by 0.10000" in out
@@ -207,6 +208,11 @@ def test_check_command_rescores_with_the_baselines_task_and_n(tmp_path, monkeypa
     monkeypatch.setattr(scoring, "score", lambda task, d, **k: board(BASE, n=8, seed=3))
     assert args.func(args) == 0
     assert "PASS" in capsys.readouterr().out
+
+    monkeypatch.setattr(scoring, "score", fake_score)
+    args = parse(["--baseline", str(path), "--untuned", "--no-progress"])
+    args.func(args)
+    assert calls[-1][-1]["untuned"] is True
 
 
 def test_check_command_fails_on_an_n_mismatch_without_scoring(tmp_path, monkeypatch, capsys):
