@@ -49,6 +49,11 @@ def validate(
     budget = task.budget_fraction * retrain
 
     findings = []
+    if submission.space:
+        findings.append(
+            f"declares {len(submission.space)} hyperparameters ({', '.join(submission.space)}) "
+            f"for `harness tune {submission.name}`; these runs use the published defaults"
+        )
     failed = [r for r in results if r.status != OK]
     for result in failed:
         findings.append(f"run {result.run_index} ended with status '{result.status}': "

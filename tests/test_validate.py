@@ -24,6 +24,9 @@ def reference_root(tmp_path_factory):
         (GOOD / "adds_noise.py", True, "within the time budget"),
         (BAD / "raises.py", False, "this submission always fails"),
         (EXAMPLES / "do_nothing.py", False, "exactly the same model outputs"),
+        (EXAMPLES / "bad_teacher.py", True,
+         "declares 4 hyperparameters (lr, epochs, retain_fraction, temperature) for `harness "
+         "tune bad_teacher`; these runs use the published defaults"),
     ],
 )
 def test_validate_explains_the_outcome(reference_root, path, passed, words):
