@@ -193,10 +193,27 @@ def cmd_pool(args: argparse.Namespace) -> int:
 
     console = Console()
     task = _task_from_args(args)
+    address, scheduler_file = None, None
+    if not args.status:
+        from harness.cluster import cluster_target
+
+        address, scheduler_file = cluster_target(args.cluster, args.scheduler_file)
+    client = None
+    if address or scheduler_file:  # connect before the data loads: a bad address fails at once
+        from harness.cluster import DEFAULT_CONNECT_TIMEOUT, connect
+
+        timeout = args.connect_timeout or DEFAULT_CONNECT_TIMEOUT
+        client = connect(address, scheduler_file, timeout=timeout)
     store = ReferenceStore(task, task.load_data(), Path(args.reference_root))
     if not args.status:
         with RichReporter(Console(stderr=True)) as reporter:
-            build_reference(store, reporter, jobs=args.jobs or default_jobs(task))
+            if client is None:
+                build_reference(store, reporter, jobs=args.jobs or default_jobs(task))
+            else:
+                from harness.cluster import build_reference_on_cluster
+
+                with client:
+                    build_reference_on_cluster(store, client, reporter)
     status = store.status()
     for key, value in status.items():
         console.print(f"{key:>16}: {value}")
@@ -422,6 +439,16 @@ def build_parser() -> argparse.ArgumentParser:
     pool_parser.add_argument("--jobs", "-j", type=int, default=None,
                              help="processes for models trained one at a time (default: every "
                              "core on a CPU task, 1 on a GPU task)")
+    pool_parser.add_argument("--cluster", default=None, metavar="ADDRESS",
+                             help="train the pool's chunks on the dask.distributed scheduler at "
+                             "ADDRESS, e.g. tcp://host:8786 (default: $HARNESS_CLUSTER; unset: "
+                             "this machine); the chunks are cached here as in a local build")
+    pool_parser.add_argument("--scheduler-file", default=None, metavar="PATH",
+                             help="the scheduler's JSON file (dask scheduler --scheduler-file), "
+                             "instead of --cluster")
+    pool_parser.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
+                             help="how long to try reaching the scheduler (default: "
+                             "harness.cluster.DEFAULT_CONNECT_TIMEOUT)")
     pool_parser.set_defaults(func=cmd_pool)
 
     validate_parser = commands.add_parser(

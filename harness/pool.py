@@ -242,11 +242,22 @@ class ReferenceStore:
                 for name, indices in missing
             )
         for name, indices, stats in finished:
-            path = self.directory / name
-            cache.write_npz(path, stats.to_arrays())
-            self._record(name, path, models=len(indices))
+            self.write_chunk(name, indices, stats)
             if progress is not None:
                 progress(len(indices))
+        return self.read_pool(which)
+
+    def write_chunk(self, name: str, indices: list[int], stats: ModelStats) -> None:
+        """Store one finished chunk (atomically, then vouched for in the manifest): the one way
+        chunks enter the cache, whether they were trained here, in joblib processes or on a
+        cluster (``harness.cluster``), so every path resumes the others."""
+        path = self.directory / name
+        cache.write_npz(path, stats.to_arrays())
+        self._record(name, path, models=len(indices))
+
+    def read_pool(self, which: str = POOL) -> ModelStats:
+        """The cached chunks of the pool (or the ceiling) joined in index order; every chunk must
+        be finished."""
         parts = [
             ModelStats(**cache.read_npz(self.directory / name)) for name, _ in self.chunks(which)
         ]

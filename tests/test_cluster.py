@@ -1,0 +1,229 @@
+"""The reference pool on a real dask.distributed LocalCluster (worker processes): the same numbers
+as a local build, resuming each other, a killed worker's chunk rerun and written once, and clear
+errors for a bad address or a chunk that always fails."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+import cloudpickle  # noqa: E402  (installed with distributed)
+
+from harness import cluster, pool  # noqa: E402
+from harness.cli import main  # noqa: E402
+from harness.cluster import ClusterError, build_reference_on_cluster  # noqa: E402
+from harness.ensemble import select_chunk_trainer  # noqa: E402
+from harness.pool import ReferenceStore  # noqa: E402
+from harness.records import ModelStats  # noqa: E402
+from harness.scoring import Reporter, build_reference  # noqa: E402
+from harness.tasks import get_task  # noqa: E402
+from harness.tasks.base import Task, TaskData  # noqa: E402
+
+CHUNK = 2  # 8 models in 4 chunks: enough chunks for two workers and a fault
+# the workers unpickle this module's trainers by value: they cannot import the test files
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_chunks():
+    """Chunks of ``CHUNK`` models for every store of this module (the client decides the chunks,
+    so the workers need no patch)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pool, "CHUNK_SIZE", CHUNK)
+        yield
+
+
+@pytest.fixture(scope="module")
+def task() -> Task:
+    base = get_task("digits", num_models=8)
+    return base.with_options(recipe=replace(base.recipe, epochs=2))
+
+
+@pytest.fixture(scope="module")
+def data(task: Task) -> TaskData:
+    return task.load_data()
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One cluster for the module: two single-threaded worker processes. A worker that dies is
+    restarted by its nanny; a chunk may kill one worker and run again, not more."""
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        with distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        ) as local_cluster, distributed.Client(local_cluster) as dask_client:
+            yield dask_client
+
+
+@pytest.fixture(scope="module")
+def local_build(task: Task, data: TaskData, tmp_path_factory) -> tuple[Path, ModelStats]:
+    """The pool built on this machine, the numbers a cluster build must reproduce."""
+    root = tmp_path_factory.mktemp("local")
+    store = ReferenceStore(task, data, root)
+    return store.directory, build_reference(store)
+
+
+class WriteLog:
+    """Counts every chunk written through the store's one write path."""
+
+    def __init__(self, store: ReferenceStore) -> None:
+        self.names: list[str] = []
+        original = store.write_chunk
+
+        def write(name: str, indices: list[int], stats: ModelStats) -> None:
+            self.names.append(name)
+            original(name, indices, stats)
+
+        store.write_chunk = write  # type: ignore[method-assign]
+
+
+class KillOnce:
+    """The task's trainer, except that the worker running the chunk that starts at ``first``
+    exits abruptly the first time (a marker file says it happened): a worker killed mid-task."""
+
+    def __init__(self, trainer, first: int, marker: Path) -> None:
+        self.trainer, self.first, self.marker = trainer, first, marker
+
+    def __call__(self, task: Task, data: TaskData, indices: list[int]) -> ModelStats:
+        import os
+
+        if indices[0] == self.first and not self.marker.exists():
+            self.marker.write_text("killed")
+            os._exit(1)
+        return self.trainer(task, data, indices)
+
+
+def always_kills(task: Task, data: TaskData, indices: list[int]) -> ModelStats:
+    import os
+
+    os._exit(1)
+
+
+def always_fails(task: Task, data: TaskData, indices: list[int]) -> ModelStats:
+    raise RuntimeError("this chunk is broken")
+
+
+class Recorder(Reporter):
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.advanced = 0
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+    def advance(self, name: str, amount: int = 1) -> None:
+        self.advanced += amount
+
+
+def assert_same_pool(ours: ModelStats, theirs: ModelStats) -> None:
+    """Bit-identical statistics (the training seconds aside)."""
+    a, b = ours.to_arrays(), theirs.to_arrays()
+    for key in a:
+        if key != "seconds":
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_cluster_pool_equals_local_and_resumes_it(client, task, data, local_build, tmp_path):
+    """A cluster build gives the local numbers; it trains only what a local build left missing,
+    and a local build after it finds everything cached."""
+    local_dir, local_stats = local_build
+    store = ReferenceStore(task, data, tmp_path)
+    shutil.copytree(local_dir, store.directory)
+    for name, _ in store.chunks()[1:3]:  # two chunks lost: the rest comes from the local build
+        (store.directory / name).unlink()
+    log, reporter = WriteLog(store), Recorder()
+    stats = build_reference_on_cluster(store, client, reporter)
+    assert sorted(log.names) == [name for name, _ in store.chunks()[1:3]]
+    assert reporter.advanced == 2 * CHUNK
+    assert any("2 Dask workers" in text for text in reporter.messages)
+    assert_same_pool(stats, local_stats)
+
+    def must_not_train(*args):
+        raise AssertionError("a local build retrained a chunk the cluster had written")
+
+    assert_same_pool(build_reference(ReferenceStore(task, data, tmp_path), None, must_not_train),
+                     local_stats)
+
+
+def test_killed_worker_chunk_reruns_and_is_written_once(client, task, data, local_build, tmp_path):
+    """A worker process dies mid-chunk; Dask reruns the chunk; every chunk is written once and
+    the pool equals the local one."""
+    _, local_stats = local_build
+    store = ReferenceStore(task, data, tmp_path / "cache")
+    marker = tmp_path / "killed"
+    log = WriteLog(store)
+    trainer = KillOnce(select_chunk_trainer(task, data), first=2 * CHUNK, marker=marker)
+    stats = build_reference_on_cluster(store, client, train_chunk=trainer)
+    assert marker.exists()  # a worker really died
+    assert sorted(log.names) == sorted(name for name, _ in store.chunks())
+    assert len(store.read_pool()) == task.num_models
+    assert store.status()["models_done"] == task.num_models
+    assert_same_pool(stats, local_stats)
+
+
+def test_failing_chunk_is_a_clear_error(client, task, data, tmp_path):
+    store = ReferenceStore(task, data, tmp_path)
+    with pytest.raises(ClusterError, match="failed on the cluster after 1 retries.*broken"):
+        build_reference_on_cluster(store, client, train_chunk=always_fails, retries=1)
+    assert store.status()["chunks_done"] == 0
+
+
+def test_bad_address_fails_quickly_with_one_line(tmp_path, capsys):
+    start = time.perf_counter()
+    code = main(["pool", "-n", "4", "--cluster", "tcp://127.0.0.1:1", "--connect-timeout", "0.5",
+                 "--reference-root", str(tmp_path)])
+    assert code == 2
+    assert time.perf_counter() - start < 10
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness: error: cannot reach the Dask scheduler at tcp://127.0.0.1:1")
+    assert "\n" not in err
+    assert not any(tmp_path.iterdir())  # nothing trained
+
+
+def test_missing_scheduler_file_is_an_error(tmp_path):
+    with pytest.raises(ClusterError, match="no scheduler file"):
+        cluster.connect(scheduler_file=str(tmp_path / "scheduler.json"), timeout=0.5)
+
+
+def test_cluster_target_options_then_environment():
+    assert cluster.cluster_target(None, None, {}) == (None, None)
+    assert cluster.cluster_target(None, None, {cluster.ENV_VAR: "tcp://h:8786"}) == (
+        "tcp://h:8786", None)
+    assert cluster.cluster_target("tcp://a:1", None, {cluster.ENV_VAR: "tcp://h:8786"}) == (
+        "tcp://a:1", None)
+    assert cluster.cluster_target(None, "s.json", {cluster.ENV_VAR: "x"}) == (None, "s.json")
+    with pytest.raises(ClusterError, match="not both"):
+        cluster.cluster_target("tcp://a:1", "s.json", {})
+
+
+def test_gpu_chunks_ask_for_a_gpu(task):
+    assert cluster.resources_for(task) is None
+    assert cluster.resources_for(task.with_options(device="cuda:0")) == {"GPU": 1}
+
+
+def test_worker_loads_data_once(task, monkeypatch):
+    monkeypatch.setattr(cluster, "_WORKER_DATA", {})
+    calls = []
+    monkeypatch.setattr(type(task), "load_data", lambda self: calls.append(1) or "data")
+    assert cluster.worker_data(task) == "data"
+    assert cluster.worker_data(task) == "data"
+    assert calls == [1]
+
+
+def test_chunk_that_kills_every_worker_is_a_clear_error(client, task, data, tmp_path):
+    """Not an endless loop: after the scheduler's allowed failures the build stops, and the
+    cluster's workers come back for whatever runs next."""
+    store = ReferenceStore(task, data, tmp_path)
+    with pytest.raises(ClusterError, match="killed every worker"):
+        build_reference_on_cluster(store, client, train_chunk=always_kills)
+    client.wait_for_workers(2, timeout=60)
