@@ -227,3 +227,20 @@ def test_chunk_that_kills_every_worker_is_a_clear_error(client, task, data, tmp_
     with pytest.raises(ClusterError, match="killed every worker"):
         build_reference_on_cluster(store, client, train_chunk=always_kills)
     client.wait_for_workers(2, timeout=60)
+
+
+def test_cli_pool_on_the_cluster_named_by_the_environment(
+    client, task, local_build, tmp_path, monkeypatch, capsys
+):
+    """``harness pool`` with ``$HARNESS_CLUSTER`` set builds on that cluster, into the cache a
+    local build reads."""
+    import harness.cli
+
+    _, local_stats = local_build
+    monkeypatch.setattr(harness.cli, "_task_from_args", lambda args: task)
+    monkeypatch.setenv(cluster.ENV_VAR, client.scheduler.address)
+    assert main(["pool", "--reference-root", str(tmp_path)]) == 0
+    assert "models_done: 8" in capsys.readouterr().out
+    store = ReferenceStore(task, task.load_data(), tmp_path)
+    assert store.missing_chunks() == []
+    assert_same_pool(store.read_pool(), local_stats)
