@@ -1,0 +1,93 @@
+"""Benchmark: the reference pool built on a 2-worker dask.distributed LocalCluster vs locally at
+the same parallelism.
+
+    .venv/bin/python bench/bench_cluster.py [--models 512] [--workers 2]
+
+Both sides train the same missing chunks (``pool.CHUNK_SIZE`` models each) of the default
+digits pool with ``ensemble.train_chunk_ensemble`` into a fresh cache: locally through
+``ReferenceStore.pool(jobs=W)`` (joblib processes, one torch thread each, as joblib limits
+them), on the cluster through ``cluster.build_reference_on_cluster`` (W worker processes of one
+thread each). The original model is trained before either timing starts, and the cluster's
+start-up is timed apart from the builds: what is compared is the cost of shipping chunks to
+workers and results back. ``--rounds`` builds of each side alternate which goes first, so a
+change in the machine's load falls on both alike (the load averages are printed). Both builds
+must give the same statistics. The goal of issue 13: an
+overhead ratio (cluster / local) of at most 1.2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from harness.cluster import build_reference_on_cluster
+from harness.ensemble import train_chunk_ensemble
+from harness.pool import ReferenceStore
+from harness.records import ModelStats
+from harness.tasks.digits import digits_task
+
+TARGET_RATIO = 1.2
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def build_local(store: ReferenceStore, workers: int, client) -> ModelStats:
+    return store.pool(train_chunk=train_chunk_ensemble, jobs=workers)
+
+
+def build_cluster(store: ReferenceStore, workers: int, client) -> ModelStats:
+    return build_reference_on_cluster(store, client, train_chunk=train_chunk_ensemble)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=512, help="pool size N (default 512)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="cluster workers and local processes (default 2)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="builds of each side, alternating which goes first (default 2)")
+    args = parser.parse_args(argv)
+    from distributed import Client, LocalCluster
+
+    task = digits_task(num_models=args.models)
+    data = task.load_data()
+    totals = {"local": 0.0, "cluster": 0.0}
+    results: dict[str, ModelStats] = {}
+    print(f"before: {load()}")
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder, LocalCluster(
+        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    ) as cluster, Client(cluster) as client:
+        print(f"cluster start-up: {time.perf_counter() - start:.1f} s (not counted)")
+        for round_ in range(args.rounds):
+            sides = [("local", build_local), ("cluster", build_cluster)]
+            for side, build in sides if round_ % 2 == 0 else sides[::-1]:
+                store = ReferenceStore(task, data, Path(folder) / f"{side}-{round_}")
+                store.original_model()  # not timed: the same on both sides
+                start = time.perf_counter()
+                results[side] = build(store, args.workers, client)
+                seconds = time.perf_counter() - start
+                totals[side] += seconds
+                print(f"round {round_ + 1} {side:>7}: {seconds:6.1f} s")
+    print(f"after: {load()}")
+    a, b = results["local"].to_arrays(), results["cluster"].to_arrays()
+    same = all(np.array_equal(a[k], b[k]) for k in a if k != "seconds")
+    ratio = totals["cluster"] / totals["local"]
+    print(f"same statistics: {same}")
+    print(f"local {totals['local']:.1f} s, cluster {totals['cluster']:.1f} s over {args.rounds} "
+          f"rounds ({args.workers} joblib processes / {args.workers} Dask workers)")
+    print(f"overhead ratio (cluster / local): {ratio:.3f} (goal at most {TARGET_RATIO})")
+    return 0 if same and ratio <= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
