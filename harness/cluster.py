@@ -15,8 +15,10 @@ and every worker needs this package and its dependencies installed (``pip instal
 Faults: a worker that dies mid-chunk has its chunk rerun by Dask on another worker; a chunk
 that keeps killing workers fails with ``KilledWorker`` after the scheduler's
 ``distributed.scheduler.allowed-failures``; a chunk that raises is retried ``retries`` times.
-Either ends as a ``ClusterError`` naming the chunk, never a loop. A chunk's result is written
-once, when its future finishes, whatever happened to the workers before.
+Either ends as a ``ClusterError`` naming the chunk, never a loop; so does a chunk trained on
+data whose fingerprint differs from the client's (a worker that sees another data folder). A
+chunk's result is written once, when its future finishes, whatever happened to the workers
+before.
 
 GPU chunks ask for the resource ``GPU=1``, so a worker started with ``--resources GPU=1`` runs
 one at a time; CPU chunks ask for none. Not done yet: submission runs (``harness score``).
@@ -54,8 +56,9 @@ class ClusterError(ValueError):
 
 
 def _data_key(task: Task) -> str:
-    # config() leaves out where the data lies; two folders of one task are two datasets here
-    return cache.config_hash([task.config(), task.data_dir])
+    # config() leaves out where the data lies and which class loads it: both matter here
+    kind = f"{type(task).__module__}.{type(task).__qualname__}"
+    return cache.config_hash([kind, task.config(), task.data_dir])
 
 
 def worker_data(task: Task) -> TaskData:
@@ -69,9 +72,12 @@ def worker_data(task: Task) -> TaskData:
 
 def run_chunk(
     train_chunk: ChunkTrainer, task: Task, name: str, indices: list[int]
-) -> tuple[str, list[int], ModelStats]:
-    """One chunk on a worker: the same trainer a local build uses, on the worker's data."""
-    return name, indices, train_chunk(task, worker_data(task), indices)
+) -> tuple[str, list[int], ModelStats, str]:
+    """One chunk on a worker: the same trainer a local build uses, on the worker's data. The
+    data's fingerprint comes back with the numbers, so that a worker whose folder holds other
+    data (a stale copy, not the shared one) is caught instead of poisoning the cache."""
+    data = worker_data(task)
+    return name, indices, train_chunk(task, data, indices), data.fingerprint
 
 
 def resources_for(task: Task) -> dict[str, float] | None:
@@ -167,7 +173,7 @@ def build_reference_on_cluster(
     try:
         for future in as_completed(futures):
             try:
-                name, indices, stats = future.result()
+                name, indices, stats, worker_fingerprint = future.result()
             except KilledWorker as error:
                 raise ClusterError(
                     f"chunk {futures[future]} killed every worker that ran it; giving up"
@@ -178,6 +184,12 @@ def build_reference_on_cluster(
                     f"chunk {futures[future]} failed on the cluster after {retries} retries: "
                     f"{type(error).__name__}: {reason}"
                 ) from error
+            if worker_fingerprint != store.data.fingerprint:
+                raise ClusterError(
+                    f"chunk {name} was trained on other data than this machine's (fingerprint "
+                    f"{worker_fingerprint}, not {store.data.fingerprint}): every worker needs the "
+                    "same data folder at the same path"
+                )
             store.write_chunk(name, indices, stats)
             reporter.advance(label, len(indices))
     finally:

@@ -4,10 +4,11 @@ errors for a bad address or a chunk that always fails."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from harness.records import ModelStats  # noqa: E402
 from harness.scoring import Reporter, build_reference  # noqa: E402
 from harness.tasks import get_task  # noqa: E402
 from harness.tasks.base import Task, TaskData  # noqa: E402
+from harness.tasks.digits import DigitsTask  # noqa: E402
 
 CHUNK = 2  # 8 models in 4 chunks: enough chunks for two workers and a fault
 # the workers unpickle this module's trainers by value: they cannot import the test files
@@ -153,6 +155,9 @@ def test_cluster_pool_equals_local_and_resumes_it(client, task, data, local_buil
 
     assert_same_pool(build_reference(ReferenceStore(task, data, tmp_path), None, must_not_train),
                      local_stats)
+    again = WriteLog(store)
+    assert_same_pool(build_reference_on_cluster(store, client), local_stats)
+    assert again.names == []  # nothing missing: nothing submitted, nothing written
 
 
 def test_killed_worker_chunk_reruns_and_is_written_once(client, task, data, local_build, tmp_path):
@@ -244,3 +249,27 @@ def test_cli_pool_on_the_cluster_named_by_the_environment(
     store = ReferenceStore(task, task.load_data(), tmp_path)
     assert store.missing_chunks() == []
     assert_same_pool(store.read_pool(), local_stats)
+
+
+@dataclass(frozen=True)
+class StaleDigits(DigitsTask):
+    """Digits whose workers see other data than the client (a stale copy of a data folder)."""
+
+    def load_data(self) -> TaskData:
+        return replace(super().load_data(), fingerprint="stale")
+
+
+def test_workers_with_other_data_are_an_error(client, task, data, tmp_path):
+    stale = StaleDigits(**{f.name: getattr(task, f.name) for f in fields(task)})
+    store = ReferenceStore(stale, data, tmp_path)  # the client has the real data
+    with pytest.raises(ClusterError, match="other data than this machine's"):
+        build_reference_on_cluster(store, client)
+    assert store.status()["chunks_done"] == 0
+
+
+def test_scheduler_file(client, tmp_path):
+    path = tmp_path / "scheduler.json"
+    # what `dask scheduler --scheduler-file` writes, as far as a client reads it
+    path.write_text(json.dumps({"address": client.scheduler.address}))
+    with cluster.connect(scheduler_file=str(path), timeout=10) as other:
+        assert cluster.worker_count(other) == (2, 0)
