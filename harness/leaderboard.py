@@ -22,7 +22,7 @@ import pandas as pd
 from harness.hyperparameters import PUBLISHED, encode
 from harness.metric import final_score, forget_quality
 from harness.records import OK, OVER_BUDGET, typical_seconds
-from harness.uncertainty import LEVEL, rank_groups
+from harness.uncertainty import LEVEL, rank_groups, z_score
 
 if TYPE_CHECKING:
     from harness.records import ModelStats, Outcome
@@ -301,12 +301,10 @@ def significantly_above(board: pd.DataFrame, reference: str, level: float = LEVE
     """The ranked rows of one split whose final score lies above ``reference``'s beyond the
     noise: the gap exceeds z * sqrt(se_a^2 + se_b^2) from the bootstrap standard errors. Unpaired
     (the CSV keeps no replicates), so it is conservative next to the paired rank groups."""
-    from scipy.stats import norm
-
     ranked = board[board["status"] == OK].set_index("submission")
     if reference not in ranked.index:
         return []
-    z = float(norm.ppf(0.5 + level / 2))
+    z = z_score(level)
     base, base_se = ranked.loc[reference, ["final_score", "final_score_se"]]
     found = []
     for name, row in ranked.iterrows():

@@ -32,6 +32,7 @@ from harness.leaderboard import (
     check_board_columns,
     finite,
     rank_correlation,
+    settings_kind,
     significantly_above,
     split_rows,
 )
@@ -402,7 +403,7 @@ def tuning_gap(both: pd.DataFrame) -> str:
     public = split_rows(both, "public").set_index("submission")
     private = split_rows(both, "private").set_index("submission")
     tuned = [n for n in private.index if n in public.index
-             and str(private.loc[n, "settings"]) not in (PUBLISHED, "nan", "")
+             and settings_kind(private.loc[n, "settings"]) == "tuned"
              and finite(private.loc[n, "final_score"]) and finite(public.loc[n, "final_score"])]
     if not tuned:
         return "No row uses tuned settings."

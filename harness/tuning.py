@@ -22,7 +22,6 @@ written with their provenance to ``submissions/tuned/<task>.json`` (``harness.tu
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from harness import cache
 from harness.hyperparameters import Hyperparameter, describe
 from harness.leaderboard import official_scores
 from harness.pool import DEFAULT_ROOT, ReferenceStore
-from harness.records import Outcome, too_slow
+from harness.records import Outcome, too_slow, typical_seconds
 from harness.results import ResultsStore
 from harness.runner import WorkerPool
 from harness.scoring import (
@@ -208,7 +207,7 @@ def tune(
             run_submissions(workers, task, {name: outcome}, results, limit, {name: settings},
                             reporter)
             timed = outcome.timed_seconds()
-            median = statistics.median(timed) if timed else float("nan")
+            median = typical_seconds(timed)
             stats = outcome.stats(num_models)
             if outcome.over_budget or too_slow(timed, limit):
                 return TrialResult(settings, 0.0, median, False, "over the budget"), outcome

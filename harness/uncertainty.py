@@ -89,7 +89,7 @@ class Replicates:
 
     def interval(self, what: str = "final_score", level: float = LEVEL) -> tuple[float, float]:
         estimate = self.forget_quality if what == "forget_quality" else self.final_score
-        half = _z(level) * self.se(what)
+        half = z_score(level) * self.se(what)
         low = max(0.0, estimate - half)
         high = estimate + half
         return low, (min(1.0, high) if what == "forget_quality" else high)
@@ -112,7 +112,7 @@ def _var(values: np.ndarray) -> float:
     return float(np.var(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def _z(level: float) -> float:
+def z_score(level: float) -> float:
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     return float(norm.ppf(0.5 + level / 2))
@@ -186,7 +186,7 @@ def significantly_different(
     estimate_a = a.forget_quality if what == "forget_quality" else a.final_score
     estimate_b = b.forget_quality if what == "forget_quality" else b.final_score
     gap = abs(estimate_a - estimate_b)
-    return gap > 0 and gap > _z(level) * difference_se(a, b, what)
+    return gap > 0 and gap > z_score(level) * difference_se(a, b, what)
 
 
 def rank_groups(ordered: list[Replicates], level: float = LEVEL) -> list[int]:

@@ -15,7 +15,7 @@ import numpy as np
 from harness.pool import DEFAULT_ROOT, ReferenceStore
 from harness.records import OK, RunResult, too_slow, typical_seconds
 from harness.runner import RunRequest, WorkerPool
-from harness.scoring import hard_timeout, measure_retrain_seconds
+from harness.scoring import hard_timeout, measure_retrain_seconds, time_budget
 from harness.seeds import run_seed
 from harness.submissions import SubmissionError, inspect_submission
 from harness.tasks.base import Task
@@ -46,7 +46,7 @@ def validate(
         retrain = measure_retrain_seconds(store, workers)
         workers.timeout = hard_timeout(retrain)
         workers.run(requests, results.append)
-    budget = task.budget_fraction * retrain
+    budget = time_budget(task, retrain)
 
     findings = []
     if submission.space:
