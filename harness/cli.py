@@ -86,6 +86,13 @@ class RichReporter:
     def message(self, text: str) -> None:
         self.progress.console.print(f"[dim]{text}[/dim]")
 
+    def activity(self, worker: str, text: str) -> None:
+        """One line per cluster worker, below the bars, saying what it has done."""
+        name = f"  {worker}"
+        if name not in self.bars:
+            self.bars[name] = self.progress.add_task(name, total=None, rate="")
+        self.progress.update(self.bars[name], description=f"{name}: {text}", advance=1)
+
 
 def print_leaderboard(board, console) -> None:
     """One table per split (private first: the final ranking), with intervals and groups."""

@@ -21,19 +21,50 @@ chunk's result is written once, when its future finishes, whatever happened to t
 before.
 
 GPU chunks ask for the resource ``GPU=1``, so a worker started with ``--resources GPU=1`` runs
-one at a time; CPU chunks ask for none. Not done yet: submission runs (``harness score``).
+one at a time; CPU chunks ask for none.
+
+Submission runs (``harness score --cluster``, ``ClusterWorkers``): a Dask task is a batch of
+runs of one submission. On the Dask worker it is served by the same ``runner.WorkerPool`` a
+local scoring uses (kept per worker process, one per task slot), so each run happens in a
+child process of the Dask worker with the local runner's guarantees: one submission per
+process, a hard timeout, a crash or a hang is that run's error row, the same seeds and so the
+same numbers. The batch carries the submission's source (a worker without the submissions
+folder writes it to a scratch folder; with a shared folder the file itself runs, so it may
+import files beside it) and the original model's bytes (scattered once to every worker). The
+client writes each batch's records as it arrives, through the same ``ResultsStore`` a local
+run uses: an interrupted scoring resumes from them, locally or on a cluster. A submission that
+kills its Dask worker (not only its own process) makes Dask rerun the batch elsewhere; after
+the scheduler's allowed failures the batch's runs are ``crashed`` rows, and the scoring goes
+on. GPU runs ask for ``1/K`` of a GPU, K = ``--workers-per-device``, so K runs share one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import multiprocessing
 import os
-from collections.abc import Callable
+import tempfile
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from harness import cache
 from harness.pool import POOL, ReferenceStore
-from harness.records import ModelStats
+from harness.records import CRASHED, ModelStats, RunResult
+from harness.runner import (
+    RETRAIN_REPEATS,
+    RunRequest,
+    WorkerPool,
+    default_memory_limit,
+    workers_for,
+)
+from harness.submissions import Submission
 from harness.tasks.base import Task, TaskData
 
 if TYPE_CHECKING:
@@ -45,9 +76,15 @@ ENV_VAR = "HARNESS_CLUSTER"  # a scheduler address, used when no option names a 
 DEFAULT_RETRIES = 2  # reruns of a chunk that raised: bounded, so a broken chunk ends as an error
 DEFAULT_CONNECT_TIMEOUT = 20.0  # seconds to reach the scheduler before giving up
 
+SECONDS_PER_BATCH = 5.0  # aim of a batch of runs: few tasks for fast runs, one run when slow
+MAX_BATCH = 32  # runs in one batch at most (a killed worker loses at most this much work)
+BATCHES_PER_SLOT = 2  # batches in flight per run slot: the next is queued while one runs
+
 ChunkTrainer = Callable[[Task, TaskData, list[int]], ModelStats]
 
 _WORKER_DATA: dict[str, TaskData] = {}  # per worker process: the data of each task seen
+_RUNNERS: dict[str, list[WorkerPool]] = {}  # per worker process: idle run slots, by task+model
+_RUNNERS_LOCK = threading.Lock()
 
 
 class ClusterError(ValueError):
@@ -72,12 +109,13 @@ def worker_data(task: Task) -> TaskData:
 
 def run_chunk(
     train_chunk: ChunkTrainer, task: Task, name: str, indices: list[int]
-) -> tuple[str, list[int], ModelStats, str]:
+) -> tuple[str, list[int], ModelStats, str, str]:
     """One chunk on a worker: the same trainer a local build uses, on the worker's data. The
     data's fingerprint comes back with the numbers, so that a worker whose folder holds other
-    data (a stale copy, not the shared one) is caught instead of poisoning the cache."""
+    data (a stale copy, not the shared one) is caught instead of poisoning the cache; the
+    worker's address too, for the progress."""
     data = worker_data(task)
-    return name, indices, train_chunk(task, data, indices), data.fingerprint
+    return name, indices, train_chunk(task, data, indices), data.fingerprint, _worker_address()
 
 
 def resources_for(task: Task) -> dict[str, float] | None:
@@ -163,6 +201,7 @@ def build_reference_on_cluster(
     if resources and missing and gpu_workers == 0:
         reporter.message("no worker offers the GPU resource yet: chunks wait for one that does")
     trainer = train_chunk or select_chunk_trainer(task, store.data)
+    done: Counter[str] = Counter()  # models trained per worker, for the progress
     futures = {
         client.submit(
             run_chunk, trainer, task, name, indices,
@@ -173,7 +212,7 @@ def build_reference_on_cluster(
     try:
         for future in as_completed(futures):
             try:
-                name, indices, stats, worker_fingerprint = future.result()
+                name, indices, stats, worker_fingerprint, address = future.result()
             except KilledWorker as error:
                 raise ClusterError(
                     f"chunk {futures[future]} killed every worker that ran it; giving up"
@@ -192,6 +231,282 @@ def build_reference_on_cluster(
                 )
             store.write_chunk(name, indices, stats)
             reporter.advance(label, len(indices))
+            done[address] += len(indices)
+            reporter.activity(address, f"{done[address]} models trained, last {name}")
     finally:
         client.cancel(list(futures))  # after an error, nothing keeps training for nobody
     return store.read_pool(which)
+
+
+def _worker_address() -> str:
+    from distributed import get_worker
+
+    return get_worker().address
+
+
+def _scratch_file(folder: str, name: str, content: bytes) -> Path:
+    """``content`` in a worker's scratch folder, written once (atomically) under its hash."""
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / "harness-cluster" / folder / digest / name
+    if not path.exists():
+        cache.atomic_write(path, lambda tmp: tmp.write_bytes(content))
+    return path
+
+
+def _local_submission(submission: Submission, source: bytes) -> Submission:
+    """The submission as this worker runs it: its own file when the worker sees the same one (a
+    shared folder: files it imports beside it are there too), else the shipped source."""
+    with contextlib.suppress(OSError):
+        if hashlib.sha256(submission.path.read_bytes()).hexdigest()[:16] == submission.file_hash:
+            return submission
+    return replace(submission, path=_scratch_file("submissions", submission.path.name, source))
+
+
+def _slot_memory_limit() -> int:
+    """Bytes one run slot may allocate: the Dask worker's memory limit (else the machine's, as
+    locally) shared among its threads."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    threads = max(1, worker.state.nthreads)
+    limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+    return int(0.75 * limit / threads) if limit else default_memory_limit(threads)
+
+
+@contextlib.contextmanager
+def _run_slot(task: Task, original: bytes) -> Iterator[WorkerPool]:
+    """A ``WorkerPool`` of one process on this Dask worker, for one task at a time: an idle one
+    of an earlier task when there is one (its process has the data loaded), else a new one. One
+    that failed is closed, not reused."""
+    key = cache.config_hash([_data_key(task), hashlib.sha256(original).hexdigest()])
+    with _RUNNERS_LOCK:
+        idle = _RUNNERS.setdefault(key, [])
+        slot = idle.pop() if idle else None
+    if slot is None:
+        # Dask starts its workers as daemonic processes, which multiprocessing forbids to start
+        # children. A run slot's process exits by itself once its parent is gone
+        # (runner._exit_when_orphaned), which is what the rule protects against.
+        multiprocessing.current_process().daemon = False
+        path = _scratch_file("models", "original.pt", original)
+        slot = WorkerPool(task, path, jobs=1, memory_limit=_slot_memory_limit()).__enter__()
+    try:
+        yield slot
+    except BaseException:
+        slot.__exit__(None, None, None)
+        raise
+    with _RUNNERS_LOCK:
+        idle.append(slot)
+
+
+def code_digest(task: Task) -> str:
+    """The harness code that produces a run's numbers (the runner, the task's module), to catch
+    a worker with another version installed."""
+    import sys
+
+    from harness import runner
+
+    return cache.source_digest(
+        [Path(runner.__file__), Path(sys.modules[type(task).__module__].__file__)]
+    )
+
+
+def serve_runs(
+    task: Task, original: bytes, requests: list[RunRequest], sources: dict[str, bytes],
+    timeout: float,
+) -> tuple[list[RunResult], str, str, str]:
+    """A batch of runs on a Dask worker: (results, worker address, data fingerprint, code
+    digest); the last two are checked by the client."""
+    requests = [
+        replace(r, submission=_local_submission(r.submission, sources[r.submission.name]))
+        for r in requests
+    ]
+    results: list[RunResult] = []
+    with _run_slot(task, original) as slot:
+        slot.timeout = timeout
+        slot.run(requests, results.append)
+    return results, _worker_address(), worker_data(task).fingerprint, code_digest(task)
+
+
+def serve_yardstick(task: Task, original: bytes, seed: int) -> float:
+    """The time budget's yardstick in one run slot of this Dask worker."""
+    with _run_slot(task, original) as slot:
+        return slot.time_retrain(seed)
+
+
+def batch_size(seconds: Iterable[float]) -> int:
+    """Runs in the next batch of a submission whose runs took ``seconds`` so far: one until a
+    run's time is known, then about ``SECONDS_PER_BATCH`` of work, at most ``MAX_BATCH``."""
+    known = [s for s in seconds if np.isfinite(s) and s > 0]
+    if not known:
+        return 1
+    return int(np.clip(SECONDS_PER_BATCH // float(np.median(known)), 1, MAX_BATCH))
+
+
+class ClusterWorkers:
+    """``runner.WorkerPool``'s part in scoring (``time_retrain``, ``timing_method``, ``run``,
+    ``timeout``), served by the run slots of a Dask cluster's workers."""
+
+    def __init__(
+        self, client: Client, task: Task, data: TaskData, original_path: Path,
+        workers_per_device: int | None = None, retries: int = DEFAULT_RETRIES,
+        reporter: Reporter | None = None,
+    ) -> None:
+        from harness.scoring import Reporter
+
+        self.client, self.retries = client, retries
+        # a worker's GPU is the one it was started with: plain "cuda" there
+        self.task = task.with_options(device="cuda") if task.device.startswith("cuda") else task
+        self.per_gpu = workers_for(task.device, None, workers_per_device)
+        self.reporter = reporter or Reporter()
+        self.timeout = 600.0
+        self.done: Counter[str] = Counter()  # runs finished per Dask worker, for the progress
+        self._original = original_path.read_bytes()
+        # what every batch's worker must have, like this machine
+        self._expected = (data.fingerprint, code_digest(task))
+        self._shared = None  # the original model's bytes, scattered to the workers once
+
+    def __enter__(self) -> ClusterWorkers:
+        self._shared = self.client.scatter(self._original, broadcast=True, hash=False)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._shared = None
+
+    @property
+    def gpu(self) -> bool:
+        return self.task.device.startswith("cuda")
+
+    def _resources(self) -> dict[str, float] | None:
+        return {"GPU": 1.0 / self.per_gpu} if self.gpu else None
+
+    def slots(self) -> dict[str, int]:
+        """Runs each connected worker serves at once: its threads, or K per GPU it offers."""
+        try:
+            info = self.client.scheduler_info(n_workers=-1)
+        except TypeError:
+            info = self.client.scheduler_info()
+        slots = {}
+        for address, worker in info.get("workers", {}).items():
+            gpus = int(worker.get("resources", {}).get("GPU", 0))
+            slots[address] = gpus * self.per_gpu if self.gpu else int(worker.get("nthreads", 1))
+        return {address: n for address, n in slots.items() if n > 0}
+
+    @property
+    def timing_method(self) -> str:
+        slots = self.slots()
+        return (
+            f"one retain-set training through the submissions' DataLoader in each of the "
+            f"{sum(slots.values())} run slots of {len(slots)} Dask workers at once, device "
+            f"synchronised; median over slots of each one's median of {RETRAIN_REPEATS}"
+        )
+
+    def time_retrain(self, seed: int = 0) -> float:
+        """The yardstick under the runs' concurrency: one training in every run slot of the
+        cluster at once (each pinned to its worker), the median over slots."""
+        slots = self.slots()
+        if not slots:
+            raise ClusterError("no Dask worker can serve runs of this task (none connected"
+                               + (", or none offers the GPU resource)" if self.gpu else ")"))
+        futures = [
+            self.client.submit(
+                serve_yardstick, self.task, self._shared, seed, workers=[address],
+                allow_other_workers=False, resources=self._resources(), pure=False,
+            )
+            for address, count in slots.items() for _ in range(count)
+        ]
+        seconds = [s for s in self.client.gather(futures) if np.isfinite(s)]
+        if not seconds:
+            raise ClusterError("timing the reference training failed on every Dask worker")
+        return float(np.median(seconds))
+
+    def run(
+        self,
+        requests: Iterable[RunRequest],
+        on_result: Callable[[RunResult], None],
+        skip: Callable[[RunRequest], bool] | None = None,
+    ) -> None:
+        """Serve ``requests`` in batches of one submission's runs, a bounded number in flight,
+        so that ``skip`` (a submission over budget) still drops what is not yet sent."""
+        from distributed import as_completed
+
+        pending = deque(requests)
+        sources = {r.submission.name: r.submission.path.read_bytes() for r in pending}
+        seconds: dict[str, list[float]] = {}
+        batches: dict = {}
+        finished = as_completed()
+
+        def send() -> None:
+            room = BATCHES_PER_SLOT * max(1, sum(self.slots().values())) - len(batches)
+            while pending and room > 0:
+                batch = self._next_batch(pending, skip, seconds)
+                if not batch:
+                    return
+                name = batch[0].submission.name
+                future = self.client.submit(
+                    serve_runs, self.task, self._shared, batch, {name: sources[name]},
+                    self.timeout, resources=self._resources(), retries=self.retries,
+                    pure=False,
+                )
+                batches[future] = batch
+                finished.add(future)
+                room -= 1
+
+        send()
+        try:
+            for future in finished:
+                batch = batches.pop(future)
+                for result in self._results(future, batch):
+                    seconds.setdefault(result.submission, []).append(result.seconds)
+                    on_result(result)
+                send()
+        finally:
+            self.client.cancel(list(batches))
+
+    @staticmethod
+    def _next_batch(
+        pending: deque, skip: Callable | None, seconds: dict[str, list[float]]
+    ) -> list[RunRequest]:
+        while pending and skip is not None and skip(pending[0]):
+            pending.popleft()
+        if not pending:
+            return []
+        name = pending[0].submission.name
+        batch = [pending.popleft()]
+        while pending and len(batch) < batch_size(seconds.get(name, [])) and (
+            pending[0].submission.name == name
+        ):
+            batch.append(pending.popleft())
+        return batch
+
+    def _results(self, future, batch: list[RunRequest]) -> list[RunResult]:
+        """A finished batch's records; a batch whose workers all died: its runs crashed."""
+        from distributed import KilledWorker
+
+        try:
+            results, address, data_fingerprint, code = future.result()
+        except KilledWorker:
+            return [
+                RunResult(
+                    r.submission.name, r.submission.file_hash, r.provenance, r.run_index, r.seed,
+                    CRASHED, message="the Dask worker running it died each time it was tried "
+                    "(the scheduler's distributed.scheduler.allowed-failures)",
+                )
+                for r in batch
+            ]
+        except Exception as error:  # the harness failed on the worker, not the submission
+            reason = " ".join(str(error).split()) or type(error).__name__
+            raise ClusterError(
+                f"runs of {batch[0].submission.name} failed on the cluster after "
+                f"{self.retries} retries: {type(error).__name__}: {reason}"
+            ) from error
+        if (data_fingerprint, code) != self._expected:
+            what = "data" if data_fingerprint != self._expected[0] else "harness code"
+            raise ClusterError(
+                f"the Dask worker {address} has other {what} than this machine: every worker "
+                "needs the same data folder at the same path and the same harness installed"
+            )
+        self.done[address] += len(results)
+        self.reporter.activity(
+            address, f"{self.done[address]} runs done, last of {batch[0].submission.name}"
+        )
+        return results

@@ -31,6 +31,7 @@ import random
 import resource
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from collections import deque
@@ -58,6 +59,10 @@ RETRAIN_REPEATS = 3  # trainings per worker in the yardstick; the first pays sta
 YARDSTICK_TIMEOUT = 4 * 3600.0  # seconds the yardstick may take before it counts as failed
 TRACEBACK_LINES = 8
 OUT_OF_MEMORY = "out of memory"
+ORPHAN_CHECK_SECONDS = 1.0  # how often a worker checks that the process that started it lives
+# Serialises starting workers: each start sets environment variables for the child to inherit,
+# and pools in several threads (a Dask worker serving several runs) must not interleave them.
+_SPAWN_LOCK = threading.Lock()
 
 
 def default_memory_limit(jobs: int) -> int:
@@ -310,9 +315,18 @@ class _Worker:
             self.data = self.task.load_data()
 
 
+def _exit_when_orphaned(parent: int) -> None:
+    """Exit this worker once the process that started it is gone (killed, even with SIGKILL):
+    a run in progress, or hung, must not go on for nobody."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os._exit(1)
+
+
 def _worker_main(
     connection: Connection, task: Task, original_path: Path, memory_limit: int | None
 ) -> None:
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     task = task.with_options(device=worker_device(task.device))
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # C-level output of a submission never reaches the scorer's terminal
@@ -396,7 +410,7 @@ class WorkerPool:
             args=(child, self.task, self.original_path, self._memory_limit()),
             daemon=True,
         )
-        with _environment(**worker_environment(self.task)):
+        with _SPAWN_LOCK, _environment(**worker_environment(self.task)):
             process.start()  # a spawned process takes the environment it starts with
         child.close()
         return _Slot(index, process, parent)

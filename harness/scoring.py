@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -33,6 +34,11 @@ from harness.uncertainty import (
     replicates,
 )
 
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from harness.cluster import ClusterWorkers
+
 TIMING_FILE = "timing.json"
 
 
@@ -42,6 +48,8 @@ class Reporter:
     def stage(self, name: str, total: int, done: int = 0) -> None: ...
     def advance(self, name: str, amount: int = 1) -> None: ...
     def message(self, text: str) -> None: ...
+    def activity(self, worker: str, text: str) -> None:
+        """What one worker of a cluster has done (``harness.cluster``)."""
 
 
 def build_reference(
@@ -149,7 +157,9 @@ def hard_timeout(retrain_seconds: float) -> float:
     return max(60.0, 10 * retrain_seconds)
 
 
-def measure_retrain_seconds(store: ReferenceStore, workers: WorkerPool) -> float:
+def measure_retrain_seconds(
+    store: ReferenceStore, workers: WorkerPool | ClusterWorkers
+) -> float:
     """Time of one from-scratch training, measured in the workers on this machine under the
     concurrency of the runs it judges (``WorkerPool.time_retrain``). Cached per host, device and
     way of measuring (with its number of workers); a timing file that is damaged or holds no
@@ -174,7 +184,7 @@ def measure_retrain_seconds(store: ReferenceStore, workers: WorkerPool) -> float
 
 
 def run_submissions(
-    workers: WorkerPool,
+    workers: WorkerPool | ClusterWorkers,
     task: Task,
     outcomes: dict[str, Outcome],
     results: ResultsStore,
@@ -238,13 +248,18 @@ def score(
     reporter: Reporter | None = None,
     ceiling: bool = True,
     untuned: bool = False,
+    cluster: Client | None = None,
+    workers_per_device: int | None = None,
 ) -> pd.DataFrame:
     """Score every submission in ``submissions_dir`` (or only ``names``) on ``task``.
 
     Returns the ranked leaderboard (also written to ``leaderboard_path`` unless it is None),
     every score with its bootstrap interval, ranks in significance groups and, with ``ceiling``,
     a row for an independent retrained pool scored as a submission. Submissions run with their
-    tuned settings (``submissions/tuned/<task>.json``) unless ``untuned``.
+    tuned settings (``submissions/tuned/<task>.json``) unless ``untuned``. With ``cluster`` (a
+    ``distributed.Client``) the pools and the runs are done on its workers
+    (``harness.cluster``; ``workers_per_device`` runs share a worker's GPU), into the same
+    caches and records as local work.
     """
     reporter = reporter or Reporter()
     found, rejected = discover(submissions_dir)
@@ -268,8 +283,17 @@ def score(
     results.ensure_writable()
 
     reporter.message(f"reference cache: {store.directory}")
-    pool = build_reference(store, reporter, train_chunk, jobs=jobs)
-    second = build_reference(store, reporter, train_chunk, jobs, CEILING) if ceiling else None
+    if cluster is None:
+        pool = build_reference(store, reporter, train_chunk, jobs=jobs)
+        second = build_reference(store, reporter, train_chunk, jobs, CEILING) if ceiling else None
+    else:
+        from harness.cluster import build_reference_on_cluster
+
+        pool = build_reference_on_cluster(store, cluster, reporter, train_chunk)
+        second = (
+            build_reference_on_cluster(store, cluster, reporter, train_chunk, CEILING)
+            if ceiling else None
+        )
 
     outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
     digests = {s.name: provenance_of(task, data, s, settings[s.name]) for s in found}
@@ -280,7 +304,15 @@ def score(
             provenance=digests[submission.name],
         )
 
-    with WorkerPool(task, store.directory / "original.pt", jobs=jobs) as workers:
+    original = store.directory / "original.pt"
+    if cluster is None:
+        workers = WorkerPool(task, original, jobs=jobs)
+    else:
+        from harness.cluster import ClusterWorkers
+
+        workers = ClusterWorkers(cluster, task, data, original, workers_per_device,
+                                 reporter=reporter)
+    with workers:
         retrain_time = measure_retrain_seconds(store, workers)
         budget = time_budget(task, retrain_time, budget_seconds)
         workers.timeout = timeout if timeout is not None else hard_timeout(retrain_time)
