@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness.pool import DEFAULT_ROOT
@@ -150,14 +152,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     task = _task_from_args(args)
     splits = ["public", "private"] if args.split == "both" else [args.split]
-    with RichReporter(console) as reporter:
+    with cluster_client(args) as client, RichReporter(console) as reporter:
         board = score_splits(
             task, splits, Path(args.submissions), names=args.only or None,
             reference_root=Path(args.reference_root), output_dir=Path(args.output),
             leaderboard_path=Path(args.leaderboard),
             jobs=args.jobs or default_jobs(task, args.workers_per_device),
             timeout=args.timeout, budget_seconds=args.budget, reporter=reporter,
-            ceiling=not args.no_ceiling, untuned=args.untuned,
+            ceiling=not args.no_ceiling, untuned=args.untuned, cluster=client,
+            workers_per_device=args.workers_per_device,
         )
     print_leaderboard(board, Console(width=None if sys.stdout.isatty() else 160))
     Console(stderr=True).print(f"wrote {args.leaderboard}")
@@ -192,35 +195,55 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cluster_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--cluster", default=None, metavar="ADDRESS",
+                        help=f"{what} on the dask.distributed scheduler at ADDRESS, e.g. "
+                        "tcp://host:8786 (default: $HARNESS_CLUSTER; unset: this machine); "
+                        "results are cached here as in local work")
+    parser.add_argument("--scheduler-file", default=None, metavar="PATH",
+                        help="the scheduler's JSON file (dask scheduler --scheduler-file), "
+                        "instead of --cluster")
+    parser.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
+                        help="how long to try reaching the scheduler (default: "
+                        "harness.cluster.DEFAULT_CONNECT_TIMEOUT)")
+
+
+@contextlib.contextmanager
+def cluster_client(args: argparse.Namespace) -> Iterator[object | None]:
+    """The ``distributed.Client`` the options (or ``$HARNESS_CLUSTER``) name, closed afterwards;
+    None: work on this machine. Connects before any data loads: a bad address fails at once."""
+    from harness.cluster import DEFAULT_CONNECT_TIMEOUT, cluster_target, connect
+
+    address, scheduler_file = cluster_target(args.cluster, args.scheduler_file)
+    if not (address or scheduler_file):
+        yield None
+        return
+    timeout = args.connect_timeout or DEFAULT_CONNECT_TIMEOUT
+    with connect(address, scheduler_file, timeout=timeout) as client:
+        yield client
+
+
 def cmd_pool(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.pool import ReferenceStore
+    from harness.pool import CEILING, POOL, ReferenceStore
     from harness.scoring import build_reference
 
     console = Console()
     task = _task_from_args(args)
-    address, scheduler_file = None, None
-    if not args.status:
-        from harness.cluster import cluster_target
+    if args.status:
+        store = ReferenceStore(task, task.load_data(), Path(args.reference_root))
+    else:
+        with cluster_client(args) as client, RichReporter(Console(stderr=True)) as reporter:
+            store = ReferenceStore(task, task.load_data(), Path(args.reference_root))
+            for which in (POOL, CEILING) if args.ceiling else (POOL,):
+                if client is None:
+                    build_reference(store, reporter, jobs=args.jobs or default_jobs(task),
+                                    which=which)
+                else:
+                    from harness.cluster import build_reference_on_cluster
 
-        address, scheduler_file = cluster_target(args.cluster, args.scheduler_file)
-    client = None
-    if address or scheduler_file:  # connect before the data loads: a bad address fails at once
-        from harness.cluster import DEFAULT_CONNECT_TIMEOUT, connect
-
-        timeout = args.connect_timeout or DEFAULT_CONNECT_TIMEOUT
-        client = connect(address, scheduler_file, timeout=timeout)
-    store = ReferenceStore(task, task.load_data(), Path(args.reference_root))
-    if not args.status:
-        with RichReporter(Console(stderr=True)) as reporter:
-            if client is None:
-                build_reference(store, reporter, jobs=args.jobs or default_jobs(task))
-            else:
-                from harness.cluster import build_reference_on_cluster
-
-                with client:
-                    build_reference_on_cluster(store, client, reporter)
+                    build_reference_on_cluster(store, client, reporter, which=which)
     status = store.status()
     for key, value in status.items():
         console.print(f"{key:>16}: {value}")
@@ -295,7 +318,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                "device": args.device, "data_dir": args.data_dir, "checkpoint": args.checkpoint,
                "forget_index": args.forget_index}
 
-    def run(reporter) -> object:
+    def run(reporter, client) -> object:
         return check(
             Path(args.baseline), submissions_dir=Path(args.submissions),
             reference_root=Path(args.reference_root), output_dir=Path(args.output),
@@ -303,14 +326,16 @@ def cmd_check(args: argparse.Namespace) -> int:
             tolerance=args.tolerance,
             task_options=options, reporter=reporter,
             splits=None if args.split == "both" else [args.split],
-            budget_seconds=args.budget, untuned=args.untuned,
+            budget_seconds=args.budget, untuned=args.untuned, cluster=client,
+            workers_per_device=args.workers_per_device,
         )
 
-    if args.no_progress:
-        report = run(None)
-    else:
-        with RichReporter(Console(stderr=True)) as reporter:
-            report = run(reporter)
+    with cluster_client(args) as client:
+        if args.no_progress:
+            report = run(None, client)
+        else:
+            with RichReporter(Console(stderr=True)) as reporter:
+                report = run(reporter, client)
     print(report.format())
     if report.problems:
         print(f"harness check: {len(report.problems)} regression(s) against {args.baseline}",
@@ -410,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="score the published constants, ignoring the tuned settings "
                               "in <submissions>/tuned/<task>.json")
     workers_option(score_parser)
+    cluster_options(score_parser, "train the pools and do the runs")
     score_parser.set_defaults(func=cmd_score)
 
     tune_parser = commands.add_parser(
@@ -446,16 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
     pool_parser.add_argument("--jobs", "-j", type=int, default=None,
                              help="processes for models trained one at a time (default: every "
                              "core on a CPU task, 1 on a GPU task)")
-    pool_parser.add_argument("--cluster", default=None, metavar="ADDRESS",
-                             help="train the pool's chunks on the dask.distributed scheduler at "
-                             "ADDRESS, e.g. tcp://host:8786 (default: $HARNESS_CLUSTER; unset: "
-                             "this machine); the chunks are cached here as in a local build")
-    pool_parser.add_argument("--scheduler-file", default=None, metavar="PATH",
-                             help="the scheduler's JSON file (dask scheduler --scheduler-file), "
-                             "instead of --cluster")
-    pool_parser.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
-                             help="how long to try reaching the scheduler (default: "
-                             "harness.cluster.DEFAULT_CONNECT_TIMEOUT)")
+    pool_parser.add_argument("--ceiling", action="store_true",
+                             help="also build the ceiling pool (N more retrained models, scored "
+                             "as the leaderboard's ceiling row)")
+    cluster_options(pool_parser, "train the pools' chunks")
     pool_parser.set_defaults(func=cmd_pool)
 
     validate_parser = commands.add_parser(
@@ -515,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "with `harness score --untuned`)")
     check_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     workers_option(check_parser)
+    cluster_options(check_parser, "train the pools and do the runs")
     check_parser.set_defaults(func=cmd_check)
 
     table_parser = commands.add_parser(

@@ -28,9 +28,9 @@ runs of one submission. On the Dask worker it is served by the same ``runner.Wor
 local scoring uses (kept per worker process, one per task slot), so each run happens in a
 child process of the Dask worker with the local runner's guarantees: one submission per
 process, a hard timeout, a crash or a hang is that run's error row, the same seeds and so the
-same numbers. The batch carries the submission's source (a worker without the submissions
-folder writes it to a scratch folder; with a shared folder the file itself runs, so it may
-import files beside it) and the original model's bytes (scattered once to every worker). The
+same numbers. The batch carries the submission's source (the worker writes it to a scratch
+folder: no submissions folder is needed there) and the original model's bytes (sent once
+to each worker). The
 client writes each batch's records as it arrives, through the same ``ResultsStore`` a local
 run uses: an interrupted scoring resumes from them, locally or on a cluster. A submission that
 kills its Dask worker (not only its own process) makes Dask rerun the batch elsewhere; after
@@ -64,7 +64,6 @@ from harness.runner import (
     default_memory_limit,
     workers_for,
 )
-from harness.submissions import Submission
 from harness.tasks.base import Task, TaskData
 
 if TYPE_CHECKING:
@@ -79,6 +78,10 @@ DEFAULT_CONNECT_TIMEOUT = 20.0  # seconds to reach the scheduler before giving u
 SECONDS_PER_BATCH = 5.0  # aim of a batch of runs: few tasks for fast runs, one run when slow
 MAX_BATCH = 32  # runs in one batch at most (a killed worker loses at most this much work)
 BATCHES_PER_SLOT = 2  # batches in flight per run slot: the next is queued while one runs
+KILLER_RUN = (
+    "the Dask worker serving its runs died every time they were tried, also alone on the "
+    "cluster (1 + the scheduler's distributed.scheduler.allowed-failures times)"
+)
 
 ChunkTrainer = Callable[[Task, TaskData, list[int]], ModelStats]
 
@@ -253,15 +256,6 @@ def _scratch_file(folder: str, name: str, content: bytes) -> Path:
     return path
 
 
-def _local_submission(submission: Submission, source: bytes) -> Submission:
-    """The submission as this worker runs it: its own file when the worker sees the same one (a
-    shared folder: files it imports beside it are there too), else the shipped source."""
-    with contextlib.suppress(OSError):
-        if hashlib.sha256(submission.path.read_bytes()).hexdigest()[:16] == submission.file_hash:
-            return submission
-    return replace(submission, path=_scratch_file("submissions", submission.path.name, source))
-
-
 def _slot_memory_limit() -> int:
     """Bytes one run slot may allocate: the Dask worker's memory limit (else the machine's, as
     locally) shared among its threads."""
@@ -316,8 +310,9 @@ def serve_runs(
 ) -> tuple[list[RunResult], str, str, str]:
     """A batch of runs on a Dask worker: (results, worker address, data fingerprint, code
     digest); the last two are checked by the client."""
-    requests = [
-        replace(r, submission=_local_submission(r.submission, sources[r.submission.name]))
+    requests = [  # the worker may not see the submissions folder: it runs the shipped source
+        replace(r, submission=replace(r.submission, path=_scratch_file(
+            "submissions", r.submission.path.name, sources[r.submission.name])))
         for r in requests
     ]
     results: list[RunResult] = []
@@ -331,6 +326,12 @@ def serve_yardstick(task: Task, original: bytes, seed: int) -> float:
     """The time budget's yardstick in one run slot of this Dask worker."""
     with _run_slot(task, original) as slot:
         return slot.time_retrain(seed)
+
+
+def _crashed(request: RunRequest, message: str) -> RunResult:
+    sub = request.submission
+    return RunResult(sub.name, sub.file_hash, request.provenance, request.run_index, request.seed,
+                     CRASHED, message=message)
 
 
 def batch_size(seconds: Iterable[float]) -> int:
@@ -363,10 +364,13 @@ class ClusterWorkers:
         self._original = original_path.read_bytes()
         # what every batch's worker must have, like this machine
         self._expected = (data.fingerprint, code_digest(task))
-        self._shared = None  # the original model's bytes, scattered to the workers once
+        self._shared = None  # the original model's bytes, sent to the workers once
 
     def __enter__(self) -> ClusterWorkers:
-        self._shared = self.client.scatter(self._original, broadcast=True, hash=False)
+        # a task's result, not scattered data: when every worker holding it dies (a submission
+        # that kills its workers), the scheduler makes it again instead of losing it
+        digest = hashlib.sha256(self._original).hexdigest()[:16]
+        self._shared = self.client.submit(bytes, self._original, key=f"original-model-{digest}")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -426,36 +430,67 @@ class ClusterWorkers:
         skip: Callable[[RunRequest], bool] | None = None,
     ) -> None:
         """Serve ``requests`` in batches of one submission's runs, a bounded number in flight,
-        so that ``skip`` (a submission over budget) still drops what is not yet sent."""
+        so that ``skip`` (a submission over budget) still drops what is not yet sent.
+
+        A batch whose workers all died (Dask's ``KilledWorker``) may have been a bystander of
+        a batch that kills workers: it becomes a suspect, and suspects run again one at a time
+        with nothing else on the cluster. A suspect that kills its workers alone is the killer:
+        its runs, and its submission's runs not yet done, are ``crashed`` rows, so a submission
+        that kills workers costs a bounded number of them and harms no other."""
         from distributed import as_completed
 
         pending = deque(requests)
         sources = {r.submission.name: r.submission.path.read_bytes() for r in pending}
         seconds: dict[str, list[float]] = {}
-        batches: dict = {}
+        batches: dict = {}  # future -> (its runs, whether it runs alone)
+        suspects: deque[list[RunRequest]] = deque()
+        killers: set[str] = set()
         finished = as_completed()
 
+        def submit(batch: list[RunRequest], alone: bool) -> None:
+            name = batch[0].submission.name
+            future = self.client.submit(
+                serve_runs, self.task, self._shared, batch, {name: sources[name]},
+                self.timeout, resources=self._resources(), retries=self.retries, pure=False,
+            )
+            batches[future] = (batch, alone)
+            finished.add(future)
+
         def send() -> None:
+            doomed = [r for r in pending if r.submission.name in killers]
+            doomed += [r for b in suspects if b[0].submission.name in killers for r in b]
+            for request in doomed:
+                on_result(_crashed(request, KILLER_RUN))
+            pending_left = [r for r in pending if r.submission.name not in killers]
+            pending.clear()
+            pending.extend(pending_left)
+            suspects_left = [b for b in suspects if b[0].submission.name not in killers]
+            suspects.clear()
+            suspects.extend(suspects_left)
+            if suspects:  # one suspect at a time, alone, once the others have finished
+                if not batches:
+                    submit(suspects.popleft(), alone=True)
+                return
             room = BATCHES_PER_SLOT * max(1, sum(self.slots().values())) - len(batches)
             while pending and room > 0:
                 batch = self._next_batch(pending, skip, seconds)
                 if not batch:
                     return
-                name = batch[0].submission.name
-                future = self.client.submit(
-                    serve_runs, self.task, self._shared, batch, {name: sources[name]},
-                    self.timeout, resources=self._resources(), retries=self.retries,
-                    pure=False,
-                )
-                batches[future] = batch
-                finished.add(future)
+                submit(batch, alone=False)
                 room -= 1
 
         send()
         try:
             for future in finished:
-                batch = batches.pop(future)
-                for result in self._results(future, batch):
+                batch, alone = batches.pop(future)
+                results = self._results(future, batch)
+                future.release()  # else a worker's death would make Dask redo it for nothing
+                if results is None and not alone:
+                    suspects.append(batch)
+                elif results is None:
+                    killers.add(batch[0].submission.name)
+                    results = [_crashed(r, KILLER_RUN) for r in batch]
+                for result in results or []:
                     seconds.setdefault(result.submission, []).append(result.seconds)
                     on_result(result)
                 send()
@@ -478,21 +513,14 @@ class ClusterWorkers:
             batch.append(pending.popleft())
         return batch
 
-    def _results(self, future, batch: list[RunRequest]) -> list[RunResult]:
-        """A finished batch's records; a batch whose workers all died: its runs crashed."""
+    def _results(self, future, batch: list[RunRequest]) -> list[RunResult] | None:
+        """A finished batch's records; None when every worker that ran it died."""
         from distributed import KilledWorker
 
         try:
             results, address, data_fingerprint, code = future.result()
         except KilledWorker:
-            return [
-                RunResult(
-                    r.submission.name, r.submission.file_hash, r.provenance, r.run_index, r.seed,
-                    CRASHED, message="the Dask worker running it died each time it was tried "
-                    "(the scheduler's distributed.scheduler.allowed-failures)",
-                )
-                for r in batch
-            ]
+            return None
         except Exception as error:  # the harness failed on the worker, not the submission
             reason = " ".join(str(error).split()) or type(error).__name__
             raise ClusterError(

@@ -206,13 +206,16 @@ def check(
     splits: list[str] | None = None,
     budget_seconds: float | None = None,
     untuned: bool = False,
+    cluster: object | None = None,
+    workers_per_device: int | None = None,
 ) -> CheckReport:
     """Re-score the baseline's submissions with its task, N, root seed and splits (in memory:
     nothing is written over the baseline; run records and the pool are cached as usual), then
     ``compare``. ``splits`` limits the check to some of the baseline's splits (a quicker gate).
     ``task_options`` may name the device or data folder; a task, N or root seed given there must
     match the baseline's. ``untuned``: re-score with the published constants (for a baseline
-    scored with ``--untuned``)."""
+    scored with ``--untuned``). ``cluster``: a ``distributed.Client`` to re-score on, as in
+    ``scoring.score``."""
     path = Path(baseline_path)
     baseline = read_leaderboard(path)
     if splits is not None:
@@ -235,6 +238,7 @@ def check(
     current = scoring.score_splits(
         task, board_splits(baseline), submissions_dir, leaderboard_path=None,
         reference_root=reference_root, output_dir=output_dir, jobs=jobs, reporter=reporter,
-        budget_seconds=budget_seconds, untuned=untuned,
+        budget_seconds=budget_seconds, untuned=untuned, cluster=cluster,
+        workers_per_device=workers_per_device,
     )
     return compare(baseline, current, tolerance)

@@ -273,3 +273,168 @@ def test_scheduler_file(client, tmp_path):
     path.write_text(json.dumps({"address": client.scheduler.address}))
     with cluster.connect(scheduler_file=str(path), timeout=10) as other:
         assert cluster.worker_count(other) == (2, 0)
+
+
+# --- submission runs (harness score --cluster) ---
+
+COMPETITION_STYLE = Path(__file__).resolve().parent / "competition_style"
+
+# Kills the Dask worker that serves it (its runner process's parent) the first time it ever
+# runs, then behaves as the starting kit's fine-tuning: a worker killed in the middle of scoring.
+KILLS_ITS_WORKER_ONCE = (COMPETITION_STYLE / "starting_kit_tuples.py").read_text() + '''
+import os
+import signal
+from pathlib import Path
+
+MARKER = Path({marker!r})
+
+
+def unlearning(net, retain, forget, val):
+    try:  # the first run anywhere creates the marker (atomically: runs start in parallel)
+        os.close(os.open(MARKER, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return _finetune(net, retain, forget, val)
+    os.kill(os.getppid(), signal.SIGKILL)
+'''
+
+KILLS_ITS_WORKER_ALWAYS = '''
+import os
+import signal
+
+
+def unlearning(net, retain, forget, val):
+    os.kill(os.getppid(), signal.SIGKILL)
+'''
+
+
+def competition_submissions(folder: Path, marker: Path) -> Path:
+    """The starting kit's fine-tuning, the same code in a submission that kills its Dask
+    worker once, and one that raises (an error row, on a cluster too)."""
+    folder.mkdir()
+    shutil.copy(COMPETITION_STYLE / "starting_kit_tuples.py", folder)
+    (folder / "kills_once.py").write_text(KILLS_ITS_WORKER_ONCE.format(marker=str(marker)))
+    (folder / "raises.py").write_text(
+        "def unlearning(net, retain, forget, val):\n    raise RuntimeError('deliberate')\n"
+    )
+    return folder
+
+
+def scores(board) -> dict[str, float]:
+    return dict(zip(board["submission"], board["final_score"], strict=True))
+
+
+def record_lines(results: Path, name: str) -> list[dict]:
+    [path] = results.glob(f"*/runs/{name}.jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_cluster_scores_equal_local_with_a_worker_killed_midway(
+    client, task, tmp_path, monkeypatch
+):
+    """``score`` on the cluster: a submission kills the Dask worker running it halfway; its batch
+    runs again elsewhere, every run is recorded once, and every score (the ceiling's too) equals
+    a local scoring's at the same seeds. A local scoring afterwards finds every run recorded."""
+    from harness.runner import WorkerPool
+    from harness.scoring import score
+
+    marker = tmp_path / "killed"
+    submissions = competition_submissions(tmp_path / "submissions", marker)
+    options = dict(leaderboard_path=None, jobs=2, budget_seconds=float("inf"))
+    remote = score(task, submissions, reference_root=tmp_path / "ref-cluster",
+                   output_dir=tmp_path / "res-cluster", cluster=client, **options)
+    assert marker.exists()  # a worker really died
+    lines = record_lines(tmp_path / "res-cluster", "kills_once")
+    assert sorted(line["run_index"] for line in lines) == list(range(task.num_models))
+    assert {line["status"] for line in lines} == {"ok"}
+    statuses = dict(zip(remote["submission"], remote["status"], strict=True))
+    assert statuses["raises"] == "error"
+
+    local = score(task, submissions, reference_root=tmp_path / "ref-local",
+                  output_dir=tmp_path / "res-local", **options)
+    assert scores(remote) == pytest.approx(scores(local), abs=0, nan_ok=True)
+    assert scores(remote)["kills_once"] > 0  # seeds differ by name: not the kit's own score
+
+    asked = []
+    original_run = WorkerPool.run
+    monkeypatch.setattr(WorkerPool, "run", lambda self, requests, *a: asked.extend(requests)
+                        or original_run(self, [], *a))
+    again = score(task, submissions, reference_root=tmp_path / "ref-cluster",
+                  output_dir=tmp_path / "res-cluster", names=["kills_once"], **options)
+    assert asked == []  # the cluster's records serve a local scoring
+    assert scores(again)["kills_once"] == scores(remote)["kills_once"]
+
+
+def set_allowed_failures(dask_scheduler, value: int) -> int:
+    previous, dask_scheduler.allowed_failures = dask_scheduler.allowed_failures, value
+    return previous
+
+
+def test_submission_that_always_kills_its_worker_is_a_crashed_row(client, task, tmp_path):
+    """Not an endless loop: after the scheduler's allowed failures its runs are ``crashed``
+    rows; the submission that shared the workers with it is scored; the workers come back.
+    (No retry on the scheduler here: each worker death costs seconds of restart.)"""
+    from harness.scoring import score
+
+    previous = client.run_on_scheduler(set_allowed_failures, value=0)
+
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    (submissions / "kills_always.py").write_text(KILLS_ITS_WORKER_ALWAYS)
+    shutil.copy(COMPETITION_STYLE / "starting_kit_tuples.py", submissions)
+    board = score(task.with_options(num_models=2), submissions, reference_root=tmp_path / "ref",
+                  output_dir=tmp_path / "res", leaderboard_path=None, ceiling=False,
+                  budget_seconds=float("inf"), cluster=client)
+    rows = board.set_index("submission")
+    assert rows.loc["kills_always", "status"] == "crashed"
+    assert "Dask worker" in rows.loc["kills_always", "message"]
+    assert rows.loc["starting_kit_tuples", "status"] == "ok"
+    lines = record_lines(tmp_path / "res", "kills_always")
+    assert sorted(line["run_index"] for line in lines) == [0, 1]
+    assert {line["status"] for line in lines} == {"crashed"}
+    assert all("Dask worker" in line["message"] for line in lines)
+    client.run_on_scheduler(set_allowed_failures, value=previous)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_runs_on_workers_with_other_data_are_an_error(client, task, data, tmp_path):
+    from harness.cluster import ClusterWorkers
+    from harness.runner import RunRequest
+    from harness.submissions import discover
+
+    stale = StaleDigits(**{f.name: getattr(task, f.name) for f in fields(task)})
+    store = ReferenceStore(task, data, tmp_path)
+    store.original_model()
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    shutil.copy(COMPETITION_STYLE / "starting_kit_tuples.py", folder)
+    [submission], _ = discover(folder)
+    with ClusterWorkers(client, stale, data, store.directory / pool.ORIGINAL_FILE) as workers:
+        with pytest.raises(ClusterError, match="other data than this machine"):
+            workers.run([RunRequest(submission, 0, 0)], lambda result: None)
+
+
+def test_batches_hold_about_five_seconds_of_runs():
+    assert cluster.batch_size([]) == 1  # nothing known yet: one run
+    assert cluster.batch_size([float("nan")]) == 1
+    assert cluster.batch_size([2.0, 2.5, 100.0]) == 2
+    assert cluster.batch_size([30.0]) == 1
+    assert cluster.batch_size([0.001]) == cluster.MAX_BATCH
+
+
+def test_cli_score_and_check_on_the_cluster(client, tmp_path, capsys):
+    """``harness score --cluster`` writes a leaderboard; ``harness check --cluster`` against it
+    passes, finding every run recorded."""
+    examples = Path(__file__).resolve().parent.parent / "submissions"
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    for name in ("do_nothing", "finetune"):
+        shutil.copy(examples / f"{name}.py", submissions)
+    board = tmp_path / "leaderboard.csv"
+    common = ["--submissions", str(submissions), "--reference-root", str(tmp_path / "ref"),
+              "--output", str(tmp_path / "res"), "--budget", "inf",
+              "--cluster", client.scheduler.address]
+    assert main(["score", "-n", "4", "--split", "public", "--no-ceiling",
+                 "--leaderboard", str(board), *common]) == 0
+    assert "finetune" in board.read_text()
+    assert main(["check", "--baseline", str(board), "--no-progress", *common]) == 0
+    assert "regression" not in capsys.readouterr().err

@@ -284,3 +284,41 @@ def test_a_deterministic_recipe_s_workers_start_with_cublas_s_fixed_workspace(mo
     assert worker_environment(strict)["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # the user's own choice is kept
     assert worker_environment(strict)["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+
+
+def _own_a_pool(task, original, pids) -> None:
+    """A scorer: starts one worker, reports its pid, gives it a run that hangs and waits."""
+    with WorkerPool(task, original, jobs=1, timeout=600) as workers:
+        workers._wait_until_ready()
+        pids.put(workers._slots[0].process.pid)
+        hangs = inspect_submission(BAD / "hangs.py")
+        workers.run([RunRequest(hangs, 0, 0)], lambda result: None)
+
+
+def _running(pid: int) -> bool:
+    try:  # a zombie (exited, not yet reaped by whoever adopted it) is not running
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_workers_exit_when_their_scorer_is_killed(setup):
+    """A worker whose parent dies without a goodbye (SIGKILL, or a Dask worker killed by a
+    submission) in the middle of a run that hangs exits by itself instead of running on for
+    nobody."""
+    import signal
+
+    task, original = setup
+    context = mp.get_context("spawn")
+    pids = context.Queue()
+    scorer = context.Process(target=_own_a_pool, args=(task, original, pids))
+    scorer.start()
+    worker = pids.get(timeout=120)
+    time.sleep(2)  # the run has started
+    assert _running(worker)
+    os.kill(scorer.pid, signal.SIGKILL)
+    scorer.join()
+    deadline = time.monotonic() + 15
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(worker)
