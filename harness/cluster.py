@@ -270,12 +270,20 @@ def _slot_memory_limit() -> int:
 @contextlib.contextmanager
 def _run_slot(task: Task, original: bytes) -> Iterator[WorkerPool]:
     """A ``WorkerPool`` of one process on this Dask worker, for one task at a time: an idle one
-    of an earlier task when there is one (its process has the data loaded), else a new one. One
-    that failed is closed, not reused."""
+    of an earlier batch of the same task when there is one (its process has the data loaded),
+    else a new one, after closing the idle ones of other tasks (a scoring's other split: their
+    processes would hold memory, on a GPU a context each, for nothing). One that failed is
+    closed, not reused."""
     key = cache.config_hash([_data_key(task), hashlib.sha256(original).hexdigest()])
+    stale: list[WorkerPool] = []
     with _RUNNERS_LOCK:
-        idle = _RUNNERS.setdefault(key, [])
+        idle = _RUNNERS.get(key)
         slot = idle.pop() if idle else None
+        if slot is None:
+            for other in [k for k in _RUNNERS if k != key]:
+                stale += _RUNNERS.pop(other)
+    for old in stale:
+        old.__exit__(None, None, None)
     if slot is None:
         # Dask starts its workers as daemonic processes, which multiprocessing forbids to start
         # children. A run slot's process exits by itself once its parent is gone
@@ -289,7 +297,7 @@ def _run_slot(task: Task, original: bytes) -> Iterator[WorkerPool]:
         slot.__exit__(None, None, None)
         raise
     with _RUNNERS_LOCK:
-        idle.append(slot)
+        _RUNNERS.setdefault(key, []).append(slot)
 
 
 def code_digest(task: Task) -> str:

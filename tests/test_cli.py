@@ -76,3 +76,20 @@ def test_table_writes_between_the_markers_only(tmp_path, capsys):
     assert main(["table", "--leaderboard", str(ROOT / "leaderboard.csv"),
                  "--readme", str(tmp_path / "plain.md")]) == 2
     assert "markers" in capsys.readouterr().err
+
+
+def test_progress_keeps_one_line_per_cluster_worker():
+    import io
+
+    from rich.console import Console
+
+    from harness.cli import RichReporter
+
+    with RichReporter(Console(file=io.StringIO(), width=120)) as reporter:
+        reporter.stage("reference pool", 8)
+        reporter.activity("tcp://a:1", "2 models trained")
+        reporter.activity("tcp://b:1", "2 models trained")
+        reporter.activity("tcp://a:1", "4 models trained")
+        lines = [t.description for t in reporter.progress.tasks]
+    assert lines == ["reference pool", "  tcp://a:1: 4 models trained",
+                     "  tcp://b:1: 2 models trained"]

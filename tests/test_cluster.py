@@ -119,6 +119,10 @@ class Recorder(Reporter):
     def __init__(self) -> None:
         self.messages: list[str] = []
         self.advanced = 0
+        self.activities: dict[str, str] = {}  # the last line shown for each worker
+
+    def activity(self, worker: str, text: str) -> None:
+        self.activities[worker] = text
 
     def message(self, text: str) -> None:
         self.messages.append(text)
@@ -244,10 +248,11 @@ def test_cli_pool_on_the_cluster_named_by_the_environment(
     _, local_stats = local_build
     monkeypatch.setattr(harness.cli, "_task_from_args", lambda args: task)
     monkeypatch.setenv(cluster.ENV_VAR, client.scheduler.address)
-    assert main(["pool", "--reference-root", str(tmp_path)]) == 0
+    assert main(["pool", "--ceiling", "--reference-root", str(tmp_path)]) == 0
     assert "models_done: 8" in capsys.readouterr().out
     store = ReferenceStore(task, task.load_data(), tmp_path)
     assert store.missing_chunks() == []
+    assert store.missing_chunks(pool.CEILING) == []
     assert_same_pool(store.read_pool(), local_stats)
 
 
@@ -340,9 +345,15 @@ def test_cluster_scores_equal_local_with_a_worker_killed_midway(
     marker = tmp_path / "killed"
     submissions = competition_submissions(tmp_path / "submissions", marker)
     options = dict(leaderboard_path=None, jobs=2, budget_seconds=float("inf"))
+    reporter = Recorder()
     remote = score(task, submissions, reference_root=tmp_path / "ref-cluster",
-                   output_dir=tmp_path / "res-cluster", cluster=client, **options)
+                   output_dir=tmp_path / "res-cluster", cluster=client, reporter=reporter,
+                   **options)
     assert marker.exists()  # a worker really died
+    # the progress names each worker and what it did
+    assert len(reporter.activities) >= 2
+    assert all(address.startswith("tcp://") for address in reporter.activities)
+    assert any("runs done" in text for text in reporter.activities.values())
     lines = record_lines(tmp_path / "res-cluster", "kills_once")
     assert sorted(line["run_index"] for line in lines) == list(range(task.num_models))
     assert {line["status"] for line in lines} == {"ok"}
@@ -438,3 +449,9 @@ def test_cli_score_and_check_on_the_cluster(client, tmp_path, capsys):
     assert "finetune" in board.read_text()
     assert main(["check", "--baseline", str(board), "--no-progress", *common]) == 0
     assert "regression" not in capsys.readouterr().err
+    # the run slots of the earlier tests' tasks were closed when this task's were made
+    assert all(len(keys) <= 1 for keys in client.run(idle_slot_keys).values())
+
+
+def idle_slot_keys() -> list[str]:
+    return list(cluster._RUNNERS)
