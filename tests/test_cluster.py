@@ -375,18 +375,59 @@ def test_cluster_scores_equal_local_with_a_worker_killed_midway(
     assert scores(again)["kills_once"] == scores(remote)["kills_once"]
 
 
-def set_allowed_failures(dask_scheduler, value: int) -> int:
-    previous, dask_scheduler.allowed_failures = dask_scheduler.allowed_failures, value
-    return previous
+class StopAfter(Reporter):
+    """Interrupts the client (as Ctrl-C would) once ``runs`` runs have been recorded."""
+
+    def __init__(self, runs: int) -> None:
+        self.left = runs
+
+    def advance(self, name: str, amount: int = 1) -> None:
+        if name == "starting_kit_tuples":
+            self.left -= amount
+            if self.left <= 0:
+                raise KeyboardInterrupt
 
 
-def test_submission_that_always_kills_its_worker_is_a_crashed_row(client, task, tmp_path):
-    """Not an endless loop: after the scheduler's allowed failures its runs are ``crashed``
-    rows; the submission that shared the workers with it is scored; the workers come back.
-    (No retry on the scheduler here: each worker death costs seconds of restart.)"""
+def test_an_interrupted_client_resumes_from_what_was_written(client, task, tmp_path):
+    """The client stops midway; another client of the same cluster scores again, runs only
+    what is missing, and every run is recorded once."""
     from harness.scoring import score
 
-    previous = client.run_on_scheduler(set_allowed_failures, value=0)
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    shutil.copy(COMPETITION_STYLE / "starting_kit_tuples.py", submissions)
+    options = dict(reference_root=tmp_path / "ref", output_dir=tmp_path / "res",
+                   leaderboard_path=None, ceiling=False, budget_seconds=float("inf"))
+    with pytest.raises(KeyboardInterrupt):
+        score(task, submissions, cluster=client, reporter=StopAfter(3), **options)
+    written = record_lines(tmp_path / "res", "starting_kit_tuples")
+    assert 3 <= len(written) < task.num_models
+    with distributed.Client(client.scheduler.address) as other:
+        board = score(task, submissions, cluster=other, **options)
+    lines = record_lines(tmp_path / "res", "starting_kit_tuples")
+    assert lines[: len(written)] == written
+    assert sorted(line["run_index"] for line in lines) == list(range(task.num_models))
+    assert board["status"].tolist() == ["ok"]
+
+
+@pytest.fixture()
+def own_client():
+    """A cluster of its own for a test that kills workers again and again, with no retry on
+    the scheduler (each worker death costs seconds of restart): the module's cluster is not
+    left waiting for its workers to come back."""
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        ) as local_cluster, distributed.Client(local_cluster) as dask_client:
+            yield dask_client
+
+
+def test_submission_that_always_kills_its_worker_is_a_crashed_row(own_client, task, tmp_path):
+    """Not an endless loop: after the scheduler's allowed failures its runs are ``crashed``
+    rows, and the submission that shared the workers with it is scored."""
+    from harness.scoring import score
 
     submissions = tmp_path / "submissions"
     submissions.mkdir()
@@ -394,7 +435,7 @@ def test_submission_that_always_kills_its_worker_is_a_crashed_row(client, task, 
     shutil.copy(COMPETITION_STYLE / "starting_kit_tuples.py", submissions)
     board = score(task.with_options(num_models=2), submissions, reference_root=tmp_path / "ref",
                   output_dir=tmp_path / "res", leaderboard_path=None, ceiling=False,
-                  budget_seconds=float("inf"), cluster=client)
+                  budget_seconds=float("inf"), cluster=own_client)
     rows = board.set_index("submission")
     assert rows.loc["kills_always", "status"] == "crashed"
     assert "Dask worker" in rows.loc["kills_always", "message"]
@@ -403,8 +444,6 @@ def test_submission_that_always_kills_its_worker_is_a_crashed_row(client, task, 
     assert sorted(line["run_index"] for line in lines) == [0, 1]
     assert {line["status"] for line in lines} == {"crashed"}
     assert all("Dask worker" in line["message"] for line in lines)
-    client.run_on_scheduler(set_allowed_failures, value=previous)
-    client.wait_for_workers(2, timeout=60)
 
 
 def test_runs_on_workers_with_other_data_are_an_error(client, task, data, tmp_path):
