@@ -164,13 +164,18 @@ def connect(
         ) from error
 
 
-def worker_count(client: Client) -> tuple[int, int]:
-    """(workers, workers offering a GPU resource) now connected to the scheduler."""
+def connected_workers(client: Client) -> dict[str, dict]:
+    """The scheduler's description of each connected worker, by address."""
     try:  # newer clients list only a few workers unless asked for all
         info = client.scheduler_info(n_workers=-1)
     except TypeError:
         info = client.scheduler_info()
-    workers = info.get("workers", {})
+    return info.get("workers", {})
+
+
+def worker_count(client: Client) -> tuple[int, int]:
+    """(workers, workers offering a GPU resource) now connected to the scheduler."""
+    workers = connected_workers(client)
     gpus = sum(1 for info in workers.values() if info.get("resources", {}).get("GPU", 0) >= 1)
     return len(workers), gpus
 
@@ -393,12 +398,8 @@ class ClusterWorkers:
 
     def slots(self) -> dict[str, int]:
         """Runs each connected worker serves at once: its threads, or K per GPU it offers."""
-        try:
-            info = self.client.scheduler_info(n_workers=-1)
-        except TypeError:
-            info = self.client.scheduler_info()
         slots = {}
-        for address, worker in info.get("workers", {}).items():
+        for address, worker in connected_workers(self.client).items():
             gpus = int(worker.get("resources", {}).get("GPU", 0))
             slots[address] = gpus * self.per_gpu if self.gpu else int(worker.get("nthreads", 1))
         return {address: n for address, n in slots.items() if n > 0}
