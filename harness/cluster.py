@@ -41,6 +41,7 @@ on. GPU runs ask for ``1/K`` of a GPU, K = ``--workers-per-device``, so K runs s
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -91,8 +92,13 @@ _RUNNERS_LOCK = threading.Lock()
 
 
 class ClusterError(ValueError):
-    """The cluster could not be reached or could not finish the pool (a one-line message; the
+    """The cluster could not be reached or could not finish the work (a one-line message; the
     CLI prints it and exits with status 2)."""
+
+
+def _reason(error: BaseException) -> str:
+    """An exception as one line (Dask errors carry remote tracebacks over several)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _data_key(task: Task) -> str:
@@ -158,9 +164,8 @@ def connect(
     try:
         return Client(address, scheduler_file=scheduler_file, timeout=timeout)
     except Exception as error:  # OSError, TimeoutError, ValueError: all mean "not reachable"
-        reason = " ".join(str(error).split()) or type(error).__name__
         raise ClusterError(
-            f"cannot reach the Dask scheduler at {where} within {timeout:g} s: {reason}"
+            f"cannot reach the Dask scheduler at {where} within {timeout:g} s: {_reason(error)}"
         ) from error
 
 
@@ -226,10 +231,9 @@ def build_reference_on_cluster(
                     f"chunk {futures[future]} killed every worker that ran it; giving up"
                 ) from error
             except Exception as error:
-                reason = " ".join(str(error).split()) or type(error).__name__
                 raise ClusterError(
                     f"chunk {futures[future]} failed on the cluster after {retries} retries: "
-                    f"{type(error).__name__}: {reason}"
+                    f"{type(error).__name__}: {_reason(error)}"
                 ) from error
             if worker_fingerprint != store.data.fingerprint:
                 raise ClusterError(
@@ -308,13 +312,17 @@ def _run_slot(task: Task, original: bytes) -> Iterator[WorkerPool]:
 def code_digest(task: Task) -> str:
     """The harness code that produces a run's numbers (the runner, the task's module), to catch
     a worker with another version installed."""
+    return _module_digest(type(task).__module__)
+
+
+@functools.cache
+def _module_digest(module: str) -> str:
+    # read once per process: the installed code does not change under a running worker
     import sys
 
     from harness import runner
 
-    return cache.source_digest(
-        [Path(runner.__file__), Path(sys.modules[type(task).__module__].__file__)]
-    )
+    return cache.source_digest([Path(runner.__file__), Path(sys.modules[module].__file__)])
 
 
 def serve_runs(
@@ -339,12 +347,6 @@ def serve_yardstick(task: Task, original: bytes, seed: int) -> float:
     """The time budget's yardstick in one run slot of this Dask worker."""
     with _run_slot(task, original) as slot:
         return slot.time_retrain(seed)
-
-
-def _crashed(request: RunRequest, message: str) -> RunResult:
-    sub = request.submission
-    return RunResult(sub.name, sub.file_hash, request.provenance, request.run_index, request.seed,
-                     CRASHED, message=message)
 
 
 def batch_size(seconds: Iterable[float]) -> int:
@@ -453,7 +455,6 @@ class ClusterWorkers:
         seconds: dict[str, list[float]] = {}
         batches: dict = {}  # future -> (its runs, whether it runs alone)
         suspects: deque[list[RunRequest]] = deque()
-        killers: set[str] = set()
         finished = as_completed()
 
         def submit(batch: list[RunRequest], alone: bool) -> None:
@@ -465,17 +466,19 @@ class ClusterWorkers:
             batches[future] = (batch, alone)
             finished.add(future)
 
+        def give_up(name: str) -> list[RunRequest]:
+            """Take every run of a confirmed killer out of the queues: none is tried again."""
+            theirs = [r for r in pending if r.submission.name == name]
+            theirs += [r for b in suspects if b[0].submission.name == name for r in b]
+            for queue, kept in (
+                (pending, [r for r in pending if r.submission.name != name]),
+                (suspects, [b for b in suspects if b[0].submission.name != name]),
+            ):
+                queue.clear()
+                queue.extend(kept)
+            return theirs
+
         def send() -> None:
-            doomed = [r for r in pending if r.submission.name in killers]
-            doomed += [r for b in suspects if b[0].submission.name in killers for r in b]
-            for request in doomed:
-                on_result(_crashed(request, KILLER_RUN))
-            pending_left = [r for r in pending if r.submission.name not in killers]
-            pending.clear()
-            pending.extend(pending_left)
-            suspects_left = [b for b in suspects if b[0].submission.name not in killers]
-            suspects.clear()
-            suspects.extend(suspects_left)
             if suspects:  # one suspect at a time, alone, once the others have finished
                 if not batches:
                     submit(suspects.popleft(), alone=True)
@@ -497,8 +500,8 @@ class ClusterWorkers:
                 if results is None and not alone:
                     suspects.append(batch)
                 elif results is None:
-                    killers.add(batch[0].submission.name)
-                    results = [_crashed(r, KILLER_RUN) for r in batch]
+                    doomed = batch + give_up(batch[0].submission.name)
+                    results = [r.result(CRASHED, message=KILLER_RUN) for r in doomed]
                 for result in results or []:
                     seconds.setdefault(result.submission, []).append(result.seconds)
                     on_result(result)
@@ -531,10 +534,9 @@ class ClusterWorkers:
         except KilledWorker:
             return None
         except Exception as error:  # the harness failed on the worker, not the submission
-            reason = " ".join(str(error).split()) or type(error).__name__
             raise ClusterError(
                 f"runs of {batch[0].submission.name} failed on the cluster after "
-                f"{self.retries} retries: {type(error).__name__}: {reason}"
+                f"{self.retries} retries: {type(error).__name__}: {_reason(error)}"
             ) from error
         if (data_fingerprint, code) != self._expected:
             what = "data" if data_fingerprint != self._expected[0] else "harness code"

@@ -109,6 +109,12 @@ class RunRequest:
     # keyword arguments for ``unlearning`` (tuned hyperparameters); empty: the published constants
     settings: dict = field(default_factory=dict, hash=False)
 
+    def result(self, status: str, **fields) -> RunResult:
+        """This run's record with ``status`` (and any other ``RunResult`` fields)."""
+        sub = self.submission
+        return RunResult(sub.name, sub.file_hash, self.provenance, self.run_index, self.seed,
+                         status, **fields)
+
 
 @dataclass
 class _RetrainTiming:
@@ -254,17 +260,14 @@ class _Worker:
     def run(self, request: RunRequest) -> RunResult:
         from harness.pool import evaluate_model
 
-        sub = request.submission
-        result = RunResult(
-            sub.name, sub.file_hash, request.provenance, request.run_index, request.seed, ERROR
-        )
+        result = request.result(ERROR)
         sink = _BoundedText(OUTPUT_LIMIT)
         try:
             with (
                 contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink),
                 scratch_directory(),  # module-level code of the import writes there too
             ):
-                entry = entry_point(load_module(sub))
+                entry = entry_point(load_module(request.submission))
                 seed_everything(request.seed)
                 net = copy.deepcopy(self.original).to(self.task.device)
                 retain, forget, val = self.task.make_loaders(self.data, request.seed)
@@ -550,13 +553,11 @@ class WorkerPool:
     def _failure(self, request, status: str, slot: _Slot):
         if isinstance(request, _RetrainTiming):
             return float("nan")
-        sub = request.submission
         if status == CRASHED:
             code = slot.process.exitcode
             message = f"the worker process died (exit code {code})"
         else:
             message = f"the run did not finish within the hard timeout of {self.timeout:.0f} s"
-        return RunResult(
-            sub.name, sub.file_hash, request.provenance, request.run_index, request.seed, status,
-            message=message, seconds=time.monotonic() - slot.started, worker=slot.index,
+        return request.result(
+            status, message=message, seconds=time.monotonic() - slot.started, worker=slot.index
         )
