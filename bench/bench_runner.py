@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--task", default="digits")
+    parser.add_argument("--sandbox", default="auto", choices=["auto", "on", "off"])
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,7 +53,8 @@ def main() -> None:
             results.append(result)
             finished.append(result)
 
-        with WorkerPool(task, store.directory / "original.pt", jobs=args.jobs) as workers:
+        with WorkerPool(task, store.directory / "original.pt", jobs=args.jobs,
+                        sandbox=args.sandbox) as workers:
             workers.run(requests[:5], lambda r: None)  # workers started and warm
             start = time.perf_counter()
             workers.run(requests, on_result)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.pool import DEFAULT_ROOT
+from harness.sandbox import SandboxUnavailable
 from harness.tuning import DEFAULT_RUNS, DEFAULT_TRIALS
 from harness.uncertainty import LEVEL
 
@@ -26,6 +27,24 @@ def workers_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers-per-device", type=int, default=None, metavar="K",
                         help="worker processes sharing the GPU of a GPU task (default "
                         "runner.DEFAULT_WORKERS_PER_DEVICE; --jobs, where given, decides)")
+
+
+def sandbox_option(parser: argparse.ArgumentParser) -> None:
+    from harness.sandbox import MODES
+
+    parser.add_argument("--sandbox", choices=MODES, default="auto",
+                        help="run submissions in the bubblewrap sandbox: auto (where `bwrap` is "
+                        "installed; says so once where it is not), on (required), off")
+
+
+def sandbox_mode(args: argparse.Namespace) -> str:
+    """``--sandbox`` checked before any work: ``on`` without bubblewrap is an error, ``auto``
+    without it says once that submissions run unsandboxed."""
+    from harness import sandbox
+
+    if not sandbox.resolve(args.sandbox) and args.sandbox == "auto":
+        print(f"harness: {sandbox.unavailable_notice()}", file=sys.stderr)
+    return args.sandbox
 
 
 def _task_from_args(args: argparse.Namespace):
@@ -160,7 +179,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             jobs=args.jobs or default_jobs(task, args.workers_per_device),
             timeout=args.timeout, budget_seconds=args.budget, reporter=reporter,
             ceiling=not args.no_ceiling, untuned=args.untuned, cluster=client,
-            workers_per_device=args.workers_per_device,
+            workers_per_device=args.workers_per_device, sandbox=sandbox_mode(args),
         )
     print_leaderboard(board, Console(width=None if sys.stdout.isatty() else 160))
     Console(stderr=True).print(f"wrote {args.leaderboard}")
@@ -183,6 +202,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             num_models=args.num_models or DEFAULT_RUNS, reference_root=Path(args.reference_root),
             output_dir=Path(args.output), jobs=args.jobs or default_jobs(task),
             timeout=args.timeout, budget_seconds=args.budget, reporter=reporter,
+            sandbox=sandbox_mode(args),
         )
     low, high = entry["score_interval"]
     print(f"{args.name}: {describe(entry['settings'])}")
@@ -258,6 +278,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     result = validate(
         Path(args.path), task, runs=args.runs, reference_root=Path(args.reference_root),
         jobs=default_jobs(task, args.workers_per_device) if gpu else 1,
+        sandbox=sandbox_mode(args),
     )
     for finding in result.findings:
         print(finding)
@@ -327,9 +348,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             task_options=options, reporter=reporter,
             splits=None if args.split == "both" else [args.split],
             budget_seconds=args.budget, untuned=args.untuned, cluster=client,
-            workers_per_device=args.workers_per_device,
+            workers_per_device=args.workers_per_device, sandbox=mode,
         )
 
+    mode = sandbox_mode(args)
     with cluster_client(args) as client:
         if args.no_progress:
             report = run(None, client)
@@ -435,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="score the published constants, ignoring the tuned settings "
                               "in <submissions>/tuned/<task>.json")
     workers_option(score_parser)
+    sandbox_option(score_parser)
     cluster_options(score_parser, "train the pools and do the runs")
     score_parser.set_defaults(func=cmd_score)
 
@@ -449,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     task_options(tune_parser)
     tune_parser.add_argument("name", help="the submission to tune (file stem)")
+    sandbox_option(tune_parser)
     tune_parser.add_argument("--num-models", "-n", type=int, default=None,
                              help=f"N per trial: runs of the submission and models in the pool "
                              f"(default {DEFAULT_RUNS})")
@@ -485,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     task_options(validate_parser)
     validate_parser.add_argument("--runs", type=int, default=3, help="runs to try (default 3)")
     workers_option(validate_parser)
+    sandbox_option(validate_parser)
     validate_parser.set_defaults(func=cmd_validate)
 
     report_parser = commands.add_parser(
@@ -535,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "with `harness score --untuned`)")
     check_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     workers_option(check_parser)
+    sandbox_option(check_parser)
     cluster_options(check_parser, "train the pools and do the runs")
     check_parser.set_defaults(func=cmd_check)
 
@@ -555,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, PermissionError) as error:
+    except (ValueError, KeyError, FileNotFoundError, PermissionError,
+            SandboxUnavailable) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"harness: error: {message}", file=sys.stderr)
         return 2

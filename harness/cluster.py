@@ -277,13 +277,13 @@ def _slot_memory_limit() -> int:
 
 
 @contextlib.contextmanager
-def _run_slot(task: Task, original: bytes) -> Iterator[WorkerPool]:
+def _run_slot(task: Task, original: bytes, sandbox: str = "auto") -> Iterator[WorkerPool]:
     """A ``WorkerPool`` of one process on this Dask worker, for one task at a time: an idle one
     of an earlier batch of the same task when there is one (its process has the data loaded),
     else a new one, after closing the idle ones of other tasks (a scoring's other split: their
     processes would hold memory, on a GPU a context each, for nothing). One that failed is
     closed, not reused."""
-    key = cache.config_hash([_data_key(task), hashlib.sha256(original).hexdigest()])
+    key = cache.config_hash([_data_key(task), hashlib.sha256(original).hexdigest(), sandbox])
     stale: list[WorkerPool] = []
     with _RUNNERS_LOCK:
         idle = _RUNNERS.get(key)
@@ -299,7 +299,8 @@ def _run_slot(task: Task, original: bytes) -> Iterator[WorkerPool]:
         # (runner._exit_when_orphaned), which is what the rule protects against.
         multiprocessing.current_process().daemon = False
         path = _scratch_file("models", "original.pt", original)
-        slot = WorkerPool(task, path, jobs=1, memory_limit=_slot_memory_limit()).__enter__()
+        slot = WorkerPool(task, path, jobs=1, memory_limit=_slot_memory_limit(),
+                          sandbox=sandbox).__enter__()
     try:
         yield slot
     except BaseException:
@@ -320,14 +321,15 @@ def _module_digest(module: str) -> str:
     # read once per process: the installed code does not change under a running worker
     import sys
 
-    from harness import runner
+    from harness import ingestion, runner, sandbox
 
-    return cache.source_digest([Path(runner.__file__), Path(sys.modules[module].__file__)])
+    return cache.source_digest([Path(m.__file__) for m in (runner, ingestion, sandbox)]
+                               + [Path(sys.modules[module].__file__)])
 
 
 def serve_runs(
     task: Task, original: bytes, requests: list[RunRequest], sources: dict[str, bytes],
-    timeout: float,
+    timeout: float, sandbox: str = "auto",
 ) -> tuple[list[RunResult], str, str, str]:
     """A batch of runs on a Dask worker: (results, worker address, data fingerprint, code
     digest); the last two are checked by the client."""
@@ -337,15 +339,15 @@ def serve_runs(
         for r in requests
     ]
     results: list[RunResult] = []
-    with _run_slot(task, original) as slot:
+    with _run_slot(task, original, sandbox) as slot:
         slot.timeout = timeout
         slot.run(requests, results.append)
     return results, _worker_address(), worker_data(task).fingerprint, code_digest(task)
 
 
-def serve_yardstick(task: Task, original: bytes, seed: int) -> float:
+def serve_yardstick(task: Task, original: bytes, seed: int, sandbox: str = "auto") -> float:
     """The time budget's yardstick in one run slot of this Dask worker."""
-    with _run_slot(task, original) as slot:
+    with _run_slot(task, original, sandbox) as slot:
         return slot.time_retrain(seed)
 
 
@@ -365,11 +367,12 @@ class ClusterWorkers:
     def __init__(
         self, client: Client, task: Task, data: TaskData, original_path: Path,
         workers_per_device: int | None = None, retries: int = DEFAULT_RETRIES,
-        reporter: Reporter | None = None,
+        reporter: Reporter | None = None, sandbox: str = "auto",
     ) -> None:
         from harness.scoring import Reporter
 
         self.client, self.retries = client, retries
+        self.sandbox = sandbox  # resolved on each worker: a worker without bwrap says so
         # a worker's GPU is the one it was started with: plain "cuda" there
         self.task = task.with_options(device="cuda") if task.device.startswith("cuda") else task
         self.per_gpu = workers_for(task.device, None, workers_per_device)
@@ -424,7 +427,7 @@ class ClusterWorkers:
                                + (", or none offers the GPU resource)" if self.gpu else ")"))
         futures = [
             self.client.submit(
-                serve_yardstick, self.task, self._shared, seed, workers=[address],
+                serve_yardstick, self.task, self._shared, seed, self.sandbox, workers=[address],
                 allow_other_workers=False, resources=self._resources(), pure=False,
             )
             for address, count in slots.items() for _ in range(count)
@@ -461,7 +464,8 @@ class ClusterWorkers:
             name = batch[0].submission.name
             future = self.client.submit(
                 serve_runs, self.task, self._shared, batch, {name: sources[name]},
-                self.timeout, resources=self._resources(), retries=self.retries, pure=False,
+                self.timeout, self.sandbox, resources=self._resources(), retries=self.retries,
+                pure=False,
             )
             batches[future] = (batch, alone)
             finished.add(future)

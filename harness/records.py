@@ -28,7 +28,11 @@ class RunResult:
     run_index: int
     seed: int
     status: str
+    # the time the budget judges: the wall time from outside the run's process up to the hand-back
+    # of its weights; on a CPU task the larger of that and the CPU time of all the run's processes
     seconds: float = float("nan")
+    wall_seconds: float = float("nan")
+    cpu_seconds: float = float("nan")
     retain_acc: float = float("nan")
     test_acc: float = float("nan")
     forget_acc: float = float("nan")

@@ -208,6 +208,7 @@ def check(
     untuned: bool = False,
     cluster: object | None = None,
     workers_per_device: int | None = None,
+    sandbox: str = "auto",
 ) -> CheckReport:
     """Re-score the baseline's submissions with its task, N, root seed and splits (in memory:
     nothing is written over the baseline; run records and the pool are cached as usual), then
@@ -239,6 +240,6 @@ def check(
         task, board_splits(baseline), submissions_dir, leaderboard_path=None,
         reference_root=reference_root, output_dir=output_dir, jobs=jobs, reporter=reporter,
         budget_seconds=budget_seconds, untuned=untuned, cluster=cluster,
-        workers_per_device=workers_per_device,
+        workers_per_device=workers_per_device, sandbox=sandbox,
     )
     return compare(baseline, current, tolerance)

@@ -1,39 +1,46 @@
-"""Running submissions: long-lived worker processes, one run at a time each, every failure caught.
+"""Running submissions: evaluation processes that never run submission code, each with an
+ingestion process that does, one run at a time, every failure caught.
 
-The scorer's process never imports submission code. Each worker imports torch and loads the task
-once, then serves the runs of one submission only (a worker asked for another submission's run is
-replaced by a fresh process first, so no module state or global torch setting of one submission
-reaches another): a fresh copy of the original model and fresh loaders per run, seeded from
-(root seed, submission, run index), so results do not depend on which worker serves which run or
-on which other submissions are scored.
-A worker that dies (``sys.exit``, a segfault, the out-of-memory killer) or overruns the hard timeout
-is replaced and the remaining runs go on.
+A submission hands back weights and the harness measures everything else out of its reach, as on
+Kaggle, where entries handed in checkpoints and the organisers evaluated them elsewhere:
+
+- the scorer's process never imports submission code;
+- each worker is an *evaluation process* (the task's data, the original model, the yardstick's
+  training) that starts an *ingestion process* (``harness.ingestion``), in the OS sandbox where
+  there is one (``harness.sandbox``), and gives it the original model and the retain, forget and
+  validation data only. Every run happens in a child forked from it, is timed from outside it,
+  and hands back the model's state dict; the evaluation process loads it into a fresh model of
+  the task's architecture and computes the forget, retain and test outputs;
+- every process a run started is ended when it hands back its weights, and nothing of a run
+  (module state, global torch settings, files, threads) reaches the next: one ingestion process
+  serves every submission.
+
+Runs are seeded from (root seed, submission, run index), so results do not depend on which worker
+serves which run or on which other submissions are scored. A run that dies (``sys.exit``, a
+segfault, the out-of-memory killer) or overruns the hard timeout becomes that run's status and
+the remaining runs go on.
 
 On a GPU several workers share the device (``workers_for``: ``--workers-per-device``): one
 submission run rarely keeps a GPU busy, so runs overlap. The time budget's yardstick is measured
 under that same concurrency (``WorkerPool.time_retrain``: every worker trains at once, the
 median is taken), and every timer waits for the device's queued work (``training.synchronize``).
-
-Worker processes are not a security sandbox: a submission runs with the user's permissions and can
-read or write files, open sockets or change the environment. What the harness does prevent is a
-submission taking the scorer down, altering the original model or the data of later runs, or
-hanging the scoring.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
+import json
 import multiprocessing as mp
 import os
-import random
-import resource
-import shutil
-import tempfile
+import pickle
+import socket
+import subprocess
+import sys
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -44,21 +51,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.batches import ExampleDataset, inputs_targets
+from harness import sandbox
+from harness.batches import inputs_targets
+from harness.ingestion import protect_process, seed_everything
 from harness.records import CRASHED, ERROR, INVALID, OK, TIMEOUT, RunResult
-from harness.submissions import Submission, entry_point, load_module
-from harness.tasks.base import Task, TaskData, fingerprint
+from harness.submissions import Submission
+from harness.tasks.base import Task, TaskData, state_dict_mismatch
 from harness.training import synchronize
 
-OUTPUT_LIMIT = 4000  # characters of a run's captured output kept
 # Worker processes per GPU when neither --jobs nor --workers-per-device says otherwise.
 # Provisional: not yet measured on a GPU in this repository (bench/bench_runs_per_device.py
 # measures runs per hour at K workers against 1 and is the way to choose it).
 DEFAULT_WORKERS_PER_DEVICE = 4
 RETRAIN_REPEATS = 3  # trainings per worker in the yardstick; the first pays start-up costs
 YARDSTICK_TIMEOUT = 4 * 3600.0  # seconds the yardstick may take before it counts as failed
-TRACEBACK_LINES = 8
-OUT_OF_MEMORY = "out of memory"
+# seconds the evaluation process may take beyond the hard timeout (which the ingestion process
+# enforces) before it counts as hung itself
+TIMEOUT_GRACE = 60.0
 ORPHAN_CHECK_SECONDS = 1.0  # how often a worker checks that the process that started it lives
 # Serialises starting workers: each start sets environment variables for the child to inherit,
 # and pools in several threads (a Dask worker serving several runs) must not interleave them.
@@ -85,21 +94,6 @@ def workers_for(
     return os.cpu_count() or 1
 
 
-def _is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, MemoryError) or (
-        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
-    )
-
-
-def _limit_address_space(extra_bytes: int) -> None:
-    """Cap this process's address space at its current size plus ``extra_bytes``, so that a
-    runaway allocation fails inside the worker instead of starving the machine. Only on CPU:
-    CUDA reserves far more address space than it uses."""
-    current = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
-    limit = current + extra_bytes
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
 @dataclass(frozen=True)
 class RunRequest:
     submission: Submission
@@ -121,39 +115,6 @@ class _RetrainTiming:
     """A request to time one from-scratch training on the retain set (the budget's yardstick)."""
 
     seed: int
-
-
-class _BoundedText(io.TextIOBase):
-    """A text sink keeping the first ``limit`` characters (a chatty submission cannot fill RAM)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.parts, self.size, self.dropped = limit, [], 0, 0
-
-    def write(self, text: str) -> int:
-        room = self.limit - self.size
-        if room > 0:
-            self.parts.append(text[:room])
-            self.size += min(room, len(text))
-        self.dropped += max(0, len(text) - max(room, 0))
-        return len(text)
-
-    def getvalue(self) -> str:
-        tail = f"\n[... {self.dropped} more characters dropped]" if self.dropped else ""
-        return "".join(self.parts) + tail
-
-
-@contextlib.contextmanager
-def scratch_directory() -> Iterator[Path]:
-    """Run a block in a new empty working directory, removed afterwards: what a run writes to a
-    relative path stays its own, and nothing it leaves behind reaches the next run."""
-    previous = os.getcwd()
-    directory = tempfile.mkdtemp(prefix="harness-run-")
-    os.chdir(directory)
-    try:
-        yield Path(directory)
-    finally:
-        os.chdir(previous)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def visible_devices(device: str) -> str | None:
@@ -186,47 +147,131 @@ def worker_device(device: str) -> str:
     return "cuda" if kind.type == "cuda" else device
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def _fold_reparametrisations(state: dict) -> dict:
+    """Plain weights from torch's pruning reparametrisation (``X_orig`` and ``X_mask``, which
+    competitors used): ``X = X_orig * X_mask``, the tensor the pruned module computes with."""
+    folded = dict(state)
+    for key in [k for k in state if k.endswith("_orig")]:
+        base = key.removesuffix("_orig")
+        mask = f"{base}_mask"
+        if base not in state and mask in state:
+            folded[base] = state[key] * folded.pop(mask)
+            del folded[key]
+    return folded
 
 
-def _architecture(model: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
-    return [(name, tuple(t.shape)) for name, t in model.state_dict().items()]
+def weights_problem(model: nn.Module, state: object) -> str | None:
+    """Why handed-back weights cannot be scored as ``model``'s architecture (naming the key),
+    or None."""
+    problem = state_dict_mismatch(model, state)
+    if problem is not None:
+        return f"the returned model's state dict does not fit the task's model: {problem}"
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            return f"the returned model has NaN or infinite values in {name}"
+    return None
 
 
-def _tensor_fingerprint(data: TaskData) -> str | None:
-    """Fingerprint of in-memory datasets, to detect a submission that altered them."""
-    arrays = []
-    for dataset in (data.train, data.val, data.test):
-        if not isinstance(dataset, ExampleDataset):
-            return None
-        arrays.extend(t.numpy() for t in dataset.tensor_columns())
-    return fingerprint(*arrays)
+class _Ingestion:
+    """The evaluation process's end of its ingestion process (``harness.ingestion``): started
+    in the sandbox when there is one, given the entry's data, asked for runs."""
+
+    def __init__(self, task: Task, data: TaskData, original: nn.Module,
+                 memory_limit: int | None, sandboxed: bool) -> None:
+        parent, child = socket.socketpair()
+        lifeline_r, self._lifeline = os.pipe()
+        prefix = sandbox.command(torch.device(task.device).type) if sandboxed else []
+        command = [*prefix, sys.executable, "-c", "import sys, harness.ingestion as i; "
+                   "i.main(sys.argv[1:])", str(child.fileno()), str(lifeline_r)]
+        self.process = subprocess.Popen(
+            command, pass_fds=(child.fileno(), lifeline_r), env=_ingestion_environment(),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=sandbox.SCRATCH if sandboxed else None,
+        )
+        child.close()
+        os.close(lifeline_r)
+        self.connection = Connection(parent.detach())
+        entry_data = dataclasses.replace(data, test=None)  # never the test split
+        self.connection.send_bytes(pickle.dumps({  # plain pickle: tensors in-band, no shared memory
+            "task": task, "data": entry_data, "original": original.state_dict(),
+            "memory_limit": memory_limit, "sandboxed": sandboxed,
+            "scratch": sandbox.SCRATCH if sandboxed else None,
+            "scratch_bytes": sandbox.SCRATCH_BYTES,
+        }))
+        try:
+            ready = self.connection.recv_bytes()
+        except (EOFError, OSError):
+            ready = b""
+        if ready != b"ready":
+            self.close()
+            error = self.process.stderr.read().decode(errors="replace").strip()
+            raise RuntimeError(
+                "the ingestion process (which runs submissions"
+                f"{' in the sandbox' if sandboxed else ''}) failed to start: "
+                + (error[-2000:] if error else f"exit code {self.process.poll()}")
+            )
+        self.process.stderr.close()
+
+    def run(self, run: dict, timeout: float) -> tuple[dict, bytes]:
+        """(report, weights) of one run; raises EOFError if the process died."""
+        self.connection.send_bytes(pickle.dumps({"run": run, "timeout": timeout}))
+        report = json.loads(self.connection.recv_bytes())
+        return report, self.connection.recv_bytes()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._lifeline)  # the ingestion process ends itself and its runs
+        with contextlib.suppress(OSError):
+            self.connection.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _ingestion_environment() -> dict[str, str]:
+    """The environment a run starts with: what Python and torch need, not the user's variables
+    (tokens, paths to data)."""
+    keep = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "CUDA_VISIBLE_DEVICES",
+            "CUBLAS_WORKSPACE_CONFIG", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TZ")
+    return {key: os.environ[key] for key in keep if key in os.environ}
+
+
+def _submission_files(submission: Submission) -> dict[str, bytes]:
+    """The submission's file and the files beside it that it imports (found statically), by
+    name: what its run may import besides installed packages and the harness."""
+    from harness.provenance import code_files
+
+    folder = submission.path.parent
+    files = code_files([submission.path], [folder])
+    return {p.name: p.read_bytes() for p in files if p.parent == folder}
 
 
 class _Worker:
-    """State inside a worker process: the task, its data and the original model, loaded once."""
+    """State inside an evaluation process: the task, its data and the original model, loaded
+    once, and the ingestion process that runs the submissions. This process never imports
+    submission code: it receives weights and measures them."""
 
-    def __init__(self, task: Task, original_path: Path) -> None:
-        from harness.toolkit import set_current_task
-
+    def __init__(self, task: Task, original_path: Path, memory_limit: int | None,
+                 sandboxed: bool) -> None:
         torch.set_num_threads(1)
-        set_current_task(task)
         self.task = task
         self.data = task.load_data()
-        self.data_fingerprint = _tensor_fingerprint(self.data)
         self.original = task.make_model()
         state = torch.load(original_path, map_location="cpu", weights_only=True)
         self.original.load_state_dict(state)
         self.original.eval()
-        self.architecture = _architecture(self.original)
+        self.memory_limit, self.sandboxed = memory_limit, sandboxed
         self._warm_up()
+        self.ingestion = self._start_ingestion()
+
+    def _start_ingestion(self) -> _Ingestion:
+        return _Ingestion(self.task, self.data, self.original, self.memory_limit, self.sandboxed)
 
     def _warm_up(self) -> None:
         """One training step and one evaluation on a throw-away copy, so that one-off start-up
-        costs (lazy initialisation in torch) are not charged to the first timed run."""
+        costs (lazy initialisation in torch) are not charged to the yardstick's first training."""
         from harness.pool import evaluate_model
 
         net = copy.deepcopy(self.original).to(self.task.device).train()
@@ -257,65 +302,75 @@ class _Worker:
                 break
         return float(np.median(times[1:] or times))
 
-    def run(self, request: RunRequest) -> RunResult:
-        from harness.pool import evaluate_model
-
-        result = request.result(ERROR)
-        sink = _BoundedText(OUTPUT_LIMIT)
+    def run(self, request: RunRequest, timeout: float) -> RunResult:
+        sub = request.submission
+        run = {
+            "files": _submission_files(sub), "entry": sub.path.name,
+            "module": f"_submission_{sub.name}_{sub.file_hash}",
+            "seed": request.seed, "settings": request.settings,
+        }
         try:
-            with (
-                contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink),
-                scratch_directory(),  # module-level code of the import writes there too
-            ):
-                entry = entry_point(load_module(request.submission))
-                seed_everything(request.seed)
-                net = copy.deepcopy(self.original).to(self.task.device)
-                retain, forget, val = self.task.make_loaders(self.data, request.seed)
-                synchronize(self.task.device)  # the copy to the device is not the run's time
-                start = time.perf_counter()
-                returned = entry(net, retain, forget, val, **request.settings)
-                synchronize(self.task.device)
-                result.seconds = time.perf_counter() - start
-            model = net if returned is None else returned
-            problem = self._output_problem(model)
-            if problem is None:
-                model.eval()  # one public entry returns its model in train mode
-                stats = evaluate_model(model, self.data, self.task.device)
-                if not stats["all_logits_finite"]:
-                    problem = "the returned model produces NaN or infinite outputs"
-            if problem is not None:
-                result.status, result.message = INVALID, problem
-            else:
-                result.status = OK
-                result.confidences = [float(c) for c in stats["confidences"]]
-                for key in ("retain_acc", "test_acc", "forget_acc"):
-                    setattr(result, key, float(stats[key]))
-        except Exception as error:  # the submission's own failure, reported, never raised
-            tail = traceback.format_exception(error)[-TRACEBACK_LINES:]
-            result.status = ERROR
-            result.message = f"{type(error).__name__}: {error}".strip()[:500]
-            if _is_out_of_memory(error):
-                result.message = f"{OUT_OF_MEMORY}: the run exceeded the worker's memory limit"
-            result.output = "".join(tail)
-        result.output = sink.getvalue() + result.output  # bounded: head of output, traceback tail
-        self._restore_data_if_altered()
+            report, weights = self.ingestion.run(run, timeout)
+        except (EOFError, OSError, ValueError):
+            code = self.ingestion.process.poll()
+            self.ingestion.close()
+            self.ingestion = self._start_ingestion()
+            return request.result(
+                CRASHED, message=f"the process running the submission died (exit code {code})"
+            )
+        result = request.result(
+            {"ok": OK, "invalid": INVALID, "timeout": TIMEOUT, "crashed": CRASHED}.get(
+                report["status"], ERROR),
+            message=report.get("message", ""), output=report.get("output", ""),
+        )
+        wall = report.get("wall_seconds")
+        if wall is not None:
+            result.wall_seconds = float(wall)
+            result.cpu_seconds = float(report.get("cpu_seconds", float("nan")))
+            result.seconds = self._judged_seconds(result.wall_seconds, result.cpu_seconds)
+        if result.status == OK:
+            self._evaluate(result, weights)
         return result
 
-    def _output_problem(self, model: object) -> str | None:
-        if not isinstance(model, nn.Module):
-            return f"returned {type(model).__name__}, expected None or a torch.nn.Module"
-        if _architecture(model) != self.architecture:
-            return "returned a model whose parameters differ in names or shapes from the original"
-        for name, tensor in model.state_dict().items():
-            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-                return f"the returned model has NaN or infinite values in {name}"
-        return None
+    def _judged_seconds(self, wall: float, cpu: float) -> float:
+        """The time the budget judges: on the CPU, the larger of wall and CPU time (threads or
+        processes beyond one core gain nothing against a yardstick measured on one); on a GPU,
+        the wall time (the device is what runs share)."""
+        if torch.device(self.task.device).type == "cpu" and np.isfinite(cpu):
+            return max(wall, cpu)
+        return wall
 
-    def _restore_data_if_altered(self) -> None:
-        if self.data_fingerprint is not None and (
-            _tensor_fingerprint(self.data) != self.data_fingerprint
-        ):
-            self.data = self.task.load_data()
+    def _evaluate(self, result: RunResult, weights: bytes) -> None:
+        """The handed-back weights in a fresh model of the task's architecture, evaluated: what
+        a run's code did to its model object beyond its state dict (a patched ``forward``,
+        hooks, a changed dtype) is not scored, as on Kaggle, where entries handed in
+        checkpoints."""
+        from harness.pool import evaluate_model
+
+        try:
+            state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - whatever the bytes are, they are no weights
+            result.status = INVALID
+            result.message = f"the returned weights are not a readable state dict ({error})"[:500]
+            return
+        if isinstance(state, dict):
+            state = _fold_reparametrisations(state)
+        model = self.task.make_model()
+        problem = weights_problem(model, state)
+        if problem is None:
+            model.load_state_dict(state)
+            stats = evaluate_model(model.to(self.task.device).eval(), self.data, self.task.device)
+            if not stats["all_logits_finite"]:
+                problem = "the returned model produces NaN or infinite outputs"
+        if problem is not None:
+            result.status, result.message = INVALID, problem
+            return
+        result.confidences = [float(c) for c in stats["confidences"]]
+        for key in ("retain_acc", "test_acc", "forget_acc"):
+            setattr(result, key, float(stats[key]))
+
+    def close(self) -> None:
+        self.ingestion.close()
 
 
 def _exit_when_orphaned(parent: int) -> None:
@@ -327,28 +382,24 @@ def _exit_when_orphaned(parent: int) -> None:
 
 
 def _worker_main(
-    connection: Connection, task: Task, original_path: Path, memory_limit: int | None
+    connection: Connection, task: Task, original_path: Path, memory_limit: int | None,
+    sandboxed: bool,
 ) -> None:
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    protect_process()
     task = task.with_options(device=worker_device(task.device))
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)  # C-level output of a submission never reaches the scorer's terminal
-    os.dup2(devnull, 2)
-    worker = _Worker(task, original_path)
-    if memory_limit and torch.device(task.device).type == "cpu":
-        _limit_address_space(memory_limit)
+    worker = _Worker(task, original_path, memory_limit, sandboxed)
     connection.send("ready")
     while True:
-        request = connection.recv()
-        if request is None:
+        message = connection.recv()
+        if message is None:
+            worker.close()
             return
+        request, timeout = message
         if isinstance(request, _RetrainTiming):
             connection.send(worker.time_retrain(request))
             continue
-        result = worker.run(request)
-        connection.send(result)
-        if result.message.startswith(OUT_OF_MEMORY):
-            return  # a fresh worker replaces this one: its heap may be fragmented or damaged
+        connection.send(worker.run(request, timeout))
 
 
 @contextlib.contextmanager
@@ -366,10 +417,6 @@ def _environment(**values: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _owner(request: RunRequest | _RetrainTiming) -> str | None:
-    return request.submission.name if isinstance(request, RunRequest) else None
-
-
 @dataclass
 class _Slot:
     index: int
@@ -378,7 +425,6 @@ class _Slot:
     request: RunRequest | _RetrainTiming | None = None
     started: float = 0.0
     ready: bool = False
-    serves: str | None = None  # the one submission whose code this worker has run
 
 
 @dataclass
@@ -389,11 +435,13 @@ class WorkerPool:
     original_path: Path
     jobs: int = 1
     timeout: float = 600.0
-    memory_limit: int | None = None  # bytes per worker; None: ``default_memory_limit(jobs)``
+    memory_limit: int | None = None  # bytes per run; None: ``default_memory_limit(jobs)``
+    sandbox: str = "auto"  # ``harness.sandbox``: auto, on or off
     _slots: list[_Slot] = field(default_factory=list)
 
     def __enter__(self) -> WorkerPool:
         self._context = mp.get_context("spawn")
+        self._sandboxed = sandbox.resolve(self.sandbox)
         self._slots = [self._spawn(i) for i in range(max(1, self.jobs))]
         return self
 
@@ -410,7 +458,7 @@ class WorkerPool:
         parent, child = self._context.Pipe()
         process = self._context.Process(
             target=_worker_main,
-            args=(child, self.task, self.original_path, self._memory_limit()),
+            args=(child, self.task, self.original_path, self._memory_limit(), self._sandboxed),
             daemon=True,
         )
         with _SPAWN_LOCK, _environment(**worker_environment(self.task)):
@@ -445,7 +493,7 @@ class WorkerPool:
         self._wait_until_ready()
         for slot in self._slots:  # one request to each worker, all at once
             slot.request, slot.started = _RetrainTiming(seed), time.monotonic()
-            slot.connection.send(slot.request)
+            slot.connection.send((slot.request, self.timeout))
         seconds: list[float] = []
         self._serve(deque(), seconds.append, None)
         finite = [s for s in seconds if np.isfinite(s)]
@@ -481,16 +529,9 @@ class WorkerPool:
                     while pending and skip is not None and skip(pending[0]):
                         pending.popleft()
                     if pending:
-                        owner = _owner(pending[0])
-                        if owner is not None and slot.serves not in (None, owner):
-                            # one worker, one submission: what a submission leaves behind (module
-                            # state, global torch settings) never reaches another one's runs
-                            self._replace(slot)
-                            continue
-                        slot.serves = owner or slot.serves
                         slot.request, slot.started = pending.popleft(), time.monotonic()
                         with contextlib.suppress(OSError):  # a dead worker is collected below
-                            slot.connection.send(slot.request)
+                            slot.connection.send((slot.request, self.timeout))
             busy = [s for s in self._slots if s.request is not None or not s.ready]
             if not pending and all(s.request is None for s in self._slots):
                 return
@@ -519,8 +560,6 @@ class WorkerPool:
             if isinstance(message, RunResult):
                 message.worker = slot.index
             on_result(message)
-            if isinstance(message, RunResult) and message.message.startswith(OUT_OF_MEMORY):
-                self._replace(slot)  # the worker retires after running out of memory
             return
         if not slot.process.is_alive():
             request = slot.request
@@ -543,12 +582,13 @@ class WorkerPool:
             on_result(self._failure(request, TIMEOUT, slot))
 
     def _limit(self, request: RunRequest | _RetrainTiming) -> float:
-        """Seconds a request may take: a run, the hard timeout; the yardstick, the harness's own
-        training with every worker at once, ``YARDSTICK_TIMEOUT`` (K trainings sharing a GPU can
-        take K times one, well past a run's limit)."""
+        """Seconds a request may take: a run, the hard timeout (enforced by the ingestion
+        process; past it and ``TIMEOUT_GRACE``, the evaluation process itself is hung); the
+        yardstick, the harness's own training with every worker at once, ``YARDSTICK_TIMEOUT``
+        (K trainings sharing a GPU can take K times one, well past a run's limit)."""
         if isinstance(request, _RetrainTiming):
             return max(self.timeout, YARDSTICK_TIMEOUT)
-        return self.timeout
+        return self.timeout + TIMEOUT_GRACE
 
     def _failure(self, request, status: str, slot: _Slot):
         if isinstance(request, _RetrainTiming):

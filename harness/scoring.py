@@ -250,6 +250,7 @@ def score(
     untuned: bool = False,
     cluster: Client | None = None,
     workers_per_device: int | None = None,
+    sandbox: str = "auto",
 ) -> pd.DataFrame:
     """Score every submission in ``submissions_dir`` (or only ``names``) on ``task``.
 
@@ -259,7 +260,8 @@ def score(
     tuned settings (``submissions/tuned/<task>.json``) unless ``untuned``. With ``cluster`` (a
     ``distributed.Client``) the pools and the runs are done on its workers
     (``harness.cluster``; ``workers_per_device`` runs share a worker's GPU), into the same
-    caches and records as local work.
+    caches and records as local work. Submissions run in the OS sandbox (``harness.sandbox``:
+    ``auto`` where bubblewrap is installed, ``on`` requires it, ``off``).
     """
     reporter = reporter or Reporter()
     found, rejected = discover(submissions_dir)
@@ -306,12 +308,12 @@ def score(
 
     original = store.directory / "original.pt"
     if cluster is None:
-        workers = WorkerPool(task, original, jobs=jobs)
+        workers = WorkerPool(task, original, jobs=jobs, sandbox=sandbox)
     else:
         from harness.cluster import ClusterWorkers
 
         workers = ClusterWorkers(cluster, task, data, original, workers_per_device,
-                                 reporter=reporter)
+                                 reporter=reporter, sandbox=sandbox)
     with workers:
         retrain_time = measure_retrain_seconds(store, workers)
         budget = time_budget(task, retrain_time, budget_seconds)

@@ -137,6 +137,7 @@ def tune(
     timeout: float | None = None,
     budget_seconds: float | None = None,
     reporter: Reporter | None = None,
+    sandbox: str = "auto",
 ) -> dict:
     """Run (or continue) the study of submission ``name`` until it has ``trials`` finished
     trials, write the best feasible settings to the task's tuned-settings file and return that
@@ -188,7 +189,8 @@ def tune(
         + (f", {resumed} interrupted ones resumed" if resumed else "")
     )
 
-    with WorkerPool(task, store.directory / "original.pt", jobs=jobs) as workers:
+    with WorkerPool(task, store.directory / "original.pt", jobs=jobs,
+                    sandbox=sandbox) as workers:
         retrain = measure_retrain_seconds(store, workers)
         budget = time_budget(task, retrain, budget_seconds)
         limit = BUDGET_SHARE * budget

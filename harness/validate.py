@@ -29,10 +29,12 @@ class Validation:
 
 
 def validate(
-    path: Path, task: Task, runs: int = 3, reference_root: Path = DEFAULT_ROOT, jobs: int = 1
+    path: Path, task: Task, runs: int = 3, reference_root: Path = DEFAULT_ROOT, jobs: int = 1,
+    sandbox: str = "auto",
 ) -> Validation:
     """Check the submission at ``path`` with ``runs`` runs on ``task`` in ``jobs`` workers (the
-    time budget is measured under the same concurrency: ``WorkerPool.time_retrain``)."""
+    time budget is measured under the same concurrency: ``WorkerPool.time_retrain``), in the
+    sandbox as ``harness score`` runs it (``harness.sandbox``)."""
     try:
         submission = inspect_submission(Path(path))
     except SubmissionError as error:
@@ -42,7 +44,8 @@ def validate(
     results: list[RunResult] = []
     requests = [RunRequest(submission, i, run_seed(task.seed, submission.name, i))
                 for i in range(runs)]
-    with WorkerPool(task, store.directory / "original.pt", jobs=jobs) as workers:
+    with WorkerPool(task, store.directory / "original.pt", jobs=jobs,
+                    sandbox=sandbox) as workers:
         retrain = measure_retrain_seconds(store, workers)
         workers.timeout = hard_timeout(retrain)
         workers.run(requests, results.append)

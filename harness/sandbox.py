@@ -1,0 +1,110 @@
+"""The OS sandbox around the processes that run submission code (bubblewrap).
+
+A sandboxed runner process sees, read-only, only what running Python and torch needs: the system
+directories, the Python installation and its packages, and the ``harness`` package. Everything
+else on the machine (home directories, the checkout, ``reference_models/``, ``results/``, the
+leaderboard, the report, the submissions folder, data folders, other users' files) is not there.
+The one writable place is ``/tmp``, a size-limited tmpfs that holds the runs' scratch
+directories. The network is a namespace of its own with nothing in it (no route anywhere, not
+even to the host's 127.0.0.1), and the process IDs too, so a run sees no process outside its
+sandbox, and when the runner process ends, every process left in the sandbox is killed.
+
+The sandbox is defence in depth: the separation of processes (``harness.runner``) is what makes
+a forged score impossible without it. ``--sandbox auto`` (the default) uses it where ``bwrap``
+is installed and says once where it is not; ``on`` requires it; ``off`` runs without it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import sys
+from pathlib import Path
+
+MODES = ("auto", "on", "off")
+BWRAP = "bwrap"
+SCRATCH = "/tmp"  # inside the sandbox: the only writable place
+SCRATCH_BYTES = 2 * 2**30  # the scratch tmpfs's size: a ResNet checkpoint or forty fit easily
+SYSTEM_DIRECTORIES = ("usr", "etc", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "sys")
+_PACKAGE = Path(__file__).resolve().parent
+
+
+class SandboxUnavailable(RuntimeError):
+    """``--sandbox on`` where bubblewrap is not installed or cannot start."""
+
+
+def bwrap_path() -> str | None:
+    return shutil.which(BWRAP)
+
+
+def resolve(mode: str) -> bool:
+    """Whether runs are sandboxed for ``mode``: ``on`` raises ``SandboxUnavailable`` without
+    bubblewrap, ``auto`` sandboxes where it is installed, ``off`` never."""
+    if mode not in MODES:
+        raise ValueError(f"sandbox must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "off":
+        return False
+    if bwrap_path() is not None:
+        return True
+    if mode == "on":
+        raise SandboxUnavailable(
+            "--sandbox on: bubblewrap (`bwrap`) is not installed; install Debian's `bubblewrap` "
+            "package (apt-get install bubblewrap), or pass --sandbox off"
+        )
+    return False
+
+
+def unavailable_notice() -> str:
+    """The one line ``--sandbox auto`` prints where no sandbox can be used."""
+    return (
+        "no sandbox: bubblewrap (`bwrap`) is not installed, so submissions run with your "
+        "permissions and network (install Debian's `bubblewrap` package to sandbox them; "
+        "scores stay unforgeable either way)"
+    )
+
+
+def _visible_roots() -> list[Path]:
+    """What the runner needs to see besides the system directories: the Python installation,
+    its package folders and the harness package (which may live inside a checkout that is
+    otherwise hidden). A folder on ``sys.path`` that is the working directory or holds it is
+    left out: that is the user's checkout, not an installation."""
+    cwd = Path.cwd().resolve()
+    roots = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), _PACKAGE,
+             Path(sys.executable).resolve().parent.parent}
+    for entry in sys.path:
+        path = Path(entry or ".").resolve()
+        if path.exists() and not cwd.is_relative_to(path) and "site-packages" in path.parts:
+            roots.add(path)
+    resolved = sorted({r.resolve() for r in roots if r.exists()})
+    # a root inside another root is bound with it
+    return [r for r in resolved if not any(r != o and r.is_relative_to(o) for o in resolved)]
+
+
+def command(devices: str) -> list[str]:
+    """The bwrap command line that starts a program in the sandbox. ``devices``: the task's
+    device type; a GPU task keeps the NVIDIA device files."""
+    binary = bwrap_path()
+    if binary is None:
+        raise SandboxUnavailable("bubblewrap (`bwrap`) is not installed")
+    args = [
+        binary, "--unshare-all", "--die-with-parent", "--new-session",
+        "--proc", "/proc", "--dev", "/dev",
+        "--size", str(SCRATCH_BYTES), "--tmpfs", SCRATCH,
+    ]
+    if os.geteuid() == 0:
+        args += ["--cap-drop", "ALL"]  # root in the sandbox gets no capability
+    for name in SYSTEM_DIRECTORIES:
+        path = Path("/") / name
+        if path.is_symlink():  # merged /usr: /bin -> usr/bin
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    for root in _visible_roots():
+        if not any(root.is_relative_to(Path("/") / n) for n in SYSTEM_DIRECTORIES):
+            args += ["--ro-bind", str(root), str(root)]
+    if devices == "cuda":
+        for device in sorted(glob.glob("/dev/nvidia*")) + sorted(glob.glob("/dev/dri/*")):
+            args += ["--dev-bind", device, device]
+    args += ["--chdir", SCRATCH, "--setenv", "HOME", SCRATCH, "--setenv", "TMPDIR", SCRATCH]
+    return args + ["--"]
