@@ -93,3 +93,33 @@ def test_progress_keeps_one_line_per_cluster_worker():
         lines = [t.description for t in reporter.progress.tasks]
     assert lines == ["reference pool", "  tcp://a:1: 4 models trained",
                      "  tcp://b:1: 2 models trained"]
+
+
+@pytest.mark.parametrize("command", [["score"], ["validate", "x.py"], ["check"], ["tune", "x"]])
+def test_sandbox_on_without_bubblewrap_is_a_one_line_error(command, tmp_path, capsys,
+                                                            monkeypatch):
+    """``--sandbox on`` fails before any work where bwrap is missing; every command that runs
+    submissions takes the option."""
+    from harness import sandbox
+
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    code = main([*command, "--sandbox", "on", "--reference-root", str(tmp_path / "ref")]
+                + (["--baseline", str(EXAMPLES.parent / "leaderboard.csv")]
+                   if command == ["check"] else []))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "bubblewrap" in err[0] and "--sandbox off" in err[0]
+    assert not (tmp_path / "ref").exists()
+
+
+def test_sandbox_auto_without_bubblewrap_says_so_once(monkeypatch, capsys):
+    import argparse
+
+    from harness import sandbox
+    from harness.cli import sandbox_mode
+
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    assert sandbox_mode(argparse.Namespace(sandbox="auto")) == "auto"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no sandbox" in err[0]
+    assert sandbox.resolve("auto") is False and sandbox.resolve("off") is False

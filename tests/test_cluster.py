@@ -284,13 +284,27 @@ def test_scheduler_file(client, tmp_path):
 
 COMPETITION_STYLE = Path(__file__).resolve().parent / "competition_style"
 
-# Kills the Dask worker that serves it (its runner process's parent) the first time it ever
-# runs, then behaves as the starting kit's fine-tuning: a worker killed in the middle of scoring.
-KILLS_ITS_WORKER_ONCE = (COMPETITION_STYLE / "starting_kit_tuples.py").read_text() + '''
+# Finds the Dask worker serving it: its run's process is a child of the ingestion process,
+# a child of the evaluation process, a child of the Dask worker. Unsandboxed only: in the sandbox
+# no process outside it can be seen or signalled.
+FIND_THE_DASK_WORKER = '''
 import os
 import signal
-from pathlib import Path
 
+
+def _dask_worker():
+    pid = os.getppid()
+    for _ in range(2):
+        with open(f"/proc/{pid}/stat") as handle:
+            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+    return pid
+'''
+
+# Kills the Dask worker that serves it the first time it ever runs, then behaves as the starting
+# kit's fine-tuning: a worker killed in the middle of scoring.
+KILLS_ITS_WORKER_ONCE = (COMPETITION_STYLE / "starting_kit_tuples.py").read_text() + '''
+from pathlib import Path
+''' + FIND_THE_DASK_WORKER + '''
 MARKER = Path({marker!r})
 
 
@@ -299,16 +313,13 @@ def unlearning(net, retain, forget, val):
         os.close(os.open(MARKER, os.O_CREAT | os.O_EXCL))
     except FileExistsError:
         return _finetune(net, retain, forget, val)
-    os.kill(os.getppid(), signal.SIGKILL)
+    os.kill(_dask_worker(), signal.SIGKILL)
 '''
 
-KILLS_ITS_WORKER_ALWAYS = '''
-import os
-import signal
-
+KILLS_ITS_WORKER_ALWAYS = FIND_THE_DASK_WORKER + '''
 
 def unlearning(net, retain, forget, val):
-    os.kill(os.getppid(), signal.SIGKILL)
+    os.kill(_dask_worker(), signal.SIGKILL)
 '''
 
 
@@ -344,7 +355,7 @@ def test_cluster_scores_equal_local_with_a_worker_killed_midway(
 
     marker = tmp_path / "killed"
     submissions = competition_submissions(tmp_path / "submissions", marker)
-    options = dict(leaderboard_path=None, jobs=2, budget_seconds=float("inf"))
+    options = dict(leaderboard_path=None, jobs=2, budget_seconds=float("inf"), sandbox="off")
     reporter = Recorder()
     remote = score(task, submissions, reference_root=tmp_path / "ref-cluster",
                    output_dir=tmp_path / "res-cluster", cluster=client, reporter=reporter,
@@ -435,7 +446,7 @@ def test_submission_that_always_kills_its_worker_is_a_crashed_row(own_client, ta
     shutil.copy(COMPETITION_STYLE / "starting_kit_tuples.py", submissions)
     board = score(task.with_options(num_models=2), submissions, reference_root=tmp_path / "ref",
                   output_dir=tmp_path / "res", leaderboard_path=None, ceiling=False,
-                  budget_seconds=float("inf"), cluster=own_client)
+                  budget_seconds=float("inf"), cluster=own_client, sandbox="off")
     rows = board.set_index("submission")
     assert rows.loc["kills_always", "status"] == "crashed"
     assert "Dask worker" in rows.loc["kills_always", "message"]

@@ -340,3 +340,70 @@ def test_workers_exit_when_their_scorer_is_killed(setup):
     while any(map(_running, [worker, *below])) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(map(_running, [worker, *below]))
+
+
+# -- what is scored: handed-back weights, and time measured outside the run --------------------
+def test_pruning_s_reparametrisation_is_folded_into_plain_weights():
+    """torch's pruning keeps ``weight_orig`` and ``weight_mask`` in the state dict; the weights
+    scored are their product, the tensor the pruned module computes with."""
+    import torch
+    from torch.nn.utils import prune
+
+    from harness.runner import _fold_reparametrisations, weights_problem
+
+    task = get_task("digits")
+    pruned = task.make_model()
+    prune.l1_unstructured(pruned.fc1, "weight", amount=0.5)
+    state = pruned.state_dict()
+    assert "fc1.weight_orig" in state and "fc1.weight" not in state
+    fresh = task.make_model()
+    folded = _fold_reparametrisations(state)
+    assert weights_problem(fresh, folded) is None
+    fresh.load_state_dict(folded)
+    inputs = torch.randn(5, 64)
+    torch.testing.assert_close(fresh(inputs), pruned(inputs), rtol=0, atol=0)
+    assert weights_problem(task.make_model(), state) is not None  # unfolded, it would not fit
+
+
+def test_a_pruning_submission_is_scored_as_its_pruned_weights(setup, tmp_path):
+    task, original = setup
+    path = tmp_path / "prunes.py"
+    path.write_text(
+        "from torch.nn.utils import prune\n\n"
+        "def unlearning(net, retain, forget, val):\n"
+        "    prune.l1_unstructured(net.fc1, 'weight', amount=0.9)\n"
+    )
+    (pruned,) = run_all(task, original, [path], jobs=1)["prunes"]
+    (unchanged,) = run_all(task, original, [EXAMPLES / "do_nothing.py"], jobs=1)["do_nothing"]
+    assert pruned.status == OK, pruned.message
+    assert pruned.confidences != unchanged.confidences  # 90% of fc1 is gone
+
+
+BUSY_IN_TWO_PROCESSES = """
+import subprocess
+import sys
+import time
+
+SPIN = "import time\\nend = time.process_time() + 1.0\\nwhile time.process_time() < end: pass"
+
+
+def unlearning(net, retain, forget, val):
+    helper = subprocess.Popen([sys.executable, "-c", SPIN])
+    end = time.process_time() + 1.0
+    while time.process_time() < end:
+        pass
+    helper.wait()
+"""
+
+
+def test_a_run_s_time_counts_the_cpu_of_all_its_processes(setup, tmp_path):
+    """Work spread over two processes (or threads) takes about half the wall time of one, but
+    is judged by the CPU time of both: more cores gain nothing against the budget."""
+    task, original = setup
+    path = tmp_path / "two_processes.py"
+    path.write_text(BUSY_IN_TWO_PROCESSES)
+    (result,) = run_all(task, original, [path], jobs=1)["two_processes"]
+    assert result.status == OK, result.message
+    assert result.cpu_seconds >= 1.9  # a second in each process
+    assert result.seconds == max(result.wall_seconds, result.cpu_seconds)
+    assert result.seconds >= 1.9
