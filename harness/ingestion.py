@@ -444,6 +444,10 @@ class Ingestion:
                 return {"status": "timeout", "wall_seconds": None,
                         "message": f"the run did not finish within the hard timeout of "
                                    f"{timeout:.0f} s"}, b""
+            if os.waitpid(spare.pid, os.WNOHANG)[0] == 0:  # alive: it sent something else
+                return {"status": "invalid", "wall_seconds": None,
+                        "message": "the run handed back something other than its weights "
+                                   f"(more than {self.weights_limit} bytes, or malformed)"}, b""
             return self._died(spare, "")
         try:
             report = json.loads(header)

@@ -180,11 +180,17 @@ class _Ingestion:
                  memory_limit: int | None, sandboxed: bool) -> None:
         parent, child = socket.socketpair()
         lifeline_r, self._lifeline = os.pipe()
-        prefix = sandbox.command(torch.device(task.device).type) if sandboxed else []
+        environment = _ingestion_environment()
+        source = sandbox.module_source(type(task).__module__)  # a task defined in a user's file
+        if source is not None:
+            environment["PYTHONPATH"] = os.pathsep.join(
+                [str(source[0]), *filter(None, [environment.get("PYTHONPATH")])])
+        device = torch.device(task.device).type
+        prefix = sandbox.command(device, source[1] if source else []) if sandboxed else []
         command = [*prefix, sys.executable, "-c", "import sys, harness.ingestion as i; "
                    "i.main(sys.argv[1:])", str(child.fileno()), str(lifeline_r)]
         self.process = subprocess.Popen(
-            command, pass_fds=(child.fileno(), lifeline_r), env=_ingestion_environment(),
+            command, pass_fds=(child.fileno(), lifeline_r), env=environment,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             cwd=sandbox.SCRATCH if sandboxed else None,
         )
@@ -263,6 +269,7 @@ class _Worker:
         self.original.load_state_dict(state)
         self.original.eval()
         self.memory_limit, self.sandboxed = memory_limit, sandboxed
+        self._files: dict[tuple[Path, str], dict[str, bytes]] = {}  # per submission file
         self._warm_up()
         self.ingestion = self._start_ingestion()
 
@@ -305,7 +312,7 @@ class _Worker:
     def run(self, request: RunRequest, timeout: float) -> RunResult:
         sub = request.submission
         run = {
-            "files": _submission_files(sub), "entry": sub.path.name,
+            "files": self._submission_files(sub), "entry": sub.path.name,
             "module": f"_submission_{sub.name}_{sub.file_hash}",
             "seed": request.seed, "settings": request.settings,
         }
@@ -331,6 +338,12 @@ class _Worker:
         if result.status == OK:
             self._evaluate(result, weights)
         return result
+
+    def _submission_files(self, submission: Submission) -> dict[str, bytes]:
+        key = (submission.path, submission.file_hash)
+        if key not in self._files:
+            self._files[key] = _submission_files(submission)
+        return self._files[key]
 
     def _judged_seconds(self, wall: float, cpu: float) -> float:
         """The time the budget judges: on the CPU, the larger of wall and CPU time (threads or

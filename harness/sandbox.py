@@ -81,9 +81,34 @@ def _visible_roots() -> list[Path]:
     return [r for r in resolved if not any(r != o and r.is_relative_to(o) for o in resolved)]
 
 
-def command(devices: str) -> list[str]:
+def _visible(path: Path) -> bool:
+    return any(path.is_relative_to(Path("/") / n) for n in SYSTEM_DIRECTORIES) or any(
+        path.is_relative_to(root) for root in _visible_roots())
+
+
+def module_source(name: str) -> tuple[Path, list[Path]] | None:
+    """For a module the runner must import that is neither installed nor part of the harness
+    (a task class defined in a user's file): the folder to put on its path and the files to show
+    it (the module's file and its packages' ``__init__.py``, not their neighbours). None when
+    the sandbox sees it already."""
+    import sys
+
+    module = sys.modules.get(name)
+    if module is None or getattr(module, "__file__", None) is None:
+        return None
+    path = Path(module.__file__).resolve()
+    if _visible(path):
+        return None
+    parts = name.split(".")
+    root = path.parents[len(parts) - 1] if path.name != "__init__.py" else path.parents[len(parts)]
+    packages = [root.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
+    return root, [path, *[p for p in packages if p.exists()]]
+
+
+def command(devices: str, expose: list[Path] = ()) -> list[str]:
     """The bwrap command line that starts a program in the sandbox. ``devices``: the task's
-    device type; a GPU task keeps the NVIDIA device files."""
+    device type; a GPU task keeps the NVIDIA device files. ``expose``: single files shown
+    read-only besides (``module_source``)."""
     binary = bwrap_path()
     if binary is None:
         raise SandboxUnavailable("bubblewrap (`bwrap`) is not installed")
@@ -103,6 +128,8 @@ def command(devices: str) -> list[str]:
     for root in _visible_roots():
         if not any(root.is_relative_to(Path("/") / n) for n in SYSTEM_DIRECTORIES):
             args += ["--ro-bind", str(root), str(root)]
+    for path in expose:
+        args += ["--ro-bind", str(path), str(path)]
     if devices == "cuda":
         for device in sorted(glob.glob("/dev/nvidia*")) + sorted(glob.glob("/dev/dri/*")):
             args += ["--dev-bind", device, device]

@@ -295,7 +295,7 @@ import signal
 def _dask_worker():
     pid = os.getppid()
     for _ in range(2):
-        with open(f"/proc/{pid}/stat") as handle:
+        with open("/proc/%d/stat" % pid) as handle:
             pid = int(handle.read().rsplit(")", 1)[1].split()[1])
     return pid
 '''
@@ -469,7 +469,9 @@ def test_runs_on_workers_with_other_data_are_an_error(client, task, data, tmp_pa
     folder.mkdir()
     shutil.copy(COMPETITION_STYLE / "starting_kit_tuples.py", folder)
     [submission], _ = discover(folder)
-    with ClusterWorkers(client, stale, data, store.directory / pool.ORIGINAL_FILE) as workers:
+    # unsandboxed: the stale task's class lives in this test file, which reads files at import
+    with ClusterWorkers(client, stale, data, store.directory / pool.ORIGINAL_FILE,
+                        sandbox="off") as workers:
         with pytest.raises(ClusterError, match="other data than this machine"):
             workers.run([RunRequest(submission, 0, 0)], lambda result: None)
 

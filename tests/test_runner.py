@@ -407,3 +407,32 @@ def test_a_run_s_time_counts_the_cpu_of_all_its_processes(setup, tmp_path):
     assert result.cpu_seconds >= 1.9  # a second in each process
     assert result.seconds == max(result.wall_seconds, result.cpu_seconds)
     assert result.seconds >= 1.9
+
+
+def test_a_task_defined_in_a_user_s_file_runs_in_the_sandbox(tmp_path, monkeypatch):
+    """The sandbox shows that file alone (not its folder), so the runs can rebuild the task."""
+    import importlib
+
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    (folder / "my_task.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from harness.tasks.digits import DigitsTask\n\n\n"
+        "@dataclass(frozen=True)\nclass MyDigits(DigitsTask):\n    pass\n"
+    )
+    (folder / "secret.txt").write_text("not for submissions")
+    monkeypatch.syspath_prepend(str(folder))
+    module = importlib.import_module("my_task")
+    base = get_task("digits", num_models=4)
+    task = module.MyDigits(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    store = ReferenceStore(task, task.load_data(), tmp_path / "ref")
+    store.original_model()
+    peeks = tmp_path / "peeks.py"
+    peeks.write_text(
+        "import os\n\ndef unlearning(net, retain, forget, val):\n"
+        f"    print(sorted(os.listdir({str(folder)!r})))\n"
+    )
+    (result,) = run_all(task, store.directory / "original.pt", [peeks], jobs=1,
+                        sandbox="on")["peeks"]
+    assert result.status == OK, (result.message, result.output)
+    assert result.output.strip() == "['my_task.py']"
