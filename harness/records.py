@@ -31,8 +31,6 @@ class RunResult:
     # the time the budget judges: the wall time from outside the run's process up to the hand-back
     # of its weights; on a CPU task the larger of that and the CPU time of all the run's processes
     seconds: float = float("nan")
-    wall_seconds: float = float("nan")
-    cpu_seconds: float = float("nan")
     retain_acc: float = float("nan")
     test_acc: float = float("nan")
     forget_acc: float = float("nan")
@@ -40,6 +38,8 @@ class RunResult:
     message: str = ""
     output: str = ""
     worker: int = -1
+    wall_seconds: float = float("nan")  # the two measurements ``seconds`` is made of
+    cpu_seconds: float = float("nan")
 
     @classmethod
     def field_names(cls) -> list[str]:

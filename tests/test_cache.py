@@ -241,7 +241,8 @@ def test_record_lines_that_are_not_whole_records_are_skipped(tmp_path):
     store = ResultsStore(tmp_path)
     store.ensure_writable()
     good = RunResult(
-        "sub", "hash1", "made-by", 0, 11, "ok", 1.0, 0.9, 0.8, 0.7, [0.5, -1.0], "", "", 0
+        "sub", "hash1", "made-by", 0, 11, "ok", 1.0, 0.9, 0.8, 0.7, [0.5, -1.0], "", "", 0,
+        wall_seconds=1.0, cpu_seconds=0.9,  # NaN would not equal itself when read back
     )
     store.append(good)
     store.append(replace(good, run_index=6, confidences=None, seconds=math.nan))
