@@ -75,8 +75,8 @@ _SPAWN_LOCK = threading.Lock()
 
 
 def default_memory_limit(jobs: int) -> int:
-    """Bytes one worker may allocate beyond its start-up size: the machine's memory shared among
-    the workers, with a quarter left for the scorer and the system."""
+    """Bytes one run may allocate beyond its process's start-up size: the machine's memory
+    shared among the workers, with a quarter left for the scorer and the system."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return int(0.75 * total / max(1, jobs))
 

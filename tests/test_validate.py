@@ -11,6 +11,7 @@ from harness.validate import validate
 EXAMPLES = Path(__file__).resolve().parent.parent / "submissions"
 BAD = Path(__file__).resolve().parent / "bad_submissions"
 GOOD = Path(__file__).resolve().parent / "good_submissions"
+HOSTILE = Path(__file__).resolve().parent / "hostile"
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +25,8 @@ def reference_root(tmp_path_factory):
         (GOOD / "adds_noise.py", True, "within the time budget"),
         (BAD / "raises.py", False, "this submission always fails"),
         (EXAMPLES / "do_nothing.py", False, "exactly the same model outputs"),
+        # frozen clocks at import and 100 epochs of fine-tuning: timed from outside, too slow
+        (HOSTILE / "patches_clock.py", False, "too slow"),
         (EXAMPLES / "bad_teacher.py", True,
          "declares 4 hyperparameters (lr, epochs, retain_fraction, temperature) for `harness "
          "tune bad_teacher`; these runs use the published defaults"),
