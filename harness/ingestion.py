@@ -221,7 +221,8 @@ def _child_run(request: dict, prepared: tuple) -> tuple[dict, bytes]:
         if is_out_of_memory(error):
             report["message"] = f"{OUT_OF_MEMORY}: the run exceeded the worker's memory limit"
         report["output"] = "".join(traceback.format_exception(error)[-TRACEBACK_LINES:])
-    report["output"] = sink.getvalue() + report["output"]
+    # bounded: the head of the output, the traceback's tail (whose lines may be long)
+    report["output"] = (sink.getvalue() + report["output"])[: 2 * OUTPUT_LIMIT]
     return report, weights
 
 
