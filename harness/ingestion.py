@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.sandbox import SHARED_MEMORY
 from harness.submissions import entry_point
 from harness.training import synchronize
 
@@ -384,13 +385,14 @@ class Ingestion:
         original = setup["task"].make_model()
         original.load_state_dict(setup["original"])
         original.eval()
-        scratch = Path(setup["scratch"] or tempfile.mkdtemp(prefix="harness-runs-"))
+        scratch = Path(setup["scratch"])
         self.state = {
             "task": setup["task"], "data": setup["data"], "original": original,
             "memory_limit": setup["memory_limit"], "sandboxed": setup["sandboxed"],
             "scratch": str(scratch), "scratch_bytes": setup["scratch_bytes"],
         }
         self.scratch = scratch
+        self.emptied = [scratch] + ([Path(SHARED_MEMORY)] if setup["sandboxed"] else [])
         self.connection = connection
         self.closing = [connection.fileno(), lifeline]
         self.weights_limit = 8 * sum(
@@ -405,7 +407,8 @@ class Ingestion:
     def serve(self, request: dict) -> None:
         spare, timeout = self.spare, request["timeout"]
         end_processes(keep=spare.pid)  # nothing of the previous run is left when this starts
-        _empty(self.scratch)
+        for folder in self.emptied:
+            _empty(folder)
         payload = pickle.dumps(request["run"])
         _write_all(spare.request_w, _FRAME.pack(len(payload)) + payload)
         report, weights = self._run(spare, timeout)  # forks the next run's spare
@@ -490,8 +493,9 @@ def _warm_up(original: nn.Module, task, data) -> None:
         net.eval()(inputs)
 
 
-def _watch_lifeline(lifeline: int) -> None:
-    """End this process (and with it the run) when the evaluation process is gone."""
+def _watch_lifeline(lifeline: int, owned: Path | None) -> None:
+    """End this process (and with it the run) when the evaluation process is gone, removing
+    the scratch folder it made (``owned``) outside a sandbox."""
     while True:
         try:
             if not os.read(lifeline, 1):
@@ -502,6 +506,8 @@ def _watch_lifeline(lifeline: int) -> None:
             break
     with contextlib.suppress(Exception):
         end_processes()
+    if owned is not None:
+        shutil.rmtree(owned, ignore_errors=True)
     os._exit(1)
 
 
@@ -509,9 +515,13 @@ def main(argv: list[str]) -> None:
     connection_fd, lifeline = int(argv[0]), int(argv[1])
     protect_process()
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    threading.Thread(target=_watch_lifeline, args=(lifeline,), daemon=True).start()
     connection = Connection(connection_fd)
     setup = pickle.loads(connection.recv_bytes())  # from the evaluation process
+    owned = None
+    if setup["scratch"] is None:  # no sandbox: a folder of its own, removed when it ends
+        owned = Path(tempfile.mkdtemp(prefix="harness-runs-"))
+        setup["scratch"] = str(owned)
+    threading.Thread(target=_watch_lifeline, args=(lifeline, owned), daemon=True).start()
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):  # C-level output of a run never reaches the scorer's terminal
         os.dup2(devnull, fd)
@@ -527,5 +537,7 @@ def main(argv: list[str]) -> None:
             break
         ingestion.serve(request)
     end_processes()
+    if owned is not None:
+        shutil.rmtree(owned, ignore_errors=True)
     os._exit(0)
 

@@ -4,10 +4,13 @@ A sandboxed runner process sees, read-only, only what running Python and torch n
 directories, the Python installation and its packages, and the ``harness`` package. Everything
 else on the machine (home directories, the checkout, ``reference_models/``, ``results/``, the
 leaderboard, the report, the submissions folder, data folders, other users' files) is not there.
-The one writable place is ``/tmp``, a size-limited tmpfs that holds the runs' scratch
-directories. The network is a namespace of its own with nothing in it (no route anywhere, not
-even to the host's 127.0.0.1), and the process IDs too, so a run sees no process outside its
-sandbox, and when the runner process ends, every process left in the sandbox is killed.
+The writable places are ``/tmp``, a size-limited tmpfs that holds the runs' scratch
+directories, and ``/dev/shm`` (smaller, for DataLoader workers); both are emptied after every
+run and, being memory, count against the machine's RAM. Everything else, the sandbox's own root
+included, is read-only. The network is a namespace of its own with nothing in it (no route
+anywhere, not even to the host's 127.0.0.1), and the process IDs too, so a run sees no process
+outside its sandbox, and when the runner process ends, every process left in the sandbox is
+killed.
 
 The sandbox is defence in depth: the separation of processes (``harness.runner``) is what makes
 a forged score impossible without it. ``--sandbox auto`` (the default) uses it where ``bwrap``
@@ -24,8 +27,10 @@ from pathlib import Path
 
 MODES = ("auto", "on", "off")
 BWRAP = "bwrap"
-SCRATCH = "/tmp"  # inside the sandbox: the only writable place
-SCRATCH_BYTES = 2 * 2**30  # the scratch tmpfs's size: a ResNet checkpoint or forty fit easily
+SCRATCH = "/tmp"  # inside the sandbox: the writable place, with SHARED_MEMORY
+SCRATCH_BYTES = 2**30  # the scratch tmpfs's size: a ResNet checkpoint or twenty fit easily
+SHARED_MEMORY = "/dev/shm"  # DataLoader workers pass batches through it
+SHARED_MEMORY_BYTES = 2**29
 SYSTEM_DIRECTORIES = ("usr", "etc", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "sys")
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -133,5 +138,9 @@ def command(devices: str, expose: list[Path] = ()) -> list[str]:
     if devices == "cuda":
         for device in sorted(glob.glob("/dev/nvidia*")) + sorted(glob.glob("/dev/dri/*")):
             args += ["--dev-bind", device, device]
+    args += ["--size", str(SHARED_MEMORY_BYTES), "--tmpfs", SHARED_MEMORY]
+    # the sandbox's own root and /dev (where bwrap made the mount points) become read-only too:
+    # nothing a run writes outside the scratch can outlive it
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     args += ["--chdir", SCRATCH, "--setenv", "HOME", SCRATCH, "--setenv", "TMPDIR", SCRATCH]
     return args + ["--"]
