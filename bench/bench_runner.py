@@ -1,8 +1,11 @@
 """Harness overhead per run: everything except the submission's own function.
 
-Runs a submission that returns immediately M times through one long-lived worker (as the scorer
-does: fresh model copy and loaders, evaluation, checks, the result sent back and appended to the
-results store) and prints the wall time per run. Target: under 20 ms on the default task.
+Runs a submission that returns immediately M times through long-lived workers, as the scorer
+does: each run a process forked by the ingestion process (a fresh model copy and loaders, the
+submission imported, its weights handed back, every process of the run ended), the weights
+evaluated in the evaluation process, the result sent back and appended to the results store. It
+prints the wall time per run beyond the submission's own. Target: under 20 ms on the default
+task. ``bench/bench_isolation.py`` compares it with an earlier revision side by side.
 
     .venv/bin/python bench/bench_runner.py [--runs 300] [--jobs 1]
 """
