@@ -19,9 +19,11 @@ is installed and says once where it is not; ``on`` requires it; ``off`` runs wit
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,22 +52,43 @@ def resolve(mode: str) -> bool:
         raise ValueError(f"sandbox must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "off":
         return False
-    if bwrap_path() is not None:
+    problem = unavailable_reason()
+    if problem is None:
         return True
     if mode == "on":
-        raise SandboxUnavailable(
-            "--sandbox on: bubblewrap (`bwrap`) is not installed; install Debian's `bubblewrap` "
-            "package (apt-get install bubblewrap), or pass --sandbox off"
-        )
+        raise SandboxUnavailable(f"--sandbox on: {problem}; or pass --sandbox off")
     return False
+
+
+def unavailable_reason() -> str | None:
+    """Why the sandbox cannot be used here (not installed, or the system does not let bwrap
+    make its namespaces), or None."""
+    binary = bwrap_path()
+    if binary is None:
+        return ("bubblewrap (`bwrap`) is not installed; install Debian's `bubblewrap` package "
+                "(apt-get install bubblewrap)")
+    return _start_problem(binary)
+
+
+@functools.cache
+def _start_problem(binary: str) -> str | None:
+    """bwrap's error starting an empty sandbox like the runner's, or None (once per process)."""
+    try:
+        trial = subprocess.run([*command("cpu"), "/bin/true"], capture_output=True, text=True,
+                               timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"{binary} could not start a sandbox ({error})"
+    if trial.returncode != 0:
+        lines = trial.stderr.strip().splitlines()
+        return f"{binary} could not start a sandbox: {lines[-1] if lines else trial.returncode}"
+    return None
 
 
 def unavailable_notice() -> str:
     """The one line ``--sandbox auto`` prints where no sandbox can be used."""
     return (
-        "no sandbox: bubblewrap (`bwrap`) is not installed, so submissions run with your "
-        "permissions and network (install Debian's `bubblewrap` package to sandbox them; "
-        "scores stay unforgeable either way)"
+        f"no sandbox ({unavailable_reason()}): submissions run with your permissions and "
+        "network; their scores and times stay out of their reach either way"
     )
 
 

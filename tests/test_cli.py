@@ -123,3 +123,23 @@ def test_sandbox_auto_without_bubblewrap_says_so_once(monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no sandbox" in err[0]
     assert sandbox.resolve("auto") is False and sandbox.resolve("off") is False
+
+
+def test_a_bwrap_that_cannot_start_a_sandbox_counts_as_none(monkeypatch, tmp_path):
+    """Installed but refused its namespaces (some distributions forbid unprivileged ones):
+    ``auto`` runs unsandboxed and says why, ``on`` fails with bwrap's own error."""
+    from harness import sandbox
+
+    refusing = tmp_path / "bwrap"
+    refusing.write_text("#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\n"
+                        "exit 1\n")
+    refusing.chmod(0o755)
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: str(refusing))
+    sandbox._start_problem.cache_clear()
+    try:
+        assert sandbox.resolve("auto") is False
+        assert "No permissions to creating new namespace" in sandbox.unavailable_notice()
+        with pytest.raises(sandbox.SandboxUnavailable, match="could not start a sandbox"):
+            sandbox.resolve("on")
+    finally:
+        sandbox._start_problem.cache_clear()
