@@ -6,18 +6,19 @@ this process, in the sandbox where there is one (``harness.sandbox``), and gives
 competition gave an entry: the original model and the retain, forget and validation data; never
 the test split, the reference pool or a path to any file of the harness. For each run:
 
-- a child forked from it (a spare, forked while the previous run was being evaluated) prepares
-  the run as harness code (seeds, a fresh copy of the model on the device, the loaders, an empty
-  scratch directory), says it is ready and waits;
+- a child forked from it (a spare, forked while the previous run ran, which copied the model
+  and warmed up meanwhile) prepares the run as harness code (seeds, the model on the device, the
+  loaders, an empty scratch directory), says it is ready and waits;
 - this process starts the clock and lets it go: the child imports the submission (module state
   starts clean in every run: nothing is imported here) and calls ``unlearning``;
 - the child hands back the model's state dict (bytes of ``torch.save``) and nothing else is
   read from it; the clock stops when the last byte has arrived;
-- every process of the run (the child, and any thread, child or daemon it started, found as
-  this process is their subreaper) is killed and reaped, and the scratch is emptied: nothing a
-  run starts outlives it or reaches the next run. On a CPU task the run's time is the larger of
-  its wall time and the CPU time of all its processes, so more threads or processes gain nothing
-  against the budget (the yardstick trains on one core).
+- the CPU time of every process of the run is read, then they are killed (the child, and any
+  thread, child or daemon it started, found as this process is their subreaper), and before the
+  next run starts none is left and the scratch is empty: nothing a run starts outlives it or
+  reaches the next run. On a CPU task the run's time is the larger of its wall time and that CPU
+  time, so more threads or processes gain nothing against the budget (the yardstick trains on
+  one core).
 
 What comes back to the evaluation process is data only (JSON and the weights' bytes, which it
 reads with ``torch.load(weights_only=True)``), so a run cannot send the harness code or objects.
