@@ -63,6 +63,7 @@ TRACEBACK_LINES = 8
 OUT_OF_MEMORY = "out of memory"
 HEADER_LIMIT = 64 * 2**10  # bytes of a run's report (status, message, output)
 _FRAME = struct.Struct("<Q")
+EXIT_GRACE = 2.0  # seconds a run whose pipe closed has to end before it counts as still running
 _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
 
 
@@ -359,6 +360,22 @@ def run_cpu_seconds(exclude: int) -> float:
     return total
 
 
+def _exit_within(pid: int, seconds: float) -> int | None:
+    """The exit status of child ``pid`` once it has ended (reaping it), or None if it is still
+    running after ``seconds`` (a process whose pipe closed is usually ending already)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return 0  # already reaped: its status is gone
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.001)
+
+
 def _exit_status(status: int) -> str:
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
@@ -433,7 +450,8 @@ class Ingestion:
                     "message": "the harness failed to prepare the run (not the submission's "
                                "fault)", "output": trace.decode(errors="replace")}, b""
         if ready is None or ready[:1] != b"R":
-            return self._died(spare, "before the run started (preparing the model and data)")
+            return self._died(_exit_within(spare.pid, EXIT_GRACE),
+                              "before the run started (preparing the model and data)")
         (cpu_before,) = struct.unpack("<d", ready[1:])
         start = time.monotonic()
         deadline = start + timeout
@@ -449,11 +467,12 @@ class Ingestion:
                 return {"status": "timeout", "wall_seconds": None,
                         "message": f"the run did not finish within the hard timeout of "
                                    f"{timeout:.0f} s"}, b""
-            if os.waitpid(spare.pid, os.WNOHANG)[0] == 0:  # alive: it sent something else
+            status = _exit_within(spare.pid, EXIT_GRACE)
+            if status is None:  # alive: it sent something else than weights, or closed its pipe
                 return {"status": "invalid", "wall_seconds": None,
                         "message": "the run handed back something other than its weights "
                                    f"(more than {self.weights_limit} bytes, or malformed)"}, b""
-            return self._died(spare, "")
+            return self._died(status, "")
         try:
             report = json.loads(header)
             if not isinstance(report, dict):
@@ -469,13 +488,10 @@ class Ingestion:
         }
         return report, weights
 
-    def _died(self, spare: _Spare, when: str) -> tuple[dict, bytes]:
-        with contextlib.suppress(ChildProcessError):
-            _, status = os.waitpid(spare.pid, 0)
-            message = f"the run's process died ({_exit_status(status)})"
-            return {"status": "crashed", "message": f"{message} {when}".strip(),
-                    "wall_seconds": None}, b""
-        return {"status": "crashed", "message": "the run's process died",
+    @staticmethod
+    def _died(status: int | None, when: str) -> tuple[dict, bytes]:
+        message = "the run's process died" + (f" ({_exit_status(status)})" if status else "")
+        return {"status": "crashed", "message": f"{message} {when}".strip(),
                 "wall_seconds": None}, b""
 
 
