@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
+import fcntl
 import gc
 import importlib.util
 import io
@@ -63,6 +64,7 @@ TRACEBACK_LINES = 8
 OUT_OF_MEMORY = "out of memory"
 HEADER_LIMIT = 64 * 2**10  # bytes of a run's report (status, message, output)
 _FRAME = struct.Struct("<Q")
+PIPE_BYTES = 2**20  # a run's result pipe (Linux's default limit for one)
 EXIT_GRACE = 2.0  # seconds a run whose pipe closed has to end before it counts as still running
 _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
 
@@ -117,25 +119,34 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def write_frame(fd: int, payload: bytes) -> None:
-    _write_all(fd, _FRAME.pack(len(payload)) + payload)
+    _write_all(fd, _FRAME.pack(len(payload)))
+    _write_all(fd, payload)
 
 
-def _read_exactly(fd: int, size: int, deadline: float) -> bytes | None:
-    """``size`` bytes from ``fd``, or None at end of file or past ``deadline`` (monotonic)."""
-    parts, missing = [], size
-    while missing:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], min(left, 86400.0))[0]:
-            return None
-        chunk = os.read(fd, min(missing, 2**20))
-        if not chunk:
-            return None
-        parts.append(chunk)
-        missing -= len(chunk)
-    return b"".join(parts)
+def _read_exactly(fd: int, size: int, deadline: float) -> bytearray | None:
+    """``size`` bytes from ``fd``, or None at end of file or past ``deadline`` (monotonic). Reads
+    straight into one buffer and waits (``select``) only when the pipe is empty."""
+    buffer = bytearray(size)
+    view, done = memoryview(buffer), 0
+    os.set_blocking(fd, False)
+    try:
+        while done < size:
+            try:
+                count = os.readv(fd, [view[done:]])
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], min(left, 86400.0))[0]:
+                    return None
+                continue
+            if count == 0:
+                return None
+            done += count
+    finally:
+        os.set_blocking(fd, True)
+    return buffer
 
 
-def read_frame(fd: int, limit: int, deadline: float) -> bytes | None:
+def read_frame(fd: int, limit: int, deadline: float) -> bytearray | None:
     """One length-prefixed frame of at most ``limit`` bytes; None if the writer died, stalled
     past ``deadline`` or announced more than ``limit``."""
     head = _read_exactly(fd, _FRAME.size, deadline)
@@ -275,6 +286,8 @@ class _Spare:
     def __init__(self, state: dict, closing: list[int]) -> None:
         request_r, self.request_w = os.pipe()
         self.result_r, result_w = os.pipe()
+        with contextlib.suppress(OSError):  # fewer, larger reads of the weights
+            fcntl.fcntl(result_w, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         go_r, self.go_w = os.pipe()
         pid = os.fork()
         if pid == 0:

@@ -271,6 +271,9 @@ class _Worker:
         self.memory_limit, self.sandboxed = memory_limit, sandboxed
         self._files: dict[tuple[Path, str], dict[str, bytes]] = {}  # per submission file
         self._warm_up()
+        # the model that handed-back weights are loaded into (making one per run costs a
+        # ResNet-18 a seventh of a second: bench/bench_handback.py)
+        self.scored = task.make_model().to(task.device)
         self.ingestion = self._start_ingestion()
 
     def _start_ingestion(self) -> _Ingestion:
@@ -368,11 +371,11 @@ class _Worker:
             return
         if isinstance(state, dict):
             state = _fold_reparametrisations(state)
-        model = self.task.make_model()
+        model = self.scored  # every tensor of its state is replaced: a fresh model in effect
         problem = weights_problem(model, state)
         if problem is None:
             model.load_state_dict(state)
-            stats = evaluate_model(model.to(self.task.device).eval(), self.data, self.task.device)
+            stats = evaluate_model(model.eval(), self.data, self.task.device)
             if not stats["all_logits_finite"]:
                 problem = "the returned model produces NaN or infinite outputs"
         if problem is not None:
