@@ -32,7 +32,6 @@ import copy
 import ctypes
 import fcntl
 import gc
-import importlib.util
 import io
 import json
 import os
@@ -56,7 +55,7 @@ import torch
 from torch import nn
 
 from harness.sandbox import SHARED_MEMORY
-from harness.submissions import entry_point
+from harness.submissions import entry_point, import_file
 from harness.training import synchronize
 
 OUTPUT_LIMIT = 4000  # characters of a run's captured output kept
@@ -165,7 +164,7 @@ def _child_warm(state: dict) -> nn.Module:
     clock starts (a forked process copies each page it writes to first)."""
     net = copy.deepcopy(state["original"])
     if torch.device(state["task"].device).type == "cpu":
-        _warm_up(state["original"], state["task"], state["data"])
+        warm_up(state["original"], state["task"], state["data"])
     return net
 
 
@@ -197,14 +196,6 @@ def _child_prepare(state: dict, request: dict, scratch: Path, net: nn.Module) ->
     return net, retain, forget, val, code_dir / request["entry"]
 
 
-def _load_submission(path: Path, module_name: str):
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _child_run(request: dict, prepared: tuple) -> tuple[dict, bytes]:
     """Submission code from here on: import, call, hand back the state dict."""
     net, retain, forget, val, path = prepared
@@ -213,7 +204,7 @@ def _child_run(request: dict, prepared: tuple) -> tuple[dict, bytes]:
     sink = _BoundedText(OUTPUT_LIMIT)
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            module = _load_submission(path, request["module"])
+            module = import_file(path, request["module"])
             returned = entry_point(module)(net, retain, forget, val, **request["settings"])
         model = net if returned is None else returned
         if not isinstance(model, nn.Module):
@@ -430,7 +421,7 @@ class Ingestion:
             t.numel() * t.element_size() for t in original.state_dict().values()
         ) + 2**20
         if torch.device(setup["task"].device).type == "cpu":
-            _warm_up(original, setup["task"], setup["data"])
+            warm_up(original, setup["task"], setup["data"])
         gc.collect()
         gc.freeze()  # objects inherited by every child stay shared, not copied on its first GC
         self.spare = _Spare(self.state, self.closing)
@@ -508,14 +499,14 @@ class Ingestion:
                 "wall_seconds": None}, b""
 
 
-def _warm_up(original: nn.Module, task, data) -> None:
-    """One training step and one forward pass on a throw-away copy, so that torch's one-off
-    start-up costs are paid here once, not in every run's clock."""
+def warm_up(original: nn.Module, task, data) -> None:
+    """One training step and one forward pass on a throw-away copy on the task's device, so that
+    torch's one-off start-up costs (lazy initialisation) are paid here once, not in a clock."""
     from harness.batches import inputs_targets
 
-    net = copy.deepcopy(original).train()
+    net = copy.deepcopy(original).to(task.device).train()
     batch = next(iter(task.make_loaders(data, seed=0)[0]))
-    inputs, targets = inputs_targets(batch)
+    inputs, targets = (t.to(task.device) for t in inputs_targets(batch))
     loss = nn.functional.cross_entropy(net(inputs), targets)
     loss.backward()
     torch.optim.SGD(net.parameters(), lr=0.0, momentum=0.9).step()

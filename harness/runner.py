@@ -29,7 +29,6 @@ median is taken), and every timer waits for the device's queued work (``training
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import io
 import json
@@ -52,10 +51,9 @@ import torch
 from torch import nn
 
 from harness import sandbox
-from harness.batches import inputs_targets
-from harness.ingestion import protect_process, seed_everything
+from harness.ingestion import protect_process, seed_everything, warm_up
 from harness.records import CRASHED, ERROR, INVALID, OK, TIMEOUT, RunResult
-from harness.submissions import Submission
+from harness.submissions import Submission, module_name
 from harness.tasks.base import Task, TaskData, state_dict_mismatch
 from harness.training import synchronize
 
@@ -270,30 +268,22 @@ class _Worker:
         self.original.eval()
         self.memory_limit, self.sandboxed = memory_limit, sandboxed
         self._files: dict[tuple[Path, str], dict[str, bytes]] = {}  # per submission file
-        self._warm_up()
         # the model that handed-back weights are loaded into (making one per run costs a
         # ResNet-18 a seventh of a second: bench/bench_handback.py)
         self.scored = task.make_model().to(task.device)
+        self._warm_up()
         self.ingestion = self._start_ingestion()
 
     def _start_ingestion(self) -> _Ingestion:
         return _Ingestion(self.task, self.data, self.original, self.memory_limit, self.sandboxed)
 
     def _warm_up(self) -> None:
-        """One training step and one evaluation on a throw-away copy, so that one-off start-up
-        costs (lazy initialisation in torch) are not charged to the yardstick's first training."""
+        """A training step (``ingestion.warm_up``) and an evaluation, so that one-off start-up
+        costs are not charged to the yardstick's first training."""
         from harness.pool import evaluate_model
 
-        net = copy.deepcopy(self.original).to(self.task.device).train()
-        batch = next(iter(self.task.make_loaders(self.data, seed=0)[0]))
-        inputs, targets = inputs_targets(batch)
-        optimizer = torch.optim.SGD(net.parameters(), lr=0.0, momentum=0.9)
-        loss = nn.functional.cross_entropy(
-            net(inputs.to(self.task.device)), targets.to(self.task.device)
-        )
-        loss.backward()
-        optimizer.step()
-        evaluate_model(net.eval(), self.data, self.task.device)
+        warm_up(self.original, self.task, self.data)
+        evaluate_model(self.scored.eval(), self.data, self.task.device)
 
     def time_retrain(self, request: _RetrainTiming) -> float:
         from harness.pool import train_reference_model
@@ -316,7 +306,7 @@ class _Worker:
         sub = request.submission
         run = {
             "files": self._submission_files(sub), "entry": sub.path.name,
-            "module": f"_submission_{sub.name}_{sub.file_hash}",
+            "module": module_name(sub),
             "seed": request.seed, "settings": request.settings,
         }
         try:

@@ -216,19 +216,29 @@ def entry_point(module: ModuleType) -> Callable:
     return entry
 
 
+def module_name(submission: Submission) -> str:
+    """The name a submission's file is imported under (its file's hash in it)."""
+    return f"_submission_{submission.name}_{submission.file_hash}"
+
+
 def load_module(submission: Submission) -> ModuleType:
-    """Import a submission file as a module (in a worker process)."""
-    module_name = f"_submission_{submission.name}_{submission.file_hash}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, submission.path)
+    """Import a submission file as a module."""
+    return import_file(submission.path, module_name(submission))
+
+
+def import_file(path: Path, name: str) -> ModuleType:
+    """Import the file at ``path`` as module ``name`` (once: it stays in ``sys.modules``, unless
+    its code fails)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise SubmissionError(f"cannot import {submission.path}")
+        raise SubmissionError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        del sys.modules[module_name]
+        del sys.modules[name]
         raise
     return module
