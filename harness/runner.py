@@ -268,8 +268,8 @@ class _Worker:
         self.original.eval()
         self.memory_limit, self.sandboxed = memory_limit, sandboxed
         self._files: dict[tuple[Path, str], dict[str, bytes]] = {}  # per submission file
-        # the model that handed-back weights are loaded into (making one per run costs a
-        # ResNet-18 a seventh of a second: bench/bench_handback.py)
+        # the model that handed-back weights are loaded into: one, not one per run (a ResNet-18
+        # is slow to initialise on a CPU)
         self.scored = task.make_model().to(task.device)
         self._warm_up()
         self.ingestion = self._start_ingestion()
