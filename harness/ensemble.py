@@ -36,11 +36,16 @@ Why the members are the models the sequential path trains (``pool.train_chunk_se
 * augmentation: every member's crops and flips come from its own generator seeded with its seed
   plus one, drawn as ``training.crop_flip`` draws them (``crop_flip_draws``), then all members'
   images are cropped in one pass;
-* recipe: the loss is the sum over members of each member's mean (optionally class-weighted)
-  cross-entropy, so each member's gradient is its own loss's gradient; SGD and Adam (with weight
+* recipe: the loss is the sum over members of each member's mean (optionally class-weighted, with
+  the full training set's counts as there) cross-entropy, so each member's gradient is its own
+  loss's gradient; SGD and Adam (with weight
   decay) update every element independently, so ``recipe.make_optimizer`` over the ensemble's
   tensors is M independent optimizers; the cosine schedule steps once per epoch with
-  ``T_max = epochs``, as there; BatchNorm's batch and running statistics are per member (above).
+  ``T_max = epochs``, as there; BatchNorm's batch and running statistics are per member (above);
+* checkpoint: with the recipe's ``pool_best_val_from``, every member is scored on val after every
+  epoch and keeps the epoch ``training.BestVal`` keeps, its tensors copied out of the ensemble
+  when it is saved and back at the end (BatchNorm's step counter, one for all members and unused
+  by a BatchNorm with a momentum, stays the last epoch's).
 
 In float64 a grouped member equals its one-at-a-time twin to about 1e-13 (tests/test_ensemble.py).
 In float32 the two differ by rounding, which training amplifies: a ReLU-silenced channel of a
@@ -75,13 +80,14 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.utils.data import Dataset
 
-from harness.batches import ShuffleOrder, column_view, inputs_targets
+from harness.batches import ShuffleOrder, column_view, inputs_targets, labels_of
 from harness.metric import logit_scaled_confidence
 from harness.pool import train_chunk_sequential
 from harness.records import ModelStats
 from harness.seeds import pool_seed
 from harness.tasks.base import Task, TaskData
 from harness.training import (
+    BestVal,
     Recipe,
     apply_crop_flip,
     at_least_float32,
@@ -140,6 +146,10 @@ class StackedEnsemble:
 
     def prepare(self, recipe: Recipe) -> None:
         """Nothing to adopt: the stacked path trains small buffer-free models on the CPU."""
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The live tensors, member k's the k-th slice of dimension 0 (``copy_members``)."""
+        return self.params
 
     def _call(self, params: dict[str, torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
         return functional_call(self.template, params, (inputs,))
@@ -330,6 +340,11 @@ class GroupedEnsemble:
         self.run = recipe.prepare(self.net)
         self.layout = recipe.layout
 
+    def state(self) -> dict[str, torch.Tensor]:
+        """The live tensors (parameters and running statistics), member-major on dimension 0;
+        0-dimensional ones (BatchNorm's step counter) are shared by all members."""
+        return self.net.state_dict()
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Every member on its own batch: inputs [K, B, C, ...] -> logits [K, B, classes]."""
         k, batch = inputs.shape[:2]
@@ -375,16 +390,38 @@ Ensemble = StackedEnsemble | GroupedEnsemble
 
 
 def _augment_members(
-    inputs: torch.Tensor, generators: list[torch.Generator]
+    inputs: torch.Tensor, generators: list[torch.Generator], fill: tuple[float, ...] | None
 ) -> torch.Tensor:
     """Crop-flip every member's batch [K, B, C, H, W] with the draws its own generator makes, as
-    ``training.train_model`` augments a model's batches, in one pass over all members' images."""
+    ``training.train_model`` augments a model's batches (padding ``fill``), in one pass over all
+    members' images."""
     k, batch = inputs.shape[:2]
     draws = [crop_flip_draws(batch, generator) for generator in generators]
     offsets = torch.cat([offsets for offsets, _ in draws], dim=1)
     flips = torch.cat([flips for _, flips in draws])
-    flat = apply_crop_flip(inputs.reshape(k * batch, *inputs.shape[2:]), offsets, flips)
+    flat = apply_crop_flip(inputs.reshape(k * batch, *inputs.shape[2:]), offsets, flips, fill)
     return flat.view(inputs.shape)
+
+
+@torch.no_grad()
+def copy_members(
+    target: dict[str, torch.Tensor], source: dict[str, torch.Tensor], members: np.ndarray
+) -> None:
+    """Copy the ``members`` (bool per member) slices of every member-major tensor of ``source``
+    into ``target`` (an ensemble's ``state`` or a copy of it); shared 0-dim tensors are left."""
+    count = len(members)
+    chosen = torch.from_numpy(np.flatnonzero(members))
+    for key, tensor in source.items():
+        if tensor.dim() == 0:
+            continue
+        rows = chosen.to(tensor.device)
+        target[key].unflatten(0, (count, -1))[rows] = tensor.unflatten(0, (count, -1))[rows]
+
+
+def _val_correct(ensemble: Ensemble, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+    """Val examples each member (in eval mode) classifies right."""
+    logits = ensemble.predict(inputs)  # [M, n, C] on the CPU
+    return (logits.argmax(dim=2) == targets).sum(dim=1).numpy()
 
 
 def _build(kind: str, models: list[nn.Module], device: str) -> Ensemble:
@@ -409,8 +446,14 @@ def train_ensemble(
     n, batch_size = len(targets), recipe.batch_size
     ensemble = _build(kind, [init_member(task, i) for i in indices], device)
     weight = None
-    if recipe.class_weighted:
-        weight = class_weights(tensors[1].numpy(), task.num_classes).to(device)
+    if recipe.class_weighted:  # counted on the full training set, as train_reference_model's
+        weight = class_weights(labels_of(data.train).numpy(), task.num_classes).to(device)
+    rule, saved, val = None, None, None
+    if recipe.pool_best_val_from is not None:
+        val = _tensors(data.val)
+        if val is None:
+            raise ValueError("keeping the best val epoch needs a val set held in tensors")
+        rule = BestVal(recipe.pool_best_val_from, len(indices))
 
     synchronize(device)
     start = time.perf_counter()
@@ -426,7 +469,7 @@ def train_ensemble(
     ensemble.train()
     with backend_flags(recipe, device):
         ensemble.prepare(recipe)
-        for _ in range(recipe.epochs):
+        for epoch_index in range(recipe.epochs):
             epoch = torch.stack([order.next_epoch() for order in orders]).to(device)  # [M, n]
             for first in range(0, n, batch_size):
                 batch = epoch[:, first : first + batch_size]
@@ -434,7 +477,7 @@ def train_ensemble(
                 batch_inputs = inputs.index_select(0, flat).view(*batch.shape, *inputs.shape[1:])
                 batch_targets = targets.index_select(0, flat).view(batch.shape)
                 if recipe.augment == "crop-flip":
-                    batch_inputs = _augment_members(batch_inputs, augment)
+                    batch_inputs = _augment_members(batch_inputs, augment, recipe.crop_fill)
                 with recipe.autocast(device):
                     logits = ensemble.forward(batch_inputs)
                 loss = _ensemble_loss(at_least_float32(logits), batch_targets, weight)
@@ -443,6 +486,14 @@ def train_ensemble(
                 optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+            if rule is not None:
+                save = rule.update(epoch_index, _val_correct(ensemble, *val))
+                if save.any():
+                    if saved is None:
+                        saved = {k: v.detach().clone() for k, v in ensemble.state().items()}
+                    copy_members(saved, ensemble.state(), save)
+    if saved is not None:
+        copy_members(ensemble.state(), saved, rule.epochs >= 0)
     synchronize(device)
     seconds = time.perf_counter() - start
     ensemble.eval()
@@ -682,7 +733,10 @@ def ensemble_kind(task: Task, data: TaskData | None = None) -> str | None:
                 return None
             return kind
         return None
-    tensors = [_tensors(split) for split in (data.retain, data.forget, data.test)]
+    splits = [data.retain, data.forget, data.test]
+    if task.recipe.pool_best_val_from is not None:  # scored on val after every epoch
+        splits.append(data.val)
+    tensors = [_tensors(split) for split in splits]
     if any(t is None for t in tensors) or len(tensors[0][0]) == 0:
         return None
     sample = tensors[0][0][:8]

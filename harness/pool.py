@@ -20,13 +20,14 @@ import torch
 from torch import nn
 
 from harness import cache
+from harness.batches import labels_of
+from harness.defaults import REFERENCE_ROOT
 from harness.metric import logit_scaled_confidence
 from harness.records import ModelStats
 from harness.seeds import derive_seed, pool_seed
 from harness.tasks.base import Task, TaskData
 from harness.training import accuracy, predict, synchronize, torch_threads, train_model
 
-DEFAULT_ROOT = Path("reference_models")
 CHUNK_SIZE = 128
 ORIGINAL_FILE = "original.pt"
 MANIFEST_FILE = "manifest.json"
@@ -51,16 +52,27 @@ def evaluate_model(model: nn.Module, data: TaskData, device: str) -> dict[str, o
 
 
 def train_from_scratch(
-    task: Task, dataset, seed: int, gather: bool = True
+    task: Task,
+    dataset,
+    seed: int,
+    gather: bool = True,
+    *,
+    val=None,
+    best_val_from: int | None = None,
+    weight_labels: torch.Tensor | None = None,
 ) -> tuple[nn.Module, float]:
     """A new model of ``task`` trained on ``dataset``: initialisation and data order from
-    ``seed`` alone (``gather``: see ``training.train_model``). Returns the model and its
-    training seconds."""
+    ``seed`` alone (``gather``, ``val``, ``best_val_from``, ``weight_labels``: see
+    ``training.train_model``). Returns the model and its training seconds (the per-epoch val
+    checks included, as they are part of the organisers' training)."""
     torch.manual_seed(seed)
     model = task.make_model()
     synchronize(task.device)  # earlier queued GPU work is not this training's
     start = time.perf_counter()
-    train_model(model, dataset, task.recipe, seed, task.num_classes, task.device, gather)
+    train_model(
+        model, dataset, task.recipe, seed, task.num_classes, task.device, gather,
+        weight_labels=weight_labels, val=val, best_val_from=best_val_from,
+    )
     synchronize(task.device)
     return model, time.perf_counter() - start
 
@@ -68,8 +80,15 @@ def train_from_scratch(
 def train_reference_model(
     task: Task, data: TaskData, index: int, gather: bool = True
 ) -> tuple[nn.Module, float]:
-    """Reference model ``index``, trained on the retain set from its own seed."""
-    return train_from_scratch(task, data.retain, pool_seed(task.seed, index), gather)
+    """Reference model ``index``, trained on the retain set from its own seed, as the organisers
+    retrained: class weights counted on the full training set (``surf.get_dataset`` computes
+    them once and ``main.py`` trains every model with them) and the epoch the recipe's
+    ``pool_best_val_from`` keeps."""
+    return train_from_scratch(
+        task, data.retain, pool_seed(task.seed, index), gather, val=data.val,
+        best_val_from=task.recipe.pool_best_val_from,
+        weight_labels=labels_of(data.train) if task.recipe.class_weighted else None,
+    )
 
 
 def train_chunk_sequential(task: Task, data: TaskData, indices: list[int]) -> ModelStats:
@@ -101,7 +120,7 @@ def _train_chunk_alone(
 class ReferenceStore:
     """The cache folder of one task configuration."""
 
-    def __init__(self, task: Task, data: TaskData, root: Path = DEFAULT_ROOT) -> None:
+    def __init__(self, task: Task, data: TaskData, root: Path = REFERENCE_ROOT) -> None:
         """The key covers what can change the original model and the pool: the task's fields
         (less those only the submissions' runs use), the data, the numeric stack's versions and
         the source code that trains and evaluates the models."""
@@ -188,7 +207,10 @@ class ReferenceStore:
         else:
             seed = derive_seed(self.task.seed, "original")
             with torch_threads(1):
-                model, seconds = train_from_scratch(self.task, self.data.train, seed)
+                model, seconds = train_from_scratch(
+                    self.task, self.data.train, seed, val=self.data.val,
+                    best_val_from=self.task.recipe.original_best_val_from,
+                )
         model.cpu()
 
         def write(tmp: Path) -> None:

@@ -20,6 +20,9 @@ CROP_PADDING = 4
 # Recipe fields added for speed: in a task's configuration (and so in cache keys) only when they
 # differ from their defaults, so a recipe that does not use them keeps the configuration it had
 SPEED_FIELDS = ("precision", "channels_last", "compile", "cudnn_benchmark", "deterministic")
+# Recipe fields added after caches were keyed by it: likewise only when set, so the recipes that do
+# not use them (digits) keep their cache keys
+LATER_FIELDS = ("crop_fill", "original_best_val_from", "pool_best_val_from")
 
 
 def crop_flip_draws(
@@ -34,12 +37,22 @@ def crop_flip_draws(
 
 
 def apply_crop_flip(
-    images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor
+    images: torch.Tensor,
+    offsets: torch.Tensor,
+    flips: torch.Tensor,
+    fill: tuple[float, ...] | None = None,
 ) -> torch.Tensor:
-    """The crops and flips ``crop_flip_draws`` chose, applied to a batch [B, C, H, W]."""
-    batch, _, height, width = images.shape
+    """The crops and flips ``crop_flip_draws`` chose, applied to a batch [B, C, H, W]; the
+    padding is ``fill`` per channel (0 where None)."""
+    batch, channels, height, width = images.shape
     offsets, flips = offsets.to(images.device), flips.to(images.device)
     padded = nn.functional.pad(images, (CROP_PADDING,) * 4)
+    if fill is not None:
+        inside = torch.zeros(height + 2 * CROP_PADDING, width + 2 * CROP_PADDING, dtype=torch.bool,
+                             device=images.device)
+        inside[CROP_PADDING : CROP_PADDING + height, CROP_PADDING : CROP_PADDING + width] = True
+        value = torch.tensor(fill, dtype=images.dtype, device=images.device).view(channels, 1, 1)
+        padded = torch.where(inside, padded, value)
     rows = offsets[0, :, None] + torch.arange(height, device=images.device)  # [B, H]
     cols = offsets[1, :, None] + torch.arange(width, device=images.device)  # [B, W]
     cols = torch.where(flips[:, None], cols.flip(1), cols)
@@ -48,12 +61,15 @@ def apply_crop_flip(
     return picked.permute(0, 3, 1, 2).contiguous()
 
 
-def crop_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Per image of a batch [B, C, H, W]: a random H x W crop of the image zero-padded by 4 pixels
-    on every side, then a horizontal flip with probability 1/2 (the starting kit's RandomCrop(32,
-    padding=4) and RandomHorizontalFlip, done on the batch; the padding is 0 in input space).
-    Randomness from ``generator`` (CPU) alone."""
-    return apply_crop_flip(images, *crop_flip_draws(len(images), generator))
+def crop_flip(
+    images: torch.Tensor, generator: torch.Generator, fill: tuple[float, ...] | None = None
+) -> torch.Tensor:
+    """Per image of a batch [B, C, H, W]: a random H x W crop of the image padded by 4 pixels on
+    every side, then a horizontal flip with probability 1/2 (the starting kit's RandomCrop(32,
+    padding=4) and RandomHorizontalFlip, done on the batch). The kit pads the PIL image with
+    black before ``ToTensor`` and ``Normalize``; on inputs already normalised that padding is
+    ``fill``, the normalised black (0 where None). Randomness from ``generator`` (CPU) alone."""
+    return apply_crop_flip(images, *crop_flip_draws(len(images), generator), fill)
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,11 @@ class Recipe:
 
     The last four change only the order of floating-point operations (numbers agree to rounding),
     but like any change of the recipe they enter the configuration when not at their defaults.
+
+    Which epoch a training keeps (``original_best_val_from``, ``pool_best_val_from``): None keeps
+    the last epoch; an epoch k (0-based) keeps the weights the organisers' ``train_lib.train``
+    saves when called with ``min_save_epoch=k`` (see :func:`keep_best_val`). The original model
+    and the pool's retrained models have a rule each, as in the organisers' ``main.py`` (0 and 20).
     """
 
     epochs: int
@@ -85,13 +106,16 @@ class Recipe:
     momentum: float = 0.0
     weight_decay: float = 0.0
     schedule: str = "cosine"  # "cosine" (per epoch, T_max = epochs) or "constant"
-    class_weighted: bool = False  # cross-entropy weighted by inverse class frequency
+    class_weighted: bool = False  # cross-entropy weighted 1/count per class of the training set
     augment: str = "none"  # "none" or "crop-flip": random 4-pixel-padded crops and mirror flips
     precision: str = "fp32"  # "fp32", or "bf16": the forward pass under bfloat16 autocast
     channels_last: bool = False
     compile: bool = False
     cudnn_benchmark: bool = False
     deterministic: bool = False
+    crop_fill: tuple[float, ...] | None = None  # the crop's padding per channel (None: 0)
+    original_best_val_from: int | None = None  # None: the original model is the last epoch
+    pool_best_val_from: int | None = None  # None: a pool model is its last epoch
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENTATIONS:
@@ -111,14 +135,20 @@ class Recipe:
         if self.deterministic and self.cudnn_benchmark:
             raise ValueError("deterministic and cudnn_benchmark exclude each other: autotuning "
                              "may pick another algorithm on every run")
+        for name in ("original_best_val_from", "pool_best_val_from"):
+            first = getattr(self, name)
+            if first is not None and not 0 <= first < self.epochs:
+                raise ValueError(f"{name} must be an epoch 0..{self.epochs - 1} or None, "
+                                 f"got {first}")
 
     def config(self) -> dict:
         """The recipe as it enters a task's configuration: every field, less the speed options
-        left at their defaults (a recipe written before they existed keeps its cache keys)."""
+        and later fields left at their defaults (a recipe written before they existed keeps its
+        cache keys)."""
         defaults = {f.name: f.default for f in fields(self)}
         return {
             key: value for key, value in asdict(self).items()
-            if key not in SPEED_FIELDS or value != defaults[key]
+            if key not in SPEED_FIELDS + LATER_FIELDS or value != defaults[key]
         }
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
@@ -195,10 +225,44 @@ def torch_threads(count: int) -> Iterator[None]:
 
 
 def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights (scikit-learn's "balanced"), 0 for absent classes."""
+    """1 / count per class, as the organisers weighted the age groups (``surf.get_dataset``:
+    1 / count over the training set); 0 for a class without examples (the reference's weight
+    tensor would then be shorter than the classes and the loss would fail: the harness's own
+    choice)."""
     counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(targets) / (num_classes * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
+    return torch.tensor(np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0),
+                        dtype=torch.float32)
+
+
+class BestVal:
+    """The organisers' choice of checkpoint (``train_lib.train`` and ``_test`` with
+    ``min_save_epoch=first``), for ``members`` models trained side by side. After every epoch a
+    model's val accuracy is compared with its best so far, which starts at 0 and follows every
+    epoch, also those before ``first``; an epoch that beats it strictly is saved when it is
+    ``first`` or later. So the kept epoch is the best epoch from ``first`` on (the earliest of
+    ties), provided it beats every earlier epoch. A model never saved keeps its last epoch: the
+    reference then writes no file and goes on with the model in memory, the last epoch (the
+    harness's reading; the reference does not say what should happen)."""
+
+    def __init__(self, first: int, members: int = 1) -> None:
+        self.first = first
+        self.best = np.zeros(members, dtype=np.int64)  # val examples right: accuracy, exactly
+        self.epochs = np.full(members, -1)  # the saved epoch per model, -1: none
+
+    def update(self, epoch: int, correct: np.ndarray) -> np.ndarray:
+        """Record an epoch's count of right val examples per model; True where to save now."""
+        correct = np.asarray(correct, dtype=np.int64)
+        better = correct > self.best
+        self.best = np.where(better, correct, self.best)
+        save = better & (epoch >= self.first)
+        self.epochs[save] = epoch
+        return save
+
+
+def val_correct(model: nn.Module, val: Dataset, device: str | torch.device) -> int:
+    """Val examples a model (in eval mode) classifies right: the organisers' per-epoch check."""
+    logits, targets = predict(model, val, device)
+    return int(np.sum(np.argmax(logits, axis=1) == targets)) if len(targets) else 0
 
 
 def train_model(
@@ -209,16 +273,30 @@ def train_model(
     num_classes: int,
     device: str | torch.device = "cpu",
     gather: bool = True,
+    *,
+    weight_labels: torch.Tensor | None = None,
+    val: Dataset | None = None,
+    best_val_from: int | None = None,
 ) -> nn.Module:
     """Train ``model`` in place on ``dataset``; data order comes from ``seed`` alone: the batches
     of a shuffling ``DataLoader`` with a generator seeded with ``seed``, gathered from the
     columns (fast), or with ``gather=False`` read through that DataLoader (the same batches at
-    the per-example cost that submissions' loaders pay)."""
+    the per-example cost that submissions' loaders pay).
+
+    A class-weighted recipe counts the classes of ``weight_labels`` (default: the dataset's own
+    labels; the pool passes the full training set's, as the organisers did). With
+    ``best_val_from`` the model ends as the epoch :class:`BestVal` keeps, scored on ``val``;
+    without it, as the last epoch."""
     generator = torch.Generator().manual_seed(seed)
     augment_generator = torch.Generator().manual_seed(seed + 1)
     weight = None
     if recipe.class_weighted:
-        weight = class_weights(labels_of(dataset).numpy(), num_classes).to(device)
+        labels = labels_of(dataset) if weight_labels is None else weight_labels
+        weight = class_weights(labels.numpy(), num_classes).to(device)
+    rule = None if best_val_from is None else BestVal(best_val_from)
+    if rule is not None and val is None:
+        raise ValueError("keeping the best val epoch needs a val set")
+    saved: dict[str, torch.Tensor] | None = None
     model.to(device).train()
     optimizer = recipe.make_optimizer(model.parameters())
     scheduler = (
@@ -228,7 +306,7 @@ def train_model(
     )
     with backend_flags(recipe, device):
         forward = recipe.prepare(model)
-        for _ in range(recipe.epochs):
+        for epoch in range(recipe.epochs):
             batches = iterate_batches(
                 dataset, recipe.batch_size, shuffle=True, generator=generator, device=device,
                 gather=gather,
@@ -236,7 +314,7 @@ def train_model(
             for batch in batches:
                 inputs, targets = inputs_targets(batch)
                 if recipe.augment == "crop-flip":
-                    inputs = crop_flip(inputs, augment_generator)
+                    inputs = crop_flip(inputs, augment_generator, recipe.crop_fill)
                 with recipe.autocast(device):
                     logits = forward(recipe.layout(inputs))
                 loss = nn.functional.cross_entropy(at_least_float32(logits), targets, weight=weight)
@@ -245,6 +323,10 @@ def train_model(
                 optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+            if rule is not None and rule.update(epoch, [val_correct(model, val, device)])[0]:
+                saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if saved is not None:
+        model.load_state_dict(saved)
     if recipe.channels_last:
         model.to(memory_format=torch.contiguous_format)
     return model.eval()
