@@ -52,9 +52,10 @@ def casia_image(folder: Path, person: int, k: int) -> Path:
 
 
 def make_casia(folder: Path) -> Path:
-    """Folders named 0001.., Age_Gender.txt ids 1.. with stray whitespace and blank lines, and a
-    person 21 of age 99 without images (who must not move the age bins)."""
-    lines = ["", *(f"  {p} {age} {p % 2} " for p, age in enumerate(AGES, 1)), "21 99 1", ""]
+    """Folders named 0001.., Age_Gender.txt ids 0001.. (exact strings, as folder names) with stray
+    whitespace and blank lines, and a person 0021 of age 99 without images (who moves the age
+    bins, as every line of the file does in the organisers' code)."""
+    lines = ["", *(f"  {p:04d} {age} {p % 2} " for p, age in enumerate(AGES, 1)), "0021 99 1", ""]
     (folder / "Age_Gender.txt").write_text("\n".join(lines))
     for person in range(1, len(AGES) + 1):
         for k in range(PER_PERSON):
@@ -64,13 +65,15 @@ def make_casia(folder: Path) -> Path:
 
 def make_kaggle(folder: Path, forget_people: tuple[int, ...] = (1, 2, 3)) -> Path:
     """Images 0 and 1 of each person in train (forget.csv for ``forget_people``), image 2 in
-    validation.csv; the given age groups (person % 10) differ from the binned ages on purpose."""
+    validation.csv, as the Kaggle template names them (image id ``a-b``, image
+    ``images/a/b.png``); the given age groups (person % 10) differ from the binned ages on
+    purpose."""
     tables: dict[str, list[dict]] = {"retain": [], "forget": [], "validation": []}
     for person, age in enumerate(AGES, 1):
         for k in range(PER_PERSON):
             save_image(folder / "images" / str(person) / f"{k}.png", seed=100 * person + k)
             side = "validation" if k == 2 else "forget" if person in forget_people else "retain"
-            row = {"image_id": f"{person}/{k}", "age_group": person % 10, "age": age}
+            row = {"image_id": f"{person}-{k}", "age_group": person % 10, "age": age}
             tables[side].append({**row, "person_id": person})
     for name, rows in tables.items():
         pd.DataFrame(rows).to_csv(folder / f"{name}.csv", index=False)
@@ -100,7 +103,7 @@ def write_casia(folder: Path, people: int, per_person: int, seed: int = 0) -> Pa
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     ages = rng.integers(20, 71, people)
-    lines = [f"{p} {age} {p % 2}" for p, age in enumerate(ages, 1)]
+    lines = [f"{p:04d} {age} {p % 2}" for p, age in enumerate(ages, 1)]
     (folder / "Age_Gender.txt").write_text("\n".join(lines) + "\n")
     for person in range(1, people + 1):
         for k in range(per_person):

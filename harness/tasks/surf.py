@@ -1,37 +1,60 @@
 """The competition's own task: age groups of faces, from CASIA-SURF or from a lab's own face table.
 
+Sources: the organisers' released evaluation code, google-deepmind/unlearning_evaluation
+(``surf.py``, ``train_lib.py``, ``main.py``, ``requirements.txt``, read at commit ffae0ff), and
+their Kaggle template as issue 25 restates it. Where they are silent the rule is the harness's own
+and says so. The README's surf table lists every rule.
+
 The data folder holds one of three layouts, looked for in this order:
 
-* CASIA-SURF, read as the organisers' released ``surf.py`` read it: ``Age_Gender.txt`` (lines
-  ``id age gender``) and the images ``WBackground/*/<person id>/real.rssdk/color/*.jpg``. Person
-  ids match with leading zeros ignored (folder ``0001`` is line ``1``). The examples, one per image
-  and sorted by path, are shuffled with ``random.Random(43)`` and split 80/10/10 into
-  train/val/test by image, so a person's images may lie in several splits.
+* CASIA-SURF, read as ``surf.SURFDataset`` reads it. ``Age_Gender.txt``: lines ``id age gender``;
+  ids are exact strings (``01`` and ``1`` are two people) and an id listed twice is an error (the
+  reference asserts both); the harness splits on any whitespace and ignores blank lines (its own
+  leniency). Examples: the person folders ``WBackground/*/*`` sorted by path, then each folder's
+  ``real.rssdk/color/*.jpg`` sorted, dot-files excluded (Python's ``glob``); a folder with images
+  whose name is not an id of the file is an error (the reference fails on the lookup). They are
+  shuffled with ``random.Random(43)`` and cut at ``int(0.8 n)`` and ``int(0.9 n)`` into
+  train/val/test, so a person's images may lie in several splits.
 * The Kaggle files ``retain.csv``, ``forget.csv`` and ``validation.csv`` (columns ``image_id,
-  age_group, age, person_id``; image ``images/<image_id>.png``). Train is retain.csv's rows then
-  forget.csv's, and the forget set is exactly forget.csv's rows. Kaggle gave no test split, so the
-  people of validation.csv (sorted, then shuffled with ``random.Random(43)``) are halved: the
-  images of the first half (rounded down) are the test set, the rest val; no person is in both.
-* ``images.csv``, a lab's own faces: columns ``image`` (a path relative to the folder),
-  ``person_id``, ``age`` or ``age_group`` (or both), and optionally ``split`` (train, val or test).
-  Without ``split`` the rows are sorted by ``image`` and split 80/10/10 as for CASIA-SURF; with
-  ``split`` but no test rows, test is half of the val people as for Kaggle.
+  age_group, age, person_id``), as the organisers' Kaggle template lays them out: image id
+  ``a-b`` is the image ``images/a/b.png`` (split at the first ``-``), and each file's rows are
+  taken sorted by image path. Train is retain.csv's rows then forget.csv's, and the forget set
+  is exactly forget.csv's rows. Kaggle gave no test split, so the people of validation.csv
+  (sorted, then shuffled with ``random.Random(43)``) are halved: the images of the first half
+  (rounded down) are the test set, the rest val; no person is in both (the harness's own rule).
+* ``images.csv``, a lab's own faces (the harness's own layout): columns ``image`` (a path relative
+  to the folder), ``person_id``, ``age`` or ``age_group`` (or both), and optionally ``split``
+  (train, val or test). Without ``split`` the rows are sorted by ``image`` and split as
+  CASIA-SURF's examples are; with ``split`` but no test rows, test is half of the val people as
+  for Kaggle.
 
-Outside the Kaggle layout the forget set is every training image of ``forget_people`` (15) people
-drawn from the root seed; retain is the other training images.
+The forget set, outside the Kaggle layout: on the public split, the organisers' own, the first
+split of scikit-learn's ``LeavePGroupsOut(n_groups=15)`` over the training images' person indices
+(``surf.get_dataset``; a person's index is its place among the sorted ids of ``Age_Gender.txt``,
+or of the table), which is every training image of the 15 training people whose ids sort first;
+it does not depend on the root seed. On the private split, which the released code does not
+have (the harness's own rule): every training image of 15 other training people, drawn from the
+private split's seed among those not in the public set. ``forget_people`` changes the 15.
 
-Images are resized to 32x32 RGB with PIL's bicubic filter (what ``resize`` uses when called without
-one, as the organisers' code called it) and held as uint8; the model sees float 0-255, unnormalised.
-Ages are whole years. Age groups are ``digitize(age, linspace(min_age, max_age + 1, 11)) - 1``
-over every image read, except that a table with an ``age_group`` column keeps its groups as given
-(the Kaggle files carry the competition's own, which binning a subset's ages could shift); where a
-table has no ``age`` column, the ``age`` field is -1.
+Images are decoded with ``torchvision.io`` and resized to 32x32 with
+``torchvision.transforms.functional.resize`` (bilinear) on the uint8 tensor without
+antialiasing, as ``T.Resize((32, 32))`` did under the torch 1.12.1 the released
+``requirements.txt`` pins (torchvision 0.13 antialiased only PIL images; another version of that
+file pins torch 2.2.0, whose torchvision antialiases tensors too). A grayscale image is expanded
+to RGB (the reference would hand the model one channel). Images are held as uint8; the model sees
+float 0-255, unnormalised (``SURFDataset.__getitem__``). Ages are whole years. Age groups are
+``digitize(age, linspace(min_age, max_age + 1, 11)) - 1`` with the ages of every line of
+``Age_Gender.txt`` (people without images move the edges, as in the reference), or of every row
+of a table; a table with an ``age_group`` column keeps its groups as given (the Kaggle files
+carry the competition's own); where a table has no ``age`` column, the ``age`` field is -1.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import random
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +65,9 @@ import pandas as pd
 import torch
 from PIL import Image
 from torch import nn
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.functional import resize
 
 from harness.batches import ExampleDataset
 from harness.models import resnet18
@@ -54,17 +80,25 @@ NUM_GROUPS = 10
 IMAGE_SIZE = 32
 UNKNOWN_AGE = -1
 AGE_FILE = "Age_Gender.txt"
-CASIA_IMAGES = "WBackground/*/*/real.rssdk/color/*.jpg"
+CASIA_FOLDERS = ("WBackground", "*", "*")  # the person folders
+CASIA_IMAGES = ("real.rssdk", "color", "*.jpg")  # a person folder's images
 KAGGLE_FILES = ("retain.csv", "forget.csv", "validation.csv")
 KAGGLE_COLUMNS = ("image_id", "age_group", "age", "person_id")
 TABLE_FILE = "images.csv"
 SPLITS = ("train", "val", "test")
 TRAIN, VAL, TEST = range(3)
 _FILE, _LINE = "__file", "__row"  # where each table row came from, for messages
+# torchvision 0.29 warns on every decode that its decoders are deprecated; they are the decoders
+# the organisers read with (io.read_image), so they stay, and the warning is said once here
+warnings.filterwarnings(
+    "ignore", message="The image decoding and encoding capabilities of TorchVision are deprecated",
+    category=DeprecationWarning,
+)
 
-# The organisers weighted the cross-entropy by 1/count per age group. training.class_weights gives
-# scikit-learn's "balanced" n / (C * count): the same weights times a constant, which the weighted
-# mean of PyTorch's cross-entropy divides out, so the loss is the same.
+# train_lib.train: Adam, lr 1e-4, weight decay 5e-3, cosine with T_max = epochs, cross-entropy
+# weighted 1/count per age group of the training set (surf.get_dataset); main.py: 30 epochs, batch
+# 64, the original model the best-val epoch (min_save_epoch 0), a retrained one the best-val epoch
+# from epoch 20 on (min_save_epoch=20). No augmentation anywhere in the released code.
 SURF_RECIPE = Recipe(
     epochs=30,
     batch_size=64,
@@ -73,6 +107,8 @@ SURF_RECIPE = Recipe(
     weight_decay=5e-3,
     schedule="cosine",
     class_weighted=True,
+    original_best_val_from=0,
+    pool_best_val_from=20,
 )
 
 
@@ -85,6 +121,7 @@ class _Rows:
     person_ids: list[str]
     ages: np.ndarray  # int64, UNKNOWN_AGE where not given
     groups: np.ndarray | None  # int64 age groups as given, or None: bin the ages
+    people: list[str] | None = None  # every person the dataset lists, where not only ``person_ids``
 
 
 @dataclass
@@ -113,11 +150,6 @@ def _first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def _person_key(text: str) -> str:
-    """A person id with leading zeros dropped from numbers, so ``0001`` and ``1`` are one person."""
-    return str(int(text)) if text.isascii() and text.isdigit() else text
-
-
 def _parse_age(text: str, where: str) -> int:
     try:
         age = float(text)
@@ -138,12 +170,19 @@ def _parse_group(text: str, where: str) -> int:
     return int(group)
 
 
+def split_bounds(count: int) -> tuple[int, int]:
+    """Where ``SURFDataset`` cuts ``count`` shuffled examples: train ends at ``int(0.8 n)``, val
+    at ``int(0.9 n)`` (float products, as there)."""
+    return int(0.8 * count), int(0.9 * count)
+
+
 def _by_image(count: int, source: Path) -> np.ndarray:
-    """Split codes of ``count`` shuffled examples: the first 80% train, 10% val, the rest test."""
+    """Split codes of ``count`` shuffled examples, cut at :func:`split_bounds`. Fewer than 10
+    images is an error (the harness's own: some split would be empty)."""
     if count < 10:
         raise DataError(f"{source}: {count} images; expected at least 10 to split 80/10/10")
-    num_train, num_val = count * 8 // 10, count // 10
-    return np.repeat([TRAIN, VAL, TEST], [num_train, num_val, count - num_train - num_val])
+    end_train, end_val = split_bounds(count)
+    return np.repeat([TRAIN, VAL, TEST], [end_train, end_val - end_train, count - end_val])
 
 
 def _test_from_val(split: np.ndarray, person_ids: Sequence[str], source: Path) -> np.ndarray:
@@ -165,7 +204,8 @@ def _test_from_val(split: np.ndarray, person_ids: Sequence[str], source: Path) -
 
 
 def _read_age_file(path: Path) -> dict[str, int]:
-    """Age per person from ``Age_Gender.txt`` (the gender column is not used)."""
+    """Age per person id (exact strings, in file order) from ``Age_Gender.txt``; the gender
+    column is not used."""
     ages: dict[str, int] = {}
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         fields = line.split()
@@ -174,20 +214,36 @@ def _read_age_file(path: Path) -> dict[str, int]:
         where = f"{path} line {number}"
         if len(fields) < 2:
             raise DataError(f"{where}: expected 'id age gender', got {line.strip()!r}")
-        person, age = _person_key(fields[0]), _parse_age(fields[1], where)
-        if ages.setdefault(person, age) != age:
-            raise DataError(f"{where}: person {person!r} listed again with another age")
+        if fields[0] in ages:
+            raise DataError(f"{where}: person {fields[0]!r} listed twice; expected each id once")
+        ages[fields[0]] = _parse_age(fields[1], where)
+    if not ages:
+        raise DataError(f"{path}: no 'id age gender' lines")
     return ages
+
+
+def casia_image_paths(folder: Path) -> list[Path]:
+    """The images in ``SURFDataset``'s order: person folders ``WBackground/*/*`` sorted by path,
+    then each folder's ``real.rssdk/color/*.jpg`` sorted (``glob`` skips dot-files)."""
+    root = glob.escape(str(folder))
+    paths = []
+    for person in sorted(glob.glob(os.path.join(root, *CASIA_FOLDERS))):
+        pattern = os.path.join(glob.escape(person), *CASIA_IMAGES)
+        paths.extend(Path(image) for image in sorted(glob.glob(pattern)))
+    return paths
 
 
 def _read_casia(folder: Path) -> _Layout:
     listing = folder / AGE_FILE
     ages = _read_age_file(listing)
-    paths = sorted(folder.glob(CASIA_IMAGES), key=lambda p: p.relative_to(folder).as_posix())
+    groups = dict(zip(ages, age_groups(np.array(list(ages.values()))).tolist(), strict=True))
+    paths = casia_image_paths(folder)
     if not paths:
-        raise DataError(f"{listing}: no images found at {folder / CASIA_IMAGES}")
+        raise DataError(
+            f"{listing}: no images found at {folder.joinpath(*CASIA_FOLDERS, *CASIA_IMAGES)}"
+        )
     random.Random(SPLIT_SEED).shuffle(paths)
-    person_ids = [_person_key(path.parts[-4]) for path in paths]
+    person_ids = [path.parts[-4] for path in paths]
     for path, person in zip(paths, person_ids, strict=True):
         if person not in ages:
             raise DataError(
@@ -198,7 +254,8 @@ def _read_casia(folder: Path) -> _Layout:
         image_ids=[path.relative_to(folder).as_posix() for path in paths],
         person_ids=person_ids,
         ages=np.array([ages[person] for person in person_ids], dtype=np.int64),
-        groups=None,
+        groups=np.array([groups[person] for person in person_ids], dtype=np.int64),
+        people=list(ages),
     )
     return _Layout(listing, rows, _by_image(len(paths), listing), forget=None)
 
@@ -234,7 +291,7 @@ def _parse_table(frame: pd.DataFrame, image_column: str, locate: Callable[[str],
             raise DataError(f"{path}: image not found (listed in {where})")
         paths.append(path)
         image_ids.append(image)
-        person_ids.append(_person_key(person))
+        person_ids.append(person)
         ages.append(_parse_age(row["age"], where) if "age" in row else UNKNOWN_AGE)
         if "age_group" in row:
             groups.append(_parse_group(row["age_group"], where))
@@ -247,17 +304,27 @@ def _parse_table(frame: pd.DataFrame, image_column: str, locate: Callable[[str],
     )
 
 
+def kaggle_image(image_id: str) -> str:
+    """The image of a Kaggle image id, relative to the folder: ``a-b`` is ``images/a/b.png``."""
+    person, dash, rest = image_id.partition("-")
+    return f"images/{person}/{rest}.png" if dash else ""
+
+
 def _read_kaggle(folder: Path) -> _Layout:
-    frames = [_read_csv(folder / name, KAGGLE_COLUMNS) for name in KAGGLE_FILES]
-    for name, frame in zip(KAGGLE_FILES, frames, strict=True):
+    frames = []
+    for name in KAGGLE_FILES:
+        frame = _read_csv(folder / name, KAGGLE_COLUMNS)
         if frame.empty:
             raise DataError(f"{folder / name}: no rows; expected {', '.join(KAGGLE_COLUMNS)} rows")
+        images = frame["image_id"].map(kaggle_image)
+        bad = frame.loc[images == ""]
+        if len(bad):
+            raise DataError(f"{folder / name} row {bad[_LINE].iloc[0]}: image_id "
+                            f"{bad['image_id'].iloc[0]!r} is not 'a-b' (image images/a/b.png)")
+        frames.append(frame.assign(image=images).sort_values("image", kind="stable"))
     retain, forget, validation = (len(frame) for frame in frames)
-    rows = _parse_table(
-        pd.concat(frames, ignore_index=True),
-        "image_id",
-        lambda image: folder / f"images/{image}.png",
-    )
+    rows = _parse_table(pd.concat(frames, ignore_index=True), "image", folder.joinpath)
+    rows.image_ids = pd.concat(frames)["image_id"].tolist()
     num_train = retain + forget
     both = sorted(set(rows.person_ids[:retain]) & set(rows.person_ids[retain:num_train]))
     if both:
@@ -315,20 +382,40 @@ def _read_layout(folder: Path) -> _Layout:
 
 
 def _decode_one(path: Path) -> np.ndarray:
+    """One image as uint8 [3, 32, 32]: decoded by ``torchvision.io`` (as ``io.read_image``; PIL
+    for formats it does not read) and resized as ``T.Resize((32, 32))`` did in torchvision 0.13:
+    bilinear, no antialiasing."""
     try:
-        with Image.open(path) as image:
-            small = image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
-            return np.asarray(small)
+        try:
+            image = decode_image(str(path), mode=ImageReadMode.RGB)
+        except RuntimeError:  # a format torchvision does not decode: PIL's pixels
+            with Image.open(path) as opened:
+                image = torch.from_numpy(np.array(opened.convert("RGB"))).permute(2, 0, 1)
+        small = resize(image, [IMAGE_SIZE, IMAGE_SIZE], InterpolationMode.BILINEAR,
+                       antialias=False)
+        return small.contiguous().numpy()
     except Exception as error:
         raise DataError(f"{path}: not a readable image ({_first_line(error)})") from None
 
 
 def _decode(paths: Sequence[Path]) -> np.ndarray:
-    """Every image as uint8 [n, 3, 32, 32], in one pass; threads, since PIL decodes and resizes
-    without holding the GIL and decoding is most of the load time."""
+    """Every image as uint8 [n, 3, 32, 32], in one pass; threads, since decoding and resizing
+    run outside the GIL and are most of the load time."""
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         images = list(pool.map(_decode_one, paths))
-    return np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))
+    return np.ascontiguousarray(np.stack(images))
+
+
+def organisers_forget(
+    train_people: Sequence[str], listed: Sequence[str], count: int
+) -> np.ndarray:
+    """Indices of the training examples in the first split of ``LeavePGroupsOut(n_groups=count)``
+    with each example's group its person's place among the sorted ``listed`` ids
+    (``surf.get_dataset``): that split leaves out the ``count`` smallest groups, so the people
+    whose ids sort first. Ascending, as the split gives them."""
+    place = {person: rank for rank, person in enumerate(sorted(set(listed)))}
+    groups = np.array([place[person] for person in train_people])
+    return np.flatnonzero(np.isin(groups, np.unique(groups)[:count]))
 
 
 @dataclass(frozen=True)
@@ -391,7 +478,8 @@ class SurfTask(Task):
         )
 
     def _draw_forget(self, layout: _Layout, train_idx: np.ndarray) -> np.ndarray:
-        """Indices into train of every image of ``forget_people`` training people (root seed)."""
+        """Indices into train of the forget set: the organisers' on the public split, another
+        ``forget_people`` training people drawn from the private split's seed on the private."""
         train_people = [layout.rows.person_ids[i] for i in train_idx]
         people = sorted(set(train_people))
         if len(people) <= self.forget_people:
@@ -399,8 +487,19 @@ class SurfTask(Task):
                 f"{layout.source}: {len(people)} people in the training split; expected more "
                 f"than forget_people={self.forget_people}"
             )
+        listed = layout.rows.people if layout.rows.people is not None else people
+        public = organisers_forget(train_people, listed, self.forget_people)
+        if self.split == "public":
+            return public
+        taken = {train_people[i] for i in public}
+        others = [person for person in people if person not in taken]
+        if len(others) < self.forget_people:
+            raise DataError(
+                f"{layout.source}: {len(others)} training people outside the public forget set; "
+                f"expected at least forget_people={self.forget_people} for the private split"
+            )
         rng = np.random.default_rng(self.seed)
-        chosen = set(rng.choice(people, size=self.forget_people, replace=False).tolist())
+        chosen = set(rng.choice(others, size=self.forget_people, replace=False).tolist())
         return np.flatnonzero([person in chosen for person in train_people])
 
     def make_model(self) -> nn.Module:
