@@ -13,7 +13,8 @@ from harness.cli import main
 from harness.models import DigitsMLP, resnet18
 from harness.pool import ReferenceStore
 from harness.tasks import DataError, get_task
-from harness.tasks.cifar10 import MEAN, STD
+from harness.tasks.cifar10 import CIFAR10_RECIPE, MEAN, STD
+from harness.training import apply_crop_flip
 
 from fake_data import write_cifar10
 
@@ -65,8 +66,36 @@ def test_forget_set_from_the_root_seed_or_an_index_file(cifar_root, tmp_path):
     given = get_task(
         "cifar10", data_dir=str(cifar_root), device="cpu", forget_index=str(path)
     ).load_data()
-    assert given.forget_idx.tolist() == [3, 10, 59] and len(given.retain_idx) == 57
+    # the kit: Subset(train_set, forget_idx) in the file's order; retain from a mask, ascending
+    assert given.forget_idx.tolist() == [59, 3, 10] and len(given.retain_idx) == 57
+    mask = np.zeros(60, dtype=bool)
+    mask[[59, 3, 10]] = True
+    assert given.retain_idx.tolist() == np.arange(60)[~mask].tolist()
+    assert torch.equal(given.forget[0][0], given.train[59][0])
     assert given.fingerprint != first.fingerprint
+
+
+def test_crop_padding_is_black_as_the_kit_crops_the_pil_image(cifar_root):
+    """The kit: RandomCrop(32, padding=4) and RandomHorizontalFlip on the PIL image, then
+    ToTensor and Normalize; here restated with fixed offsets (RandomCrop pads with 0, then cuts
+    at its drawn top-left) against the harness's crop of the normalised batch."""
+    from PIL import Image
+
+    data = get_task("cifar10", data_dir=str(cifar_root), device="cpu").load_data()
+    offsets = torch.tensor([[0, 8, 3, 4, 0, 7], [8, 0, 4, 1, 0, 2]])
+    flips = torch.tensor([False, True, True, False, True, False])
+    kit = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+    expected = []
+    for i in range(6):
+        pil = Image.fromarray(data.train.images[i].permute(1, 2, 0).numpy())
+        padded = transforms.functional.pad(pil, 4)
+        cut = transforms.functional.crop(padded, int(offsets[0, i]), int(offsets[1, i]), 32, 32)
+        expected.append(kit(transforms.functional.hflip(cut) if flips[i] else cut))
+    inputs = torch.stack([data.train[i][0] for i in range(6)])
+    got = apply_crop_flip(inputs, offsets, flips, CIFAR10_RECIPE.crop_fill)
+    assert torch.equal(got, torch.stack(expected))
+    zero_padded = apply_crop_flip(inputs, offsets, flips)  # the old padding: the mean colour
+    assert not torch.equal(zero_padded, got)
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,22 @@ normalised on access with the kit's mean (0.4914, 0.4822, 0.4465) and std (0.202
 0.2010). The 10,000 test images are halved into test and val as the kit does,
 ``random_split(held_out, [0.5, 0.5], generator=torch.Generator().manual_seed(42))`` (first half
 test, second val). The forget set is a random 10% of the 50,000 training images drawn from the root
-seed, or read from a ``.npy`` file of training-set indices (the kit shipped ``forget_idx.npy``).
+seed (the harness's own), or read from a ``.npy`` file of training-set indices (the kit shipped
+``forget_idx.npy``), kept in the file's order as the kit's ``Subset(train_set, forget_idx)`` keeps
+it; retain is every other index, ascending, as the kit builds it from a mask.
 
 Model: torchvision's ResNet-18 (ImageNet stem), 10 classes. The original model is trained by the
 harness with the recipe below, or loaded from the user's state-dict checkpoint (the kit's
 ``weights_resnet18_cifar10.pth`` layout); the reference pool is always trained by the harness with
 this recipe, so with a checkpoint the original and the pool may come from different recipes.
 
-Recipe: the kit's original training, SGD lr 0.1, momentum 0.9, weight decay 5e-4, random crop 32
-with 4 pixels of padding and horizontal flips; batch 128; a cosine schedule over 30 epochs (the
-competition's length of training; the kit does not state its epochs).
+Recipe: what the kit's notebook states of its original model's training, SGD lr 0.1, momentum 0.9,
+weight decay 5e-4, ``RandomCrop(32, padding=4)`` and ``RandomHorizontalFlip`` on the PIL image
+before ``ToTensor`` and ``Normalize``, so the padding is black: on the normalised inputs the
+harness augments, the padding is black normalised (``BLACK``), which gives the same pixels. The
+kit states no epochs, batch size or schedule for it; the harness's own choices: batch 128 (the
+kit's loaders' size), a cosine schedule over 30 epochs (the organisers' ``main.py`` length), and
+the last epoch kept (the kit says nothing of checkpoint selection).
 """
 
 from __future__ import annotations
@@ -49,10 +55,12 @@ MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2023, 0.1994, 0.2010)
 SPLIT_SEED = 42  # the kit's generator for halving the test set
 IMAGE_BYTES = 3 * 32 * 32
+# a black pixel as Normalize makes it: (0 - mean) / std in float32, per channel
+BLACK = tuple(((torch.zeros(3) - torch.tensor(MEAN)) / torch.tensor(STD)).tolist())
 
 CIFAR10_RECIPE = Recipe(
     epochs=30, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="cosine",
-    augment="crop-flip",
+    augment="crop-flip", crop_fill=BLACK,
 )
 
 
@@ -105,7 +113,7 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_forget_index(path: Path, num_train: int) -> np.ndarray:
-    """Sorted training-set indices from a ``.npy`` file, checked."""
+    """Training-set indices from a ``.npy`` file, checked, in the file's order."""
     if not path.is_file():
         raise DataError(f"{path}: forget index file not found")
     try:
@@ -124,7 +132,7 @@ def read_forget_index(path: Path, num_train: int) -> np.ndarray:
         )
     if len(np.unique(index)) != len(index) or len(index) >= num_train:
         raise DataError(f"{path}: forget indices must be distinct and leave a retain set")
-    return np.sort(index.astype(np.int64))
+    return index.astype(np.int64)
 
 
 @dataclass(frozen=True)
