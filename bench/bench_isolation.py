@@ -15,7 +15,6 @@ revision runs in the same virtual environment, from its own folder (``PYTHONPATH
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from checkouts import REPOSITORY, side_by_side
 
 
 def overhead_ms(checkout: Path, environment: dict, runs: int, jobs: int) -> float:
@@ -57,35 +56,24 @@ def main() -> None:
     parser.add_argument("-n", "--num-models", type=int, default=64)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with side_by_side(args.baseline) as checkouts, tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        earlier = tmp / "earlier"
-        subprocess.run(["git", "worktree", "add", "--detach", str(earlier), args.baseline],
-                       cwd=REPOSITORY, check=True, capture_output=True)
-        try:
-            checkouts = {
-                "earlier": (earlier, {**os.environ, "PYTHONPATH": str(earlier)}),
-                "this": (REPOSITORY, dict(os.environ)),
-            }
-            measured: dict[tuple[str, str], list[float]] = {}
-            for round_ in range(args.rounds):
-                order = list(checkouts) if round_ % 2 == 0 else list(reversed(checkouts))
-                for name in order:
-                    checkout, environment = checkouts[name]
-                    values = {
-                        "overhead ms/run, 1 worker": overhead_ms(
-                            checkout, environment, args.runs, 1),
-                        f"overhead ms/run, {args.jobs} workers": overhead_ms(
-                            checkout, environment, args.runs, args.jobs),
-                        f"harness score -n {args.num_models} --split both, s": score_seconds(
-                            checkout, environment, args.num_models, tmp / f"{name}-{round_}"),
-                    }
-                    for what, value in values.items():
-                        measured.setdefault((what, name), []).append(value)
-                        print(f"round {round_ + 1}, {name}: {what} = {value:.2f}", flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(earlier)],
-                           cwd=REPOSITORY, check=False, capture_output=True)
+        measured: dict[tuple[str, str], list[float]] = {}
+        for round_ in range(args.rounds):
+            order = list(checkouts) if round_ % 2 == 0 else list(reversed(checkouts))
+            for name in order:
+                checkout, environment = checkouts[name]
+                values = {
+                    "overhead ms/run, 1 worker": overhead_ms(
+                        checkout, environment, args.runs, 1),
+                    f"overhead ms/run, {args.jobs} workers": overhead_ms(
+                        checkout, environment, args.runs, args.jobs),
+                    f"harness score -n {args.num_models} --split both, s": score_seconds(
+                        checkout, environment, args.num_models, tmp / f"{name}-{round_}"),
+                }
+                for what, value in values.items():
+                    measured.setdefault((what, name), []).append(value)
+                    print(f"round {round_ + 1}, {name}: {what} = {value:.2f}", flush=True)
     print(f"\nmedians over {args.rounds} rounds (earlier = {args.baseline})")
     for what in dict.fromkeys(w for w, _ in measured):
         before = statistics.median(measured[(what, "earlier")])

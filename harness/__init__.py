@@ -3,16 +3,38 @@
 The public API: ``get_task`` and ``TASKS`` (what is scored), ``score`` (the whole pipeline on one
 split) and ``score_splits`` (public and private, as ``harness score``), ``validate`` (the
 conformance check of one submission) and the metric's pure functions in ``harness.metric``.
+Each name is imported when first used, so that ``import harness`` (and the CLI's start-up) does
+not pay for torch, pandas and scipy.
 """
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from harness.metric import epsilons, final_score, forget_quality, logit_scaled_confidence  # noqa: E402
-from harness.scoring import score, score_splits  # noqa: E402
-from harness.tasks import TASKS, get_task  # noqa: E402
-from harness.validate import validate  # noqa: E402
+_PUBLIC = {
+    "epsilons": "harness.metric",
+    "final_score": "harness.metric",
+    "forget_quality": "harness.metric",
+    "logit_scaled_confidence": "harness.metric",
+    "score": "harness.scoring",
+    "score_splits": "harness.scoring",
+    "TASKS": "harness.tasks",
+    "get_task": "harness.tasks",
+    "validate": "harness.validate",
+}
 
-__all__ = [
-    "TASKS", "epsilons", "final_score", "forget_quality", "get_task", "logit_scaled_confidence",
-    "score", "score_splits", "validate",
-]
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value  # the function, also where a submodule of that name was imported
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

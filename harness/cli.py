@@ -9,10 +9,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.pool import DEFAULT_ROOT
+from harness.defaults import LEVEL, REFERENCE_ROOT, TUNING_RUNS, TUNING_TRIALS
 from harness.sandbox import SandboxUnavailable
-from harness.tuning import DEFAULT_RUNS, DEFAULT_TRIALS
-from harness.uncertainty import LEVEL
 
 
 def default_jobs(task, workers_per_device: int | None = None) -> int:
@@ -171,6 +169,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     task = _task_from_args(args)
     splits = ["public", "private"] if args.split == "both" else [args.split]
+    phases: dict = {}
     with cluster_client(args) as client, RichReporter(console) as reporter:
         board = score_splits(
             task, splits, Path(args.submissions), names=args.only or None,
@@ -180,10 +179,33 @@ def cmd_score(args: argparse.Namespace) -> int:
             timeout=args.timeout, budget_seconds=args.budget, reporter=reporter,
             ceiling=not args.no_ceiling, untuned=args.untuned, cluster=client,
             workers_per_device=args.workers_per_device, sandbox=sandbox_mode(args),
+            phases=phases,
         )
-    print_leaderboard(board, Console(width=None if sys.stdout.isatty() else 160))
-    Console(stderr=True).print(f"wrote {args.leaderboard}")
+    out = Console(width=None if sys.stdout.isatty() else 160)
+    print_leaderboard(board, out)
+    print_phases(phases, out)
+    Console(stderr=True).print(f"wrote {args.leaderboard} and its phase times beside it")
     return 0
+
+
+def print_phases(phases: dict, console) -> None:
+    """Where the wall time went, per split: one column per split, one row per phase."""
+    from rich.table import Table
+
+    from harness.phases import PARTS
+
+    table = Table(title="where the time went (wall seconds)", header_style="bold")
+    table.add_column("phase", no_wrap=True)
+    for split in phases:
+        table.add_column(split, justify="right")
+    names = list(dict.fromkeys(name for timed in phases.values() for name in timed.seconds))
+    for name in names:
+        table.add_row(*([f"  {name}" if name in PARTS else name]
+                        + [f"{timed.seconds.get(name, 0.0):.1f}" for timed in phases.values()]),
+                      end_section=name == names[-1])
+    table.add_row("total", *(f"{timed.total():.1f}" for timed in phases.values()))
+    table.add_row("harness share", *(f"{timed.harness_share():.0%}" for timed in phases.values()))
+    console.print(table)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -199,7 +221,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     with RichReporter(Console(stderr=True)) as reporter:
         entry = tune(
             task, args.name, Path(args.submissions), trials=args.trials,
-            num_models=args.num_models or DEFAULT_RUNS, reference_root=Path(args.reference_root),
+            num_models=args.num_models or TUNING_RUNS, reference_root=Path(args.reference_root),
             output_dir=Path(args.output), jobs=args.jobs or default_jobs(task),
             timeout=args.timeout, budget_seconds=args.budget, reporter=reporter,
             sandbox=sandbox_mode(args),
@@ -287,9 +309,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    """``harness tasks``: each task's name and what it is; with names, each one's settings (which
+    imports the task, and torch with it)."""
     from harness.tasks import TASKS, get_task
 
-    for name in TASKS.names():
+    for name in args.names or TASKS.names():
+        if not args.names:
+            print(f"{name}: {TASKS.summary(name)}")
+            continue
         task = get_task(name)
         print(f"{name}: N={task.num_models}, device={task.device}, recipe={task.recipe}")
     return 0
@@ -431,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "it (the pool is still trained by the task's recipe)")
         sub.add_argument("--forget-index", default=None,
                          help="cifar10: a .npy file of training-set indices to forget")
-        sub.add_argument("--reference-root", default=str(DEFAULT_ROOT),
+        sub.add_argument("--reference-root", default=str(REFERENCE_ROOT),
                          help="cache folder for the original model and the pool")
 
     score_parser = commands.add_parser("score", help="score submissions, write leaderboard.csv")
@@ -475,9 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_option(tune_parser)
     tune_parser.add_argument("--num-models", "-n", type=int, default=None,
                              help=f"N per trial: runs of the submission and models in the pool "
-                             f"(default {DEFAULT_RUNS})")
-    tune_parser.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
-                             help=f"trials the study should have in all (default {DEFAULT_TRIALS})")
+                             f"(default {TUNING_RUNS})")
+    tune_parser.add_argument("--trials", type=int, default=TUNING_TRIALS,
+                             help=f"trials the study should have in all (default {TUNING_TRIALS})")
     tune_parser.add_argument("--submissions", default="submissions", help="submissions folder")
     tune_parser.add_argument("--output", default="results",
                              help="folder for run records and the study")
@@ -572,7 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
                               help="write the table between the README's table markers")
     table_parser.set_defaults(func=cmd_table)
 
-    tasks_parser = commands.add_parser("tasks", help="list the tasks")
+    tasks_parser = commands.add_parser("tasks", help="list the tasks, or show some in detail")
+    tasks_parser.add_argument("names", nargs="*", metavar="TASK",
+                              help="tasks to show with their settings")
     tasks_parser.set_defaults(func=cmd_tasks)
     return parser
 

@@ -394,6 +394,19 @@ class ClusterWorkers:
     def __exit__(self, *exc) -> None:
         self._shared = None
 
+    def wait_until_ready(self) -> None:
+        """Nothing to wait for: the cluster's workers are started by whoever runs them."""
+
+    @property
+    def size(self) -> int:
+        """Runs served at once: every run slot of the connected workers."""
+        return max(1, sum(self.slots().values()))
+
+    @property
+    def evaluation_seconds(self) -> float:
+        """Not measured on a cluster (its workers evaluate in their own processes): NaN."""
+        return float("nan")
+
     @property
     def gpu(self) -> bool:
         return self.task.device.startswith("cuda")

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from harness.defaults import LEVEL
 from harness.hyperparameters import PUBLISHED, encode
 from harness.metric import final_score, forget_quality
 from harness.records import OK, OVER_BUDGET, typical_seconds
-from harness.uncertainty import LEVEL, rank_groups, z_score
+from harness.uncertainty import rank_groups, z_score
 
 if TYPE_CHECKING:
     from harness.records import ModelStats, Outcome

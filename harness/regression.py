@@ -197,7 +197,7 @@ def check(
     baseline_path: Path,
     *,
     submissions_dir: Path = Path("submissions"),
-    reference_root: Path = scoring.DEFAULT_ROOT,
+    reference_root: Path = scoring.REFERENCE_ROOT,
     output_dir: Path = Path("results"),
     jobs: int = 1,
     tolerance: float | None = None,

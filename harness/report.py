@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from harness import cache
+from harness.defaults import LEVEL
 from harness.hyperparameters import PUBLISHED, describe
 from harness.leaderboard import (
     IDENTITY_COLUMNS,
@@ -38,7 +39,6 @@ from harness.leaderboard import (
 )
 from harness.metric import BUCKET_WIDTH, EPSILON_CAP, epsilons, points
 from harness.records import OK
-from harness.uncertainty import LEVEL
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

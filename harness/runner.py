@@ -268,6 +268,7 @@ class _Worker:
         self.original.eval()
         self.memory_limit, self.sandboxed = memory_limit, sandboxed
         self._files: dict[tuple[Path, str], dict[str, bytes]] = {}  # per submission file
+        self.last_evaluation_seconds = 0.0  # of the last run (``harness.phases``)
         # the model that handed-back weights are loaded into: one, not one per run (a ResNet-18
         # is slow to initialise on a CPU)
         self.scored = task.make_model().to(task.device)
@@ -328,8 +329,10 @@ class _Worker:
             result.wall_seconds = float(wall)
             result.cpu_seconds = float(report.get("cpu_seconds", float("nan")))
             result.seconds = self._judged_seconds(result.wall_seconds, result.cpu_seconds)
+        start = time.perf_counter()
         if result.status == OK:
             self._evaluate(result, weights)
+        self.last_evaluation_seconds = time.perf_counter() - start
         return result
 
     def _submission_files(self, submission: Submission) -> dict[str, bytes]:
@@ -405,7 +408,8 @@ def _worker_main(
         if isinstance(request, _RetrainTiming):
             connection.send(worker.time_retrain(request))
             continue
-        connection.send(worker.run(request, timeout))
+        result = worker.run(request, timeout)
+        connection.send((result, worker.last_evaluation_seconds))
 
 
 @contextlib.contextmanager
@@ -443,6 +447,8 @@ class WorkerPool:
     timeout: float = 600.0
     memory_limit: int | None = None  # bytes per run; None: ``default_memory_limit(jobs)``
     sandbox: str = "auto"  # ``harness.sandbox``: auto, on or off
+    # seconds the workers spent evaluating handed-back weights, summed (``harness.phases``)
+    evaluation_seconds: float = 0.0
     _slots: list[_Slot] = field(default_factory=list)
 
     def __enter__(self) -> WorkerPool:
@@ -496,7 +502,7 @@ class WorkerPool:
         concurrency the runs it judges have: every worker trains at the same time (so on a
         shared GPU or a busy CPU the yardstick slows as the runs do), and the median over the
         workers is the answer (one worker delayed by the rest does not decide)."""
-        self._wait_until_ready()
+        self.wait_until_ready()
         for slot in self._slots:  # one request to each worker, all at once
             slot.request, slot.started = _RetrainTiming(seed), time.monotonic()
             slot.connection.send((slot.request, self.timeout))
@@ -507,7 +513,12 @@ class WorkerPool:
             raise RuntimeError("timing the reference training failed in the workers")
         return float(np.median(finite))
 
-    def _wait_until_ready(self) -> None:
+    @property
+    def size(self) -> int:
+        """Runs served at once."""
+        return max(1, self.jobs)
+
+    def wait_until_ready(self) -> None:
         """Block until every worker has started (or raise as ``_collect`` does when one dies)."""
         while not all(slot.ready for slot in self._slots):
             starting = [s for s in self._slots if not s.ready]
@@ -563,8 +574,10 @@ class WorkerPool:
                 slot.ready = message == "ready"
                 return
             slot.request = None
-            if isinstance(message, RunResult):
+            if isinstance(message, tuple):  # a run's result and the seconds its evaluation took
+                message, evaluation = message
                 message.worker = slot.index
+                self.evaluation_seconds += evaluation
             on_result(message)
             return
         if not slot.process.is_alive():

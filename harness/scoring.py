@@ -10,12 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from harness import cache, metric, uncertainty
+from harness.defaults import REFERENCE_ROOT
 from harness.ensemble import select_chunk_trainer
 from harness.leaderboard import CEILING_ROW, build_leaderboard
-from harness.pool import CEILING, DEFAULT_ROOT, POOL, ReferenceStore, train_chunk_sequential
+from harness.phases import EVALUATION, OWN_RUN_TIME, Phases, phase_table, phases_path
+from harness.pool import CEILING, POOL, ReferenceStore, train_chunk_sequential
 from harness.provenance import run_digest
 from harness.records import ModelStats, Outcome, RunResult
 from harness.results import ResultsStore
@@ -191,9 +194,10 @@ def run_submissions(
     budget: float,
     settings: dict[str, dict] | None = None,
     reporter: Reporter | None = None,
-) -> None:
+) -> list[RunResult]:
     """Do the runs each outcome (of a submission found) still lacks, recording every result as it
-    finishes; a submission whose first timed runs exceed ``budget`` is stopped."""
+    finishes; a submission whose first timed runs exceed ``budget`` is stopped. Returns the
+    results of the runs done."""
     reporter = reporter or Reporter()
     settings = settings or {}
     requests = []
@@ -212,7 +216,10 @@ def run_submissions(
             for i in todo
         ]
 
+    done: list[RunResult] = []
+
     def on_result(result: RunResult) -> None:
+        done.append(result)
         outcome = outcomes[result.submission]
         outcome.runs[result.run_index] = result
         results.append(result)
@@ -223,6 +230,7 @@ def run_submissions(
         return outcomes[request.submission.name].over_budget
 
     workers.run(requests, on_result, skip)
+    return done
 
 
 def time_budget(task: Task, retrain_seconds: float, budget_seconds: float | None = None) -> float:
@@ -233,12 +241,32 @@ def time_budget(task: Task, retrain_seconds: float, budget_seconds: float | None
     return task.budget_fraction * retrain_seconds
 
 
+def chosen_submissions(
+    task: Task, submissions_dir: Path, names: list[str] | None, untuned: bool
+) -> tuple[list[Submission], dict[str, str], dict[str, dict]]:
+    """The submissions to score (all found, or ``names``), the rejected ones with why, and each
+    one's settings (tuned hyperparameters unless ``untuned``)."""
+    found, rejected = discover(submissions_dir)
+    if names:
+        known = {s.name for s in found} | set(rejected)
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown submission(s): {', '.join(unknown)}; found: {', '.join(sorted(known))}"
+            )
+        found = [s for s in found if s.name in names]
+        rejected = {k: v for k, v in rejected.items() if k in names}
+    settings, misfits = settings_for(found, tuned_path(submissions_dir, task.name), untuned)
+    rejected.update(misfits)
+    return [s for s in found if s.name not in misfits], rejected, settings
+
+
 def score(
     task: Task,
     submissions_dir: Path = Path("submissions"),
     *,
     names: list[str] | None = None,
-    reference_root: Path = DEFAULT_ROOT,
+    reference_root: Path = REFERENCE_ROOT,
     output_dir: Path = Path("results"),
     leaderboard_path: Path | None = Path("leaderboard.csv"),
     jobs: int = 1,
@@ -251,6 +279,7 @@ def score(
     cluster: Client | None = None,
     workers_per_device: int | None = None,
     sandbox: str = "auto",
+    phases: Phases | None = None,
 ) -> pd.DataFrame:
     """Score every submission in ``submissions_dir`` (or only ``names``) on ``task``.
 
@@ -261,50 +290,48 @@ def score(
     ``distributed.Client``) the pools and the runs are done on its workers
     (``harness.cluster``; ``workers_per_device`` runs share a worker's GPU), into the same
     caches and records as local work. Submissions run in the OS sandbox (``harness.sandbox``:
-    ``auto`` where bubblewrap is installed, ``on`` requires it, ``off``).
+    ``auto`` where bubblewrap is installed, ``on`` requires it, ``off``). ``phases``, where
+    given, receives the wall seconds of each phase (``harness.phases``).
     """
     reporter = reporter or Reporter()
-    found, rejected = discover(submissions_dir)
-    if names:
-        known = {s.name for s in found} | set(rejected)
-        unknown = sorted(set(names) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown submission(s): {', '.join(unknown)}; found: {', '.join(sorted(known))}"
-            )
-        found = [s for s in found if s.name in names]
-        rejected = {k: v for k, v in rejected.items() if k in names}
-
-    settings, misfits = settings_for(found, tuned_path(submissions_dir, task.name), untuned)
-    rejected.update(misfits)
-    found = [s for s in found if s.name not in misfits]
-
-    data = task.load_data()
-    store = ReferenceStore(task, data, reference_root)
-    results = ResultsStore(Path(output_dir) / store.directory.name)
-    results.ensure_writable()
-
-    reporter.message(f"reference cache: {store.directory}")
+    phases = phases if phases is not None else Phases()
+    with phases.phase("set-up"):
+        found, rejected, settings = chosen_submissions(
+            task, submissions_dir, names, untuned
+        )
+        data = task.load_data()
+        store = ReferenceStore(task, data, reference_root)
+        results = ResultsStore(Path(output_dir) / store.directory.name)
+        results.ensure_writable()
+        reporter.message(f"reference cache: {store.directory}")
     if cluster is None:
-        pool = build_reference(store, reporter, train_chunk, jobs=jobs)
-        second = build_reference(store, reporter, train_chunk, jobs, CEILING) if ceiling else None
+        with phases.phase("original model"):
+            store.original_model()
+        with phases.phase("reference pool"):
+            pool = build_reference(store, reporter, train_chunk, jobs=jobs)
+        with phases.phase("ceiling pool"):
+            second = (
+                build_reference(store, reporter, train_chunk, jobs, CEILING) if ceiling else None
+            )
     else:
         from harness.cluster import build_reference_on_cluster
 
-        pool = build_reference_on_cluster(store, cluster, reporter, train_chunk)
-        second = (
-            build_reference_on_cluster(store, cluster, reporter, train_chunk, CEILING)
-            if ceiling else None
-        )
+        with phases.phase("reference pool"):
+            pool = build_reference_on_cluster(store, cluster, reporter, train_chunk)
+        with phases.phase("ceiling pool"):
+            second = (
+                build_reference_on_cluster(store, cluster, reporter, train_chunk, CEILING)
+                if ceiling else None
+            )
 
-    outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
-    digests = {s.name: provenance_of(task, data, s, settings[s.name]) for s in found}
-    for submission in found:
-        outcomes[submission.name] = Outcome(
-            submission.name, submission,
-            runs=results.load_runs(submission.name, digests[submission.name]),
-            provenance=digests[submission.name],
-        )
+    with phases.phase("set-up"):
+        outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
+        for submission in found:
+            digest = provenance_of(task, data, submission, settings[submission.name])
+            outcomes[submission.name] = Outcome(
+                submission.name, submission, runs=results.load_runs(submission.name, digest),
+                provenance=digest,
+            )
 
     original = store.directory / "original.pt"
     if cluster is None:
@@ -315,14 +342,21 @@ def score(
         workers = ClusterWorkers(cluster, task, data, original, workers_per_device,
                                  reporter=reporter, sandbox=sandbox)
     with workers:
-        retrain_time = measure_retrain_seconds(store, workers)
+        with phases.phase("workers start"):
+            workers.wait_until_ready()
+        with phases.phase("yardstick"):
+            retrain_time = measure_retrain_seconds(store, workers)
         budget = time_budget(task, retrain_time, budget_seconds)
         workers.timeout = timeout if timeout is not None else hard_timeout(retrain_time)
         reporter.message(
             f"retraining one model takes {retrain_time:.3f} s here; "
             f"time budget per run {budget:.3f} s"
         )
-        run_submissions(workers, task, outcomes, results, budget, settings, reporter)
+        with phases.phase("runs"):
+            done = run_submissions(workers, task, outcomes, results, budget, settings, reporter)
+        own = [r.seconds for r in done if np.isfinite(r.seconds)]
+        phases.add(OWN_RUN_TIME, sum(own) / workers.size)
+        phases.add(EVALUATION, workers.evaluation_seconds / workers.size)
 
     scored = {
         name: stats for name, outcome in outcomes.items()
@@ -330,16 +364,26 @@ def score(
     }
     if second is not None:
         scored[CEILING_ROW] = second
-    uncertainty = score_uncertainty(
-        scored, pool, task, results.directory / "uncertainty", jobs, reporter
-    )
-    board = build_leaderboard(
-        task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
-        versions=cache.versions(), uncertainty=uncertainty, ceiling=second, settings=settings,
-    )
-    if leaderboard_path is not None:
-        cache.atomic_write(Path(leaderboard_path), lambda tmp: board.to_csv(tmp, index=False))
+    with phases.phase("intervals"):
+        uncertainty = score_uncertainty(
+            scored, pool, task, results.directory / "uncertainty", jobs, reporter
+        )
+    with phases.phase("leaderboard"):
+        board = build_leaderboard(
+            task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
+            versions=cache.versions(), uncertainty=uncertainty, ceiling=second,
+            settings=settings,
+        )
+        if leaderboard_path is not None:
+            write_leaderboard(Path(leaderboard_path), board, {task.split: phases})
     return board
+
+
+def write_leaderboard(path: Path, board: pd.DataFrame, phases: dict[str, Phases]) -> None:
+    """The leaderboard, and beside it the wall seconds of each split's phases."""
+    cache.atomic_write(path, lambda tmp: board.to_csv(tmp, index=False))
+    table = phase_table(phases)
+    cache.atomic_write(phases_path(path), lambda tmp: table.to_csv(tmp, index=False))
 
 
 def score_splits(
@@ -348,20 +392,24 @@ def score_splits(
     submissions_dir: Path = Path("submissions"),
     *,
     leaderboard_path: Path | None = Path("leaderboard.csv"),
+    phases: dict[str, Phases] | None = None,
     **options,
 ) -> pd.DataFrame:
     """``score`` on each of ``splits`` (``"public"``, ``"private"``), as the competition scored a
     public split and, for the final ranking, a private one made the same way with another seed.
-    One table: the private rows (the final ranking) first, each row naming its split."""
+    One table: the private rows (the final ranking) first, each row naming its split.
+    ``phases``, where given, receives each split's phase times (``harness.phases``)."""
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
         raise ValueError(f"splits must be among {', '.join(SPLITS)}; got {', '.join(splits)}")
     order = [split for split in ("private", "public") if split in splits]
-    boards = [
-        score(task.with_options(split=split), submissions_dir, leaderboard_path=None, **options)
-        for split in order
-    ]
+    phases = phases if phases is not None else {}
+    boards = []
+    for split in order:
+        phases[split] = Phases()
+        boards.append(score(task.with_options(split=split), submissions_dir,
+                            leaderboard_path=None, phases=phases[split], **options))
     board = pd.concat(boards, ignore_index=True)
     if leaderboard_path is not None:
-        cache.atomic_write(Path(leaderboard_path), lambda tmp: board.to_csv(tmp, index=False))
+        write_leaderboard(Path(leaderboard_path), board, phases)
     return board

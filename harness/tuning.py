@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import cache
+from harness.defaults import REFERENCE_ROOT, TUNING_RUNS, TUNING_TRIALS
 from harness.hyperparameters import Hyperparameter, describe
 from harness.leaderboard import official_scores
-from harness.pool import DEFAULT_ROOT, ReferenceStore
+from harness.pool import ReferenceStore
 from harness.records import Outcome, too_slow, typical_seconds
 from harness.results import ResultsStore
 from harness.runner import WorkerPool
@@ -48,8 +49,6 @@ from harness.submissions import discover
 from harness.tasks.base import Task
 from harness.tuned import record, tuned_path
 
-DEFAULT_TRIALS = 30
-DEFAULT_RUNS = 32  # N per trial: runs of the submission and models in the reference pool
 BUDGET_SHARE = 0.75  # a trial is feasible when its median run takes at most this share of budget
 SPLIT = "public"
 STUDY_FOLDER = "tuning"
@@ -129,9 +128,9 @@ def tune(
     name: str,
     submissions_dir: Path = Path("submissions"),
     *,
-    trials: int = DEFAULT_TRIALS,
-    num_models: int = DEFAULT_RUNS,
-    reference_root: Path = DEFAULT_ROOT,
+    trials: int = TUNING_TRIALS,
+    num_models: int = TUNING_RUNS,
+    reference_root: Path = REFERENCE_ROOT,
     output_dir: Path = Path("results"),
     jobs: int = 1,
     timeout: float | None = None,

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from harness.defaults import LEVEL
 from harness.metric import epsilons, points
 
-LEVEL = 0.95
 EXAMPLE_REPLICATES = 2000
 MODEL_REPLICATES = 20
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.pool import DEFAULT_ROOT, ReferenceStore
+from harness.defaults import REFERENCE_ROOT
+from harness.pool import ReferenceStore
 from harness.records import OK, RunResult, too_slow, typical_seconds
 from harness.runner import RunRequest, WorkerPool
 from harness.scoring import hard_timeout, measure_retrain_seconds, time_budget
@@ -29,7 +30,7 @@ class Validation:
 
 
 def validate(
-    path: Path, task: Task, runs: int = 3, reference_root: Path = DEFAULT_ROOT, jobs: int = 1,
+    path: Path, task: Task, runs: int = 3, reference_root: Path = REFERENCE_ROOT, jobs: int = 1,
     sandbox: str = "auto",
 ) -> Validation:
     """Check the submission at ``path`` with ``runs`` runs on ``task`` in ``jobs`` workers (the

@@ -9,9 +9,25 @@ from harness.cli import main
 EXAMPLES = Path(__file__).resolve().parent.parent / "submissions"
 
 
-def test_tasks_lists_the_default_task(capsys):
+def test_tasks_lists_the_tasks_and_shows_one_in_detail(capsys):
     assert main(["tasks"]) == 0
+    assert "digits: The embedded default task" in capsys.readouterr().out
+    assert main(["tasks", "digits"]) == 0
     assert "digits: N=512" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["tasks"], ["score", "--bogus"]])
+def test_the_quick_commands_import_no_heavy_module(argv):
+    """``--help``, ``tasks`` and argument errors answer without importing torch, pandas or
+    scipy (``bench/bench_cli_startup.py`` times them)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom harness.cli import main\ntry:\n    main(sys.argv[1:])\n"
+            "except SystemExit:\n    pass\n"
+            "print([m for m in ('torch', 'pandas', 'scipy', 'sklearn') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_unknown_task_is_a_one_line_error(capsys):

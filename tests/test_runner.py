@@ -288,7 +288,7 @@ def test_a_deterministic_recipe_s_workers_start_with_cublas_s_fixed_workspace(mo
 def _own_a_pool(task, original, pids) -> None:
     """A scorer: starts one worker, reports its pid, gives it a run that hangs and waits."""
     with WorkerPool(task, original, jobs=1, timeout=600) as workers:
-        workers._wait_until_ready()
+        workers.wait_until_ready()
         pids.put(workers._slots[0].process.pid)
         hangs = inspect_submission(BAD / "hangs.py")
         workers.run([RunRequest(hangs, 0, 0)], lambda result: None)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from harness.leaderboard import CEILING_ROW
+from harness.phases import EVALUATION, OWN_RUN_TIME, Phases, phases_path
 from harness.pool import ReferenceStore
 from harness.scoring import score
 from harness.tasks import get_task
@@ -34,13 +35,14 @@ def scored(tmp_path_factory):
         leaderboard_path=root / "leaderboard.csv", jobs=2,
         budget_seconds=float("inf"),  # this test is about the ordering; budgets are tested apart
     )
-    board = score(task, submissions, **kwargs)
-    return task, root, submissions, kwargs, board
+    phases = Phases()
+    board = score(task, submissions, **kwargs, phases=phases)
+    return task, root, submissions, kwargs, board, phases
 
 
 @pytest.mark.slow
 def test_leaderboard_orders_the_baselines(scored):
-    _, root, _, _, board = scored
+    _, root, _, _, board, _ = scored
     by_name = board.set_index("submission")
     assert (by_name.loc[["do_nothing", "finetune"], "status"] == "ok").all()
     assert by_name.loc[CEILING_ROW, "status"] == "reference"
@@ -57,7 +59,7 @@ def test_leaderboard_orders_the_baselines(scored):
 
 @pytest.mark.slow
 def test_a_raising_submission_is_an_error_row_and_harms_no_other(scored):
-    _, _, _, _, board = scored
+    _, _, _, _, board, _ = scored
     row = board.set_index("submission").loc["raises"]
     assert row["status"] == "error"
     assert "deliberate failure" in row["message"]
@@ -67,7 +69,7 @@ def test_a_raising_submission_is_an_error_row_and_harms_no_other(scored):
 
 @pytest.mark.slow
 def test_second_run_trains_nothing_and_reruns_nothing(scored, monkeypatch):
-    task, root, submissions, kwargs, board = scored
+    task, root, submissions, kwargs, board, _ = scored
     (submissions / "late_arrival.py").write_text(
         (EXAMPLES / "do_nothing.py").read_text()
     )
@@ -160,7 +162,7 @@ def test_unwritable_output_folder_fails_before_any_work(small, tmp_path):
 
 @pytest.mark.slow
 def test_every_score_has_an_interval_and_ranks_come_in_groups(scored):
-    _, _, _, _, board = scored
+    _, _, _, _, board, _ = scored
     rows = board.set_index("submission")
     for name in ("do_nothing", "finetune", "gradient_ascent", CEILING_ROW):
         low, value, high = rows.loc[name, ["final_score_lo", "final_score", "final_score_hi"]]
@@ -171,3 +173,27 @@ def test_every_score_has_an_interval_and_ranks_come_in_groups(scored):
     groups = ranked["rank_group"].tolist()
     assert groups[0] == 1 and groups == sorted(groups)
     assert all(b - a in (0, 1) for a, b in zip(groups, groups[1:], strict=False))
+
+
+@pytest.mark.slow
+def test_the_phases_add_up_and_are_written_beside_the_leaderboard(scored):
+    """Every phase of a first scoring was timed (nothing was cached), the runs phase holds the
+    submissions' own time, and the table beside the leaderboard says the same."""
+    task, root, _, kwargs, board, phases = scored
+    expected = ["set-up", "original model", "reference pool", "ceiling pool", "workers start",
+                "yardstick", "runs", OWN_RUN_TIME, EVALUATION, "intervals", "leaderboard"]
+    assert list(phases.seconds) == expected
+    assert all(seconds > 0 for seconds in phases.seconds.values())
+    # the runs' own seconds, divided by the 2 workers, fit in the runs phase's wall time
+    ok = board[board["status"] == "ok"]
+    own = (ok["seconds_per_run"] * ok["runs_ok"]).sum() / 2
+    assert phases.seconds[OWN_RUN_TIME] == pytest.approx(own, rel=0.5)
+    assert phases.seconds[OWN_RUN_TIME] < phases.seconds["runs"]
+    assert phases.total() == pytest.approx(
+        sum(s for name, s in phases.seconds.items() if name not in (OWN_RUN_TIME, EVALUATION)))
+    assert 0 < phases.harness_share() < 1
+    table = pd.read_csv(phases_path(kwargs["leaderboard_path"]))
+    assert set(table["split"]) == {task.split}
+    written = dict(zip(table["phase"], table["seconds"], strict=True))
+    assert written["runs"] == pytest.approx(phases.seconds["runs"])
+    assert written["total"] == pytest.approx(phases.total())

@@ -59,3 +59,15 @@ def test_loaders_follow_the_seed():
     other = next(iter(task.make_loaders(data, seed=4)[0]))[1]
     assert first.tolist() == again.tolist()
     assert first.tolist() != other.tolist()
+
+
+def test_naming_the_tasks_imports_none_of_them():
+    """``harness tasks`` and ``--help`` list the tasks without importing them (and torch)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from harness.tasks import TASKS; "
+            "print([TASKS.summary(n)[:6] for n in TASKS.names()], "
+            "[m for m in ('torch', 'harness.tasks.digits') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['CIFAR-', 'The em', 'The co'] []"

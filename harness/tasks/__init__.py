@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+from typing import TYPE_CHECKING
 
 from harness.registry import Registry
-from harness.tasks.base import DataError, Task, TaskData
-from harness.tasks.cifar10 import cifar10_task
-from harness.tasks.digits import digits_task
-from harness.tasks.surf import surf_task
 
+if TYPE_CHECKING:
+    from harness.tasks.base import Task
+
+# imported when first used: naming the tasks (``harness tasks``, ``--help``) imports none of them
 TASKS: Registry = Registry("task")
-TASKS.register("digits")(digits_task)
-TASKS.register("cifar10")(cifar10_task)
-TASKS.register("surf")(surf_task)
+TASKS.register_lazy("digits", "harness.tasks.digits:digits_task")
+TASKS.register_lazy("cifar10", "harness.tasks.cifar10:cifar10_task")
+TASKS.register_lazy("surf", "harness.tasks.surf:surf_task")
 
 
 def get_task(name: str, **overrides) -> Task:
@@ -27,3 +29,11 @@ def get_task(name: str, **overrides) -> Task:
 
 
 __all__ = ["TASKS", "DataError", "Task", "TaskData", "get_task"]
+
+
+def __getattr__(name: str) -> object:
+    """``DataError``, ``Task`` and ``TaskData`` from ``harness.tasks.base``, imported (with
+    torch) when first used."""
+    if name in ("DataError", "Task", "TaskData"):
+        return getattr(importlib.import_module("harness.tasks.base"), name)
+    raise AttributeError(f"module 'harness.tasks' has no attribute {name!r}")

@@ -1,0 +1,9 @@
+"""Defaults the CLI shows in its help, kept free of heavy imports so that ``harness --help``
+answers at once. The modules that use them import them from here."""
+
+from pathlib import Path
+
+REFERENCE_ROOT = Path("reference_models")  # the cache of original models and pools
+LEVEL = 0.95  # of every interval
+TUNING_TRIALS = 30  # trials a ``harness tune`` study has in all
+TUNING_RUNS = 32  # N per trial: runs of the submission and models in the reference pool
