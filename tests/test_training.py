@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pytest
@@ -139,3 +140,103 @@ def test_crop_flip_draws_are_crop_flip_s():
     direct = crop_flip(images, torch.Generator().manual_seed(2))
     offsets, flips = crop_flip_draws(5, torch.Generator().manual_seed(2))
     assert torch.equal(apply_crop_flip(images, offsets, flips), direct)
+
+
+# -- which epoch a training keeps: the organisers' train_lib.train -------------------------------
+def reference_saved_epoch(accuracies: list[float], min_save_epoch: int) -> int | None:
+    """train_lib.train and _test restated: best_acc starts at 0 and follows every epoch; an
+    epoch whose val accuracy beats it is saved if it is min_save_epoch or later. None: no file."""
+    best_acc, saved = 0.0, None
+    for epoch, acc in enumerate(accuracies):
+        if acc > best_acc:
+            if epoch >= min_save_epoch:
+                saved = epoch
+            best_acc = acc
+    return saved
+
+
+def _prefix_models(task, data, epochs: int) -> list[dict]:
+    """With a constant rate, the model after epoch e of a longer training is the model trained
+    for e + 1 epochs: every epoch's weights, each from a fresh training."""
+    from harness.pool import train_from_scratch
+
+    models = []
+    for length in range(1, epochs + 1):
+        short = task.with_options(recipe=dataclasses.replace(task.recipe, epochs=length))
+        model, _ = train_from_scratch(short, data.retain, 5)
+        models.append(model)
+    return models
+
+
+@pytest.mark.parametrize(
+    ("lr", "momentum", "first"), [(2.0, 0.0, 0), (2.0, 0.0, 2), (0.5, 0.9, 3), (0.5, 0.9, 0)]
+)
+def test_best_val_epoch_is_the_checkpoint_the_organisers_save(lr, momentum, first):
+    """On recipes whose val accuracy jumps about (lr 2.0 peaks at an early epoch), the kept
+    weights are those of the epoch the organisers' loop saves, or the last epoch if it saves
+    none; ties keep the earlier epoch."""
+    import numpy as np
+
+    from harness.pool import train_from_scratch
+    from harness.training import predict, torch_threads
+
+    task = _short_digits(lr=lr, momentum=momentum, schedule="constant")
+    data = task.load_data()
+    epochs = 8
+    with torch_threads(1):
+        models = _prefix_models(task, data, epochs)
+        accuracies = []
+        for model in models:
+            logits, targets = predict(model, data.val)
+            correct = int(np.sum(logits.argmax(axis=1) == targets))
+            accuracies.append(100.0 * correct / len(targets))
+        full = task.with_options(recipe=dataclasses.replace(task.recipe, epochs=epochs))
+        kept, _ = train_from_scratch(full, data.retain, 5, val=data.val, best_val_from=first)
+    saved = reference_saved_epoch(accuracies, first)
+    expected = models[epochs - 1 if saved is None else saved].state_dict()
+    for key, value in kept.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+    if (lr, first) == (2.0, 0):
+        assert saved is not None and saved < epochs - 1  # val accuracy peaks early here
+    if (lr, first) == (2.0, 2):
+        assert saved is None  # nothing from epoch 2 on beats the early peak: the last epoch
+
+
+def test_best_val_rule_counts_earlier_epochs_and_keeps_the_first_of_ties():
+    import numpy as np
+
+    from harness.training import BestVal
+
+    counts = [5, 9, 7, 9, 8, 10, 10, 3]
+    for first in range(len(counts)):
+        rule = BestVal(first, members=2)
+        for epoch, count in enumerate(counts):
+            rule.update(epoch, np.array([count, 0]))
+        expected = reference_saved_epoch([100.0 * c / 20 for c in counts], first)
+        assert rule.epochs.tolist() == [-1 if expected is None else expected, -1]
+
+
+def test_class_weights_are_one_over_count_of_the_full_training_set(monkeypatch):
+    """surf.get_dataset: 1 / count per age group over the training set, forget set included; the
+    same tensor trains the original and every retrained model (main.py)."""
+    import numpy as np
+
+    from harness import training
+    from harness.pool import train_reference_model
+
+    task = _short_digits(class_weighted=True)
+    data = task.load_data()
+    seen = []
+    cross_entropy = torch.nn.functional.cross_entropy
+
+    def recording(logits, targets, weight=None):
+        seen.append(weight)
+        return cross_entropy(logits, targets, weight=weight)
+
+    monkeypatch.setattr(training.nn.functional, "cross_entropy", recording)
+    train_reference_model(task, data, 0)
+    labels = data.train.labels.numpy()
+    expected = torch.tensor([1.0 / np.sum(labels == c) for c in range(10)], dtype=torch.float32)
+    retain_only = 1.0 / np.bincount(labels[data.retain_idx], minlength=10)
+    assert not np.allclose(expected.numpy(), retain_only)
+    assert seen and all(torch.equal(w, expected) for w in seen)
