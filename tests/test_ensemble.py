@@ -535,3 +535,65 @@ def test_grouped_float32_pool_is_statistically_the_sequential_pool(task):
     assert fast.test_acc.mean() > 0.6  # learned (4 epochs: far from converged)
     off = cnn.with_options(recipe=dataclasses.replace(recipe, lr=0.05))
     assert equivalent(train_chunk_ensemble(off, data, list(range(12))), slow) != []
+
+
+# -- the best-val checkpoint (surf's rule), both paths -------------------------------------------
+def test_stacked_members_keep_the_best_val_epoch_as_their_twins(task, float64):
+    """With the recipe's pool_best_val_from every member keeps the epoch its one-at-a-time twin
+    keeps (a constant, high rate: val accuracy jumps about, so the kept epoch is often not the
+    last). In float64: at this rate float32 rounding alone parts a member from its twin."""
+    data = task.load_data()
+    for split in (data.train, data.val, data.test):
+        split.images = split.images.double()
+    base = short(task, epochs=6, lr=0.5, schedule="constant")
+    selecting = base.with_options(recipe=dataclasses.replace(base.recipe, pool_best_val_from=1))
+    indices = [0, 1, 2, 3]
+    kept, _ = train_ensemble(selecting, data, indices)
+    last, _ = train_ensemble(base, data, indices)
+    moved = 0
+    for member, plain, index in zip(kept.unstack(), last.unstack(), indices, strict=True):
+        single, _ = train_reference_model(selecting, data, index)
+        assert max(_differences(single, member).values()) < 1e-9
+        moved += max(_differences(member, plain).values()) > 1e-6
+    assert moved  # some member kept an earlier epoch
+    fast = train_chunk_ensemble(selecting, data, indices)
+    slow = train_chunk_sequential(selecting, data, indices)
+    np.testing.assert_allclose(fast.confidences, slow.confidences, atol=1e-9)
+
+
+def test_grouped_members_keep_the_best_val_epoch_as_their_twins(tiny_resnet, float64):
+    """As above for a grouped ResNet. Over four epochs float64 rounding grows to ~1e-4 between a
+    grouped member and its twin (BatchNorm of channels ReLU silences), so members are compared
+    to 1e-3; another epoch than the twin's is more than 1e-2 away (checked on the members the
+    rule moved)."""
+    small, _ = tiny_resnet
+    data = _as_float64(small.load_data())
+    recipe = dataclasses.replace(small.recipe, epochs=4, schedule="constant")
+    base = small.with_options(recipe=recipe)
+    selecting = small.with_options(recipe=dataclasses.replace(recipe, pool_best_val_from=1))
+    indices = [0, 3, 5, 6]
+    kept, _ = train_ensemble(selecting, data, indices, GROUPED)
+    last, _ = train_ensemble(base, data, indices, GROUPED)
+    moved = 0
+    for member, plain, single in zip(
+        kept.unstack(), last.unstack(), _twins(selecting, data, indices), strict=True
+    ):
+        differences = _differences(single, member)
+        differences = {k: v for k, v in differences.items() if not k.endswith("batches_tracked")}
+        assert max(differences.values()) < 1e-3, differences
+        moved += max(_differences(member, plain).values()) > 1e-2
+    assert moved  # some member kept an earlier epoch
+
+
+def test_members_are_cropped_with_the_recipe_s_padding():
+    """Each member's batch is cropped as training.crop_flip crops it alone, padding included."""
+    from harness.training import crop_flip
+
+    inputs = torch.randn(3, 5, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    fill = (-2.0, 0.5, 1.5)
+    together = ensemble._augment_members(
+        inputs, [torch.Generator().manual_seed(s) for s in (1, 2, 3)], fill
+    )
+    alone = [crop_flip(inputs[k], torch.Generator().manual_seed(k + 1), fill) for k in range(3)]
+    assert torch.equal(together, torch.stack(alone))
+    assert (together == 1.5).any()  # some padding shows
