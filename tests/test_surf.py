@@ -455,3 +455,17 @@ def test_missing_folder_and_too_few_people(tmp_path):
         load(tmp_path / "nowhere")
     with pytest.raises(DataError, match=r"Age_Gender\.txt: 20 people.*forget_people=20"):
         load(make_casia(tmp_path), forget_people=20)
+
+
+def test_any_forget_set_from_an_index_file_on_both_splits(casia, casia_data, tmp_path):
+    path = tmp_path / "forget.npy"
+    np.save(path, np.array([5, 0, 3]))
+    given = [load(casia, forget_index=str(path), split=split) for split in ("public", "private")]
+    for data in given:
+        assert data.forget_idx.tolist() == [5, 0, 3]  # the file's order
+        assert data.retain_idx.tolist() == [i for i in range(48) if i not in (0, 3, 5)]
+    assert given[0].fingerprint != casia_data.fingerprint
+    assert "forget_index" not in surf_task().config()
+    np.save(path, np.array([48]))
+    with pytest.raises(DataError, match=r"forget\.npy: forget indices must lie in 0\.\.47"):
+        load(casia, forget_index=str(path))

@@ -215,6 +215,30 @@ def random_forget_split(
     return forget, retain
 
 
+def read_forget_index(path: Path, num_train: int) -> np.ndarray:
+    """Training-set indices from a ``.npy`` file (``--forget-index``), checked, in the file's
+    order: the starting kit's ``Subset(train_set, forget_idx)`` keeps it."""
+    if not path.is_file():
+        raise DataError(f"{path}: forget index file not found")
+    try:
+        index = np.load(path, allow_pickle=False)
+    except Exception as error:
+        raise DataError(f"{path}: not a .npy array of indices ({error})") from None
+    if index.ndim != 1 or not np.issubdtype(index.dtype, np.integer) or len(index) == 0:
+        raise DataError(
+            f"{path}: expected a non-empty 1-D integer array of training-set indices, got "
+            f"{index.dtype} of shape {index.shape}"
+        )
+    if index.min() < 0 or index.max() >= num_train:
+        raise DataError(
+            f"{path}: forget indices must lie in 0..{num_train - 1}, found "
+            f"{index.min()}..{index.max()}"
+        )
+    if len(np.unique(index)) != len(index) or len(index) >= num_train:
+        raise DataError(f"{path}: forget indices must be distinct and leave a retain set")
+    return index.astype(np.int64)
+
+
 def fingerprint(*arrays: np.ndarray) -> str:
     """A content hash of arrays (data, labels, split indices)."""
     digest = hashlib.sha256()

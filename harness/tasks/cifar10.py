@@ -45,6 +45,7 @@ from harness.tasks.base import (
     default_device,
     fingerprint,
     random_forget_split,
+    read_forget_index,
 )
 from harness.training import Recipe
 
@@ -110,29 +111,6 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(labels) and (labels.min() < 0 or labels.max() > 9):
         raise DataError(f"{path}: labels must be 0..9, found {labels.min()}..{labels.max()}")
     return data.reshape(-1, 3, 32, 32), labels
-
-
-def read_forget_index(path: Path, num_train: int) -> np.ndarray:
-    """Training-set indices from a ``.npy`` file, checked, in the file's order."""
-    if not path.is_file():
-        raise DataError(f"{path}: forget index file not found")
-    try:
-        index = np.load(path, allow_pickle=False)
-    except Exception as error:
-        raise DataError(f"{path}: not a .npy array of indices ({error})") from None
-    if index.ndim != 1 or not np.issubdtype(index.dtype, np.integer) or len(index) == 0:
-        raise DataError(
-            f"{path}: expected a non-empty 1-D integer array of training-set indices, got "
-            f"{index.dtype} of shape {index.shape}"
-        )
-    if index.min() < 0 or index.max() >= num_train:
-        raise DataError(
-            f"{path}: forget indices must lie in 0..{num_train - 1}, found "
-            f"{index.min()}..{index.max()}"
-        )
-    if len(np.unique(index)) != len(index) or len(index) >= num_train:
-        raise DataError(f"{path}: forget indices must be distinct and leave a retain set")
-    return index.astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,10 @@ split of scikit-learn's ``LeavePGroupsOut(n_groups=15)`` over the training image
 or of the table), which is every training image of the 15 training people whose ids sort first;
 it does not depend on the root seed. On the private split, which the released code does not
 have (the harness's own rule): every training image of 15 other training people, drawn from the
-private split's seed among those not in the public set. ``forget_people`` changes the 15.
+private split's seed among those not in the public set. ``forget_people`` changes the 15. Any
+other forget set is given as ``forget.csv`` (the Kaggle layout) or, on any layout, as
+``--forget-index``: a ``.npy`` file of indices into the training split in the order this module
+builds it, kept in the file's order, on both splits (it wins over ``forget.csv``).
 
 Images are decoded with ``torchvision.io`` and resized to 32x32 with
 ``torchvision.transforms.functional.resize`` (bilinear) on the uint8 tensor without
@@ -71,7 +74,14 @@ from torchvision.transforms.functional import resize
 
 from harness.batches import ExampleDataset
 from harness.models import resnet18
-from harness.tasks.base import DataError, Task, TaskData, default_device, fingerprint
+from harness.tasks.base import (
+    DataError,
+    Task,
+    TaskData,
+    default_device,
+    fingerprint,
+    read_forget_index,
+)
 from harness.training import Recipe
 
 SPLIT_SEED = 43  # the organisers' shuffle; also halves a table's val people into val and test
@@ -425,17 +435,26 @@ class SurfTask(Task):
     loader_batch_size: int = 64  # the competition's loaders
     device: str = field(default_factory=default_device)
     forget_people: int = FORGET_PEOPLE  # whose training images form the forget set
+    forget_index: str | None = None  # a .npy file of training-set indices: the forget set
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.forget_people < 1:
             raise ValueError(f"forget_people must be at least 1, got {self.forget_people}")
 
+    def config(self) -> dict:
+        config = super().config()
+        config.pop("forget_index")  # its contents are in the data fingerprint
+        return config
+
     def load_data(self) -> TaskData:
         layout = _read_layout(self.data_folder())
         rows = layout.rows
         train_idx, val_idx, test_idx = (np.flatnonzero(layout.split == code) for code in range(3))
-        if layout.forget is not None:
+        if self.forget_index is not None:
+            path = Path(self.forget_index).expanduser().resolve()
+            forget = read_forget_index(path, len(train_idx))
+        elif layout.forget is not None:
             forget = np.flatnonzero(layout.forget[train_idx])
         else:
             forget = self._draw_forget(layout, train_idx)
