@@ -332,6 +332,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         split_rows,
         task_for_board,
     )
+    from harness.phases import read_phase_table
     from harness.report import load_records, write_report
 
     path = Path(args.leaderboard)
@@ -350,7 +351,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"harness: warning: no complete run records under {args.output} for "
               f"{', '.join(lost)}; left out of the epsilon plots", file=sys.stderr)
     budget = float(board["budget_seconds"].iloc[0]) if "budget_seconds" in board else math.nan
-    page = write_report(board, pool, runs, Path(args.report_dir), budget, both)
+    page = write_report(board, pool, runs, Path(args.report_dir), budget, both,
+                        read_phase_table(path))
     print(f"wrote {page}", file=sys.stderr)
     return 0
 
@@ -457,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a state-dict file to use as the original model instead of training "
                          "it (the pool is still trained by the task's recipe)")
         sub.add_argument("--forget-index", default=None,
-                         help="cifar10: a .npy file of training-set indices to forget")
+                         help="a .npy file of training-set indices to forget (cifar10, surf), "
+                         "kept in the file's order, on both splits")
         sub.add_argument("--reference-root", default=str(REFERENCE_ROOT),
                          help="cache folder for the original model and the pool")
 
@@ -474,9 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
                               help="hard per-run timeout in seconds")
     score_parser.add_argument("--budget", type=float, default=None,
                               help="time budget per run in seconds (default: 20%% of retraining)")
-    score_parser.add_argument("--split", choices=["public", "private", "both"], default="both",
-                              help="the public split, the private one (another forget set and "
-                              "seeds, made the same way; the final ranking), or both (default)")
+    score_parser.add_argument("--split", choices=["public", "private", "both"],
+                              default="private",
+                              help="the private split (the default: another forget set and "
+                              "seeds than the public one, made the same way; the final "
+                              "ranking), the public one, or both (twice the time; the report "
+                              "then compares them)")
     score_parser.add_argument("--no-ceiling", action="store_true",
                               help="skip the ceiling row (an independent retrained pool of N "
                               "more models, scored as a submission)")

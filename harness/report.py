@@ -425,9 +425,30 @@ def baselines_beaten(board: pd.DataFrame) -> str:
             + "; ".join(parts) + ".")
 
 
+def _phases_section(phases: pd.DataFrame | None) -> str:
+    """Where the scoring's wall time went: a phase per row, a split per column."""
+    if phases is None or phases.empty:
+        return ""
+    splits = list(dict.fromkeys(phases["split"]))
+    seconds = phases.pivot_table(index="phase", columns="split", values="seconds", sort=False)
+    rows = []
+    for phase, values in seconds.iterrows():
+        share = phase == "harness share of the total"
+        cells = "".join(
+            f"<td>{values[s]:.0%}</td>" if share else f"<td>{values[s]:.1f}</td>" for s in splits
+        )
+        rows.append(f"<tr><td>{html.escape(str(phase))}</td>{cells}</tr>")
+    head = "".join(f"<th>{html.escape(s)}</th>" for s in splits)
+    return ("<h2>Where the time went</h2><p class=\"meta\">Wall seconds of each phase of the "
+            "scoring that wrote this leaderboard; the runs' parts are the submissions' own time "
+            "and the evaluation of their weights, each divided by the workers.</p>"
+            f"<table><thead><tr><th>phase</th>{head}</tr></thead>{''.join(rows)}</table>")
+
+
 def _page(
     board: pd.DataFrame, budget: float, figures: list[str], notes: list[str],
     both_splits: pd.DataFrame | None = None,
+    phases: pd.DataFrame | None = None,
 ) -> str:
     first = board.iloc[0]
     task, n, seed = (first.get(c) for c in IDENTITY_COLUMNS)
@@ -461,6 +482,7 @@ def _page(
 {_splits_section(both_splits)}
 <h2>Plots</h2>
 {"".join(figures)}
+{_phases_section(phases)}
 </body>
 </html>
 """
@@ -473,6 +495,7 @@ def write_report(
     out_dir: Path,
     budget: float,
     both_splits: pd.DataFrame | None = None,
+    phases: pd.DataFrame | None = None,
 ) -> Path:
     """Write the plots and ``index.html`` into ``out_dir``; returns the page's path.
 
@@ -480,8 +503,9 @@ def write_report(
     from its CSV), ``pool`` that split's reference pool, ``runs_by_submission`` the forget-set
     confidences [N, E] of the submissions whose runs are known, ``budget`` the time budget in
     seconds per run, ``both_splits`` the whole leaderboard when it holds a public and a private
-    split (the page then compares them). Each file is written atomically; the page is written
-    last.
+    split (the page then compares them), ``phases`` the table of where the scoring's time went
+    (``harness.phases``, written beside the leaderboard). Each file is written atomically; the
+    page is written last.
     """
     check_board_columns(board, "leaderboard")
     out_dir = Path(out_dir)
@@ -524,6 +548,6 @@ def write_report(
     if missing:
         notes.append(f"No run records for {', '.join(missing)}: left out of the epsilon plots.")
     page = out_dir / "index.html"
-    text = _page(board, budget, figures, notes, both_splits)
+    text = _page(board, budget, figures, notes, both_splits, phases)
     cache.atomic_write(page, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return page

@@ -16,6 +16,13 @@ def test_tasks_lists_the_tasks_and_shows_one_in_detail(capsys):
     assert "digits: N=512" in capsys.readouterr().out
 
 
+def test_score_scores_the_final_ranking_by_default():
+    from harness.cli import build_parser
+
+    assert build_parser().parse_args(["score"]).split == "private"
+    assert build_parser().parse_args(["score", "--split", "both"]).split == "both"
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["tasks"], ["score", "--bogus"]])
 def test_the_quick_commands_import_no_heavy_module(argv):
     """``--help``, ``tasks`` and argument errors answer without importing torch, pandas or

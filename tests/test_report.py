@@ -17,6 +17,7 @@ from matplotlib.image import imread
 from harness import cli, leaderboard, report
 from harness.cli import build_parser
 from harness.leaderboard import COLUMNS
+from harness.phases import OWN_RUN_TIME, Phases, phase_table, phases_path
 from harness.pool import ReferenceStore
 from harness.records import ModelStats, RunResult
 from harness.results import ResultsStore
@@ -163,7 +164,15 @@ def test_report_command(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(report, "load_records", fake_load)
     assert args.func(args) == 0
     assert seen == [("digits", N, Path("results"))]
-    assert (tmp_path / "out" / "index.html").is_file()
+    assert "Where the time went" not in (tmp_path / "out" / "index.html").read_text()
+    # the phase times written beside the leaderboard are shown on the page
+    phase_table({"private": Phases({"reference pool": 12.5, "runs": 40.0,
+                                    OWN_RUN_TIME: 30.0})}).to_csv(phases_path(csv), index=False)
+    assert args.func(args) == 0
+    page = (tmp_path / "out" / "index.html").read_text()
+    section = page[page.index("Where the time went"):]
+    assert "<td>reference pool</td><td>12.5</td>" in section
+    assert "<td>total</td><td>52.5</td>" in section and "<td>43%</td>" in section
     args.leaderboard = str(tmp_path / "none.csv")
     with pytest.raises(FileNotFoundError, match="run `harness score`"):
         args.func(args)
