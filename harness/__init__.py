@@ -2,7 +2,8 @@
 
 The public API: ``get_task`` and ``TASKS`` (what is scored), ``score`` (the whole pipeline on one
 split) and ``score_splits`` (public and private, as ``harness score``), ``validate`` (the
-conformance check of one submission) and the metric's pure functions in ``harness.metric``.
+conformance check of one submission), ``evaluate`` (a function from a notebook cell, scored in one
+call; its result is an ``Evaluation``) and the metric's pure functions in ``harness.metric``.
 Each name is imported when first used, so that ``import harness`` (and the CLI's start-up) does
 not pay for torch, pandas and scipy.
 """
@@ -14,7 +15,9 @@ import importlib
 __version__ = "0.1.0"
 
 _PUBLIC = {
+    "Evaluation": "harness.notebook",
     "epsilons": "harness.metric",
+    "evaluate": "harness.notebook",
     "final_score": "harness.metric",
     "forget_quality": "harness.metric",
     "logit_scaled_confidence": "harness.metric",

@@ -56,11 +56,13 @@ class ResultsStore:
     def _path(self, name: str) -> Path:
         return self.runs_directory / f"{name}.jsonl"
 
-    def load_runs(self, name: str, provenance: str) -> dict[int, RunResult]:
+    def load_runs(self, name: str, provenance: str, ok_only: bool = True) -> dict[int, RunResult]:
         """The runs of submission ``name`` recorded as ``ok`` for exactly this ``provenance``
         (``harness.provenance.run_digest``). Failed runs are left out, so they are tried again;
         runs of other code are ignored. A line that is not a complete record (torn, not JSON,
-        other fields or wrongly typed values) is skipped: its run is done again, not trusted."""
+        other fields or wrongly typed values) is skipped: its run is done again, not trusted.
+        With ``ok_only=False``, each run's latest record whatever its status (failures with
+        their messages, for ``harness.notebook``)."""
         path = self._path(name)
         runs: dict[int, RunResult] = {}
         if not path.exists():
@@ -75,7 +77,7 @@ class ResultsStore:
             if not all(_fits(fields[key], hint) for key, hint in _HINTS.items()):
                 continue
             record = RunResult(**fields)
-            if record.provenance == provenance and record.status == OK:
+            if record.provenance == provenance and (record.status == OK or not ok_only):
                 runs[record.run_index] = record
         return runs
 
