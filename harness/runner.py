@@ -172,10 +172,11 @@ def weights_problem(model: nn.Module, state: object) -> str | None:
 
 class _Ingestion:
     """The evaluation process's end of its ingestion process (``harness.ingestion``): started
-    in the sandbox when there is one, given the entry's data, asked for runs."""
+    in the sandbox when there is one, given the entry's data (``hand_over``, which may come
+    later: the process imports torch meanwhile), asked for runs."""
 
-    def __init__(self, task: Task, data: TaskData, original: nn.Module,
-                 memory_limit: int | None, sandboxed: bool) -> None:
+    def __init__(self, task: Task, memory_limit: int | None, sandboxed: bool) -> None:
+        self.task, self.memory_limit, self.sandboxed = task, memory_limit, sandboxed
         parent, child = socket.socketpair()
         lifeline_r, self._lifeline = os.pipe()
         environment = _ingestion_environment()
@@ -195,10 +196,14 @@ class _Ingestion:
         child.close()
         os.close(lifeline_r)
         self.connection = Connection(parent.detach())
+
+    def hand_over(self, data: TaskData, original: nn.Module) -> _Ingestion:
+        """Give the process the entry's data and the original model; return once it is ready."""
+        sandboxed = self.sandboxed
         entry_data = dataclasses.replace(data, test=None)  # never the test split
         self.connection.send_bytes(pickle.dumps({  # plain pickle: tensors in-band, no shared memory
-            "task": task, "data": entry_data, "original": original.state_dict(),
-            "memory_limit": memory_limit, "sandboxed": sandboxed,
+            "task": self.task, "data": entry_data, "original": original.state_dict(),
+            "memory_limit": self.memory_limit, "sandboxed": sandboxed,
             "scratch": sandbox.SCRATCH if sandboxed else None,
             "scratch_bytes": sandbox.SCRATCH_BYTES,
         }))
@@ -215,6 +220,7 @@ class _Ingestion:
                 + (error[-2000:] if error else f"exit code {self.process.poll()}")
             )
         self.process.stderr.close()
+        return self
 
     def run(self, run: dict, timeout: float) -> tuple[dict, bytes]:
         """(report, weights) of one run; raises EOFError if the process died."""
@@ -260,23 +266,26 @@ class _Worker:
     def __init__(self, task: Task, original_path: Path, memory_limit: int | None,
                  sandboxed: bool) -> None:
         torch.set_num_threads(1)
+        self.memory_limit, self.sandboxed = memory_limit, sandboxed
+        # started first: it imports torch while this process loads the data and warms up
+        starting = _Ingestion(task, memory_limit, sandboxed)
         self.task = task
         self.data = task.load_data()
         self.original = task.make_model()
         state = torch.load(original_path, map_location="cpu", weights_only=True)
         self.original.load_state_dict(state)
         self.original.eval()
-        self.memory_limit, self.sandboxed = memory_limit, sandboxed
         self._files: dict[tuple[Path, str], dict[str, bytes]] = {}  # per submission file
         self.last_evaluation_seconds = 0.0  # of the last run (``harness.phases``)
         # the model that handed-back weights are loaded into: one, not one per run (a ResNet-18
         # is slow to initialise on a CPU)
         self.scored = task.make_model().to(task.device)
         self._warm_up()
-        self.ingestion = self._start_ingestion()
+        self.ingestion = starting.hand_over(self.data, self.original)
 
     def _start_ingestion(self) -> _Ingestion:
-        return _Ingestion(self.task, self.data, self.original, self.memory_limit, self.sandboxed)
+        return _Ingestion(self.task, self.memory_limit, self.sandboxed).hand_over(
+            self.data, self.original)
 
     def _warm_up(self) -> None:
         """A training step (``ingestion.warm_up``) and an evaluation, so that one-off start-up

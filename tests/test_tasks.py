@@ -71,3 +71,22 @@ def test_naming_the_tasks_imports_none_of_them():
             "[m for m in ('torch', 'harness.tasks.digits') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['CIFAR-', 'The em', 'The co'] []"
+
+
+def test_the_digits_are_scikit_learns_read_without_importing_it():
+    """The file scikit-learn ships, read directly, equals ``load_digits`` (the reference); and
+    loading the task does not import scikit-learn (a worker's start-up)."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from harness.tasks.digits import _digits
+
+    images, labels = _digits()
+    expected_images, expected_labels = load_digits(return_X_y=True)
+    assert np.array_equal(images, expected_images) and np.array_equal(labels, expected_labels)
+    code = ("import sys; from harness.tasks import get_task; get_task('digits').load_data(); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -11,7 +11,9 @@ near 97% while a 512-model pool trains in seconds.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,7 +21,7 @@ from torch import nn
 
 from harness.batches import ExampleDataset
 from harness.models import DigitsMLP
-from harness.tasks.base import Task, TaskData, fingerprint, random_forget_split
+from harness.tasks.base import DataError, Task, TaskData, fingerprint, random_forget_split
 from harness.training import Recipe
 
 SPLIT_SEED = 0  # fixed train/val/test split; the forget set follows the task's root seed
@@ -44,9 +46,7 @@ class DigitsTask(Task):
             raise ValueError("task 'digits' is embedded (scikit-learn's digits): no --data-dir")
 
     def load_data(self) -> TaskData:
-        from sklearn.datasets import load_digits
-
-        images, labels = load_digits(return_X_y=True)
+        images, labels = _digits()
         images = (images / 16.0).astype(np.float32)
         labels = labels.astype(np.int64)
         order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))
@@ -70,6 +70,19 @@ class DigitsTask(Task):
 
     def make_model(self) -> nn.Module:
         return DigitsMLP(in_features=64, hidden=HIDDEN, num_classes=self.num_classes)
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits (the 8x8 pixels, 0..16, and the labels), read from the file that
+    scikit-learn ships, as ``sklearn.datasets.load_digits`` reads it, without importing
+    scikit-learn: every worker loads the data, and importing scikit-learn took longer than the
+    rest of a worker's start-up."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the digits task needs scikit-learn installed (it ships the data)")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    table = np.loadtxt(path, delimiter=",")  # 64 pixel columns, then the label
+    return table[:, :-1], table[:, -1].astype(np.int64)
 
 
 def digits_task(**overrides) -> DigitsTask:
