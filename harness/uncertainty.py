@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import statistics
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
 
 from harness.defaults import LEVEL
 from harness.metric import epsilons, points
@@ -115,7 +115,7 @@ def _var(values: np.ndarray) -> float:
 def z_score(level: float) -> float:
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
-    return float(norm.ppf(0.5 + level / 2))
+    return statistics.NormalDist().inv_cdf(0.5 + level / 2)
 
 
 def _ratio(ra_u, ra_r, ta_u, ta_r) -> float:

@@ -102,3 +102,15 @@ def test_groups_break_only_at_significant_gaps():
 def test_plan_refuses_too_little_to_resample():
     with pytest.raises(ValueError, match="at least one forget example"):
         plan(0, 10, 0)
+
+
+@pytest.mark.parametrize("level", [0.5, 0.9, 0.95, 0.99])
+def test_z_score_is_the_normal_quantile(level):
+    """Against scipy's normal quantile (the harness computes it without importing scipy)."""
+    from scipy.stats import norm
+
+    from harness.uncertainty import z_score
+
+    assert z_score(level) == pytest.approx(float(norm.ppf(0.5 + level / 2)), rel=1e-12)
+    with pytest.raises(ValueError):
+        z_score(1.0)
