@@ -316,17 +316,18 @@ def _drawn(title: str, draw: Callable[[Path], None]) -> Plot:
 
 
 def _text(key: str, value: object) -> str:
-    if key == "rank_group" or key == "rank" or key == "runs_ok":
-        return str(int(float(value))) if finite(value) else "-"
-    if key == "seconds_per_run":
-        return f"{float(value):.3f}" if finite(value) else "-"
-    if isinstance(value, float | np.floating) or key in ("final_score", "forget_quality"):
-        digits = 5 if key.startswith(("final_score", "forget_quality")) else 4
-        return f"{float(value):.{digits}f}" if finite(value) else "-"
-    return "-" if value is None or value is pd.NA else str(value)
+    """A leaderboard cell as the CLI's table prints it ('-' where there is no number)."""
+    if key in ("submission", "status"):
+        return str(value)
+    if not finite(value):
+        return "-"
+    if key in ("rank", "rank_group", "runs_ok"):
+        return str(int(float(value)))
+    digits = {"seconds_per_run": 3, "retain_acc": 4, "test_acc": 4}.get(key, 5)
+    return f"{float(value):.{digits}f}"
 
 
-@dataclass
+@dataclass(eq=False)
 class Evaluation:
     """What ``evaluate`` found: the leaderboard rows of each split (intervals and the ceiling
     included), every run's record, the pools the scores were measured against, and where the
@@ -533,13 +534,11 @@ class Evaluation:
                 parts.append(f"<details><summary><b>{html.escape(name)}</b>: "
                              f"{html.escape(status)}</summary><pre>{html.escape(text)}</pre>"
                              f"</details>")
-        times = phase_table(self.phases)
         rows = "".join(
-            f"<tr><td>{html.escape(r.split)}</td><td>{html.escape(r.phase)}</td>"
-            f"<td>{r.seconds:.0%}</td></tr>" if r.phase.startswith("harness share") else
-            f"<tr><td>{html.escape(r.split)}</td><td>{html.escape(r.phase)}</td>"
-            f"<td>{r.seconds:.1f}</td></tr>"
-            for r in times.itertuples()
+            f"<tr><td>{html.escape(r.split)}</td><td>{html.escape(r.phase)}</td><td>"
+            + (f"{r.seconds:.0%}" if r.phase.startswith("harness share") else f"{r.seconds:.1f}")
+            + "</td></tr>"
+            for r in phase_table(self.phases).itertuples()
         )
         parts.append("<details><summary>where the time went (wall seconds)</summary><table>"
                      f"<tr><th>split</th><th>phase</th><th>seconds</th></tr>{rows}</table>"
