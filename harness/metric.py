@@ -52,6 +52,10 @@ MAX_THRESHOLDS = 10_000_000
 # Forget examples processed per batch, so memory stays bounded whatever E is.
 _CHUNK_EXAMPLES = 256
 
+# Below this many values (both sides together) an example's interval attacks are counted from the
+# values' side (``_left_counts_reached``); above it, every left end is searched among the values.
+_FEW_VALUES = 192  # where the two ways cost the same (bench/bench_metric.py)
+
 # Epsilon tables above this many entries are not built; attacks are then scored directly.
 _MAX_TABLE_ENTRIES = 4_000_000
 
@@ -221,6 +225,45 @@ def _left_thresholds(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     return np.linspace(starts, stops, num=NUM_LEFT_THRESHOLDS)
 
 
+def _left_counts_reached(
+    values: np.ndarray, starts: np.ndarray, stops: np.ndarray
+) -> np.ndarray | None:
+    """[len(values) + 1, J] booleans: entry (g, j) says whether some left end of right end j,
+    ``np.linspace(starts[j], stops[j], 400)``, has exactly g of the sorted ``values`` below it.
+
+    The same counts as searching every left end, found from the other side: for each value and
+    each j, how many left ends lie at or below the value (K). The left ends are rebuilt with
+    linspace's own float64 operations (``k * step + start``, the last one ``stop``), so the
+    counts are exact. Cheaper than 400 searches per right end when there are fewer values than
+    left ends (small N). None where linspace would compute otherwise (a zero step) or the ends
+    are not increasing: the caller then searches every left end.
+    """
+    last = NUM_LEFT_THRESHOLDS - 1
+    step = (stops - starts) / last
+    if np.any(step <= 0):
+        return None
+
+    def left_end(k: np.ndarray) -> np.ndarray:
+        return np.where(k >= last, stops, np.minimum(k, last) * step + starts)
+
+    if np.any(left_end(np.full(1, last - 1.0)) > stops):
+        return None
+    column = values[:, None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        k = np.clip(np.floor((column - starts) / step) + 1, 0, NUM_LEFT_THRESHOLDS)
+    for _ in range(2):  # the estimate is off by at most one where rounding decides
+        k -= (k > 0) & (left_end(k - 1) > column)
+        k += (k < NUM_LEFT_THRESHOLDS) & (left_end(k) <= column)
+    exact = ((k == 0) | (left_end(k - 1) <= column)) & (
+        (k == NUM_LEFT_THRESHOLDS) | (left_end(k) > column))
+    if not exact.all():
+        return None
+    # left end k has g values below it where K[g - 1] <= k < K[g] (K[-1] = 0, K[n] = 400)
+    bounds = np.concatenate(
+        (np.zeros((1, k.shape[1])), k, np.full((1, k.shape[1]), NUM_LEFT_THRESHOLDS)))
+    return bounds[:-1] < bounds[1:]
+
+
 def _example_epsilon(
     u_sorted: np.ndarray, r_sorted: np.ndarray, u_median: float, r_median: float, delta: float
 ) -> float:
@@ -276,19 +319,29 @@ def _example_epsilon(
     rights = np.linspace(min_, max_, num=_thresholds_needed(max_ - min_, "double-threshold"))
     if rights.size:
         shifted = rights - width
-        lefts = _left_thresholds(shifted - BUFFER, shifted + BUFFER)  # [400, J]
+        starts, stops = shifted - BUFFER, shifted + BUFFER
         # Values in l <= c <= r are those with merged positions in [g_l, g_r), where g_l counts
         # values < l and g_r values <= r; when l > r the interval is empty (g_l := g_r).
         g_right = np.searchsorted(values, rights, side="right")
-        g_left = np.searchsorted(values, lefts.ravel(), side="left").reshape(lefts.shape)
-        np.minimum(g_left, g_right, out=g_left)
         # fn = n_in - (below_in[g_r] - below_in[g_l]); fp = below_out[g_r] - below_out[g_l]:
         # the flat table index splits into a per-right part and a per-left part.
         right_part = (n_in - below_in[g_right]) * (n_out + 1) + below_out[g_right]
         left_part = below_in * (n_out + 1) - below_out
-        index = left_part.take(g_left)
-        index += right_part
-        best = max(best, _best_attack(index, n_in, n_out, delta))
+        reached = (
+            _left_counts_reached(values, starts, stops)
+            if values.shape[0] < _FEW_VALUES else None
+        )
+        if reached is not None:  # every count some left end reaches, each once
+            g_left, right = np.nonzero(reached)
+            index = left_part.take(np.minimum(g_left, g_right.take(right)))
+            index += right_part.take(right)
+        else:
+            lefts = _left_thresholds(starts, stops)  # [400, J]
+            g_left = np.searchsorted(values, lefts.ravel(), side="left").reshape(lefts.shape)
+            np.minimum(g_left, g_right, out=g_left)
+            index = left_part.take(g_left)
+            index += right_part
+        best = max(best, _best_attack(index.ravel(), n_in, n_out, delta))
 
     if best == -math.inf:
         # No attack kept (e.g. both sides the same constant). The official code fails an

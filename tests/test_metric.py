@@ -495,3 +495,42 @@ def test_epsilons_match_on_arbitrary_small_values(data, n_u, n_r, e):
     u = data.draw(hnp.arrays(np.float64, (n_u, e), elements=values))
     r = data.draw(hnp.arrays(np.float64, (n_r, e), elements=values))
     _agree(u, r)
+
+
+# --- the two ways of counting the interval attacks -----------------------------------------------
+
+
+def _both_ways(u, r, monkeypatch):
+    """Epsilons with the interval attacks counted from the values' side, then by searching every
+    left end (``metric._FEW_VALUES`` picks the way)."""
+    monkeypatch.setattr(metric, "_FEW_VALUES", 10**9)
+    from_values = metric.epsilons(u, r)
+    monkeypatch.setattr(metric, "_FEW_VALUES", 0)
+    return from_values, metric.epsilons(u, r)
+
+
+@pytest.mark.parametrize("n", [2, 5, 16, 64, 130])
+def test_both_ways_of_counting_interval_attacks_agree_bit_for_bit(n, monkeypatch):
+    rng = np.random.default_rng(n)
+    u = rng.normal(1.0, 1.5, size=(n, 40))
+    r = rng.normal(1.3, 1.0, size=(n + 3, 40))
+    u[:, :8] = np.round(u[:, :8], 1)  # ties within a side
+    r[:, 8:12] = np.round(u[0, 8:12], 1)  # a constant side
+    u[:, 12:16] *= 40.0  # wide statistics: many thresholds
+    r[:, 16:20] = np.resize(u[:, 16:20], (n + 3, 4))  # the same values on both sides
+    from_values, searched = _both_ways(u, r, monkeypatch)
+    np.testing.assert_array_equal(from_values, searched)
+
+
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(2, 12), st.integers(1, 3)),
+               elements=st.floats(-30, 30, allow_nan=False).map(lambda x: round(x, 2))),
+    hnp.arrays(np.float64, st.tuples(st.integers(2, 12), st.integers(1, 3)),
+               elements=st.floats(-30, 30, allow_nan=False).map(lambda x: round(x, 2))),
+)
+@PROPERTY_SETTINGS
+def test_both_ways_agree_on_arbitrary_values(u, r):
+    e = min(u.shape[1], r.shape[1])
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        from_values, searched = _both_ways(u[:, :e], r[:, :e], monkeypatch)
+    np.testing.assert_array_equal(from_values, searched)
