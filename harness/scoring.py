@@ -374,8 +374,8 @@ def score(
             versions=cache.versions(), uncertainty=uncertainty, ceiling=second,
             settings=settings,
         )
-        if leaderboard_path is not None:
-            write_leaderboard(Path(leaderboard_path), board, {task.split: phases})
+    if leaderboard_path is not None:
+        write_leaderboard(Path(leaderboard_path), board, {task.split: phases})
     return board
 
 
