@@ -30,16 +30,29 @@ def setup(tmp_path_factory):
     return task, store.directory / "original.pt"
 
 
-def run_all(task, original, paths, jobs=2, runs=1, **pool_options):
+@pytest.fixture(scope="module")
+def one_worker(setup):
+    """One worker with the default options, shared by the tests that need nothing else of a
+    pool: its start-up (two processes importing torch) is paid once."""
+    task, original = setup
+    with WorkerPool(task, original, jobs=1) as pool:
+        yield pool
+
+
+def run_in(pool, paths, runs=1):
     results = {}
     requests = [
-        RunRequest(sub, i, run_seed(task.root_seed, sub.name, i))
+        RunRequest(sub, i, run_seed(pool.task.root_seed, sub.name, i))
         for sub in map(inspect_submission, paths)
         for i in range(runs)
     ]
-    with WorkerPool(task, original, jobs=jobs, **pool_options) as pool:
-        pool.run(requests, lambda r: results.setdefault(r.submission, []).append(r))
+    pool.run(requests, lambda r: results.setdefault(r.submission, []).append(r))
     return {name: sorted(rs, key=lambda r: r.run_index) for name, rs in results.items()}
+
+
+def run_all(task, original, paths, jobs=2, runs=1, **pool_options):
+    with WorkerPool(task, original, jobs=jobs, **pool_options) as pool:
+        return run_in(pool, paths, runs)
 
 
 @pytest.mark.slow
@@ -83,23 +96,21 @@ def test_output_is_captured_truncated_and_kept_off_the_terminal(setup, capfd):
     assert "chatty" not in out + err
 
 
-def test_a_submission_cannot_alter_the_data_of_its_later_runs(setup):
-    task, original = setup
-    results = run_all(task, original, [BAD / "alters_the_data.py"], jobs=1, runs=3)
+def test_a_submission_cannot_alter_the_data_of_its_later_runs(one_worker):
+    results = run_in(one_worker, [BAD / "alters_the_data.py"], runs=3)
     assert [r.status for r in results["alters_the_data"]] == [OK, OK, OK], [
         r.message for r in results["alters_the_data"]
     ]
 
 
 @pytest.mark.slow
-def test_nothing_a_submission_changes_in_its_process_reaches_another(setup):
+def test_nothing_a_submission_changes_in_its_process_reaches_another(setup, one_worker):
     """Scored after one that breaks torch's SGD for its whole process, fine-tuning still gives
-    bit for bit what it gives alone, in the same worker: every run is a process of its own."""
+    bit for bit what it gives alone (in a worker of its own), in the same worker: every run is
+    a process of its own."""
     task, original = setup
     alone = run_all(task, original, [EXAMPLES / "finetune.py"], jobs=1, runs=2)["finetune"]
-    after = run_all(
-        task, original, [BAD / "pollutes_torch.py", EXAMPLES / "finetune.py"], jobs=1, runs=2
-    )
+    after = run_in(one_worker, [BAD / "pollutes_torch.py", EXAMPLES / "finetune.py"], runs=2)
     assert [r.status for r in after["pollutes_torch"]] == [OK, OK]
     for a, b in zip(alone, after["finetune"], strict=True):
         assert a.status == b.status == OK
@@ -108,10 +119,10 @@ def test_nothing_a_submission_changes_in_its_process_reaches_another(setup):
 
 
 @pytest.mark.slow
-def test_results_do_not_depend_on_the_number_of_workers(setup):
+def test_results_do_not_depend_on_the_number_of_workers(setup, one_worker):
     task, original = setup
     paths = [EXAMPLES / "finetune.py"]
-    one = run_all(task, original, paths, jobs=1, runs=4)["finetune"]
+    one = run_in(one_worker, paths, runs=4)["finetune"]
     two = run_all(task, original, paths, jobs=2, runs=4)["finetune"]
     for a, b in zip(one, two, strict=True):
         assert a.status == b.status == OK
@@ -136,11 +147,10 @@ def test_competition_code_runs_unchanged_in_both_batch_styles(setup):
         assert runs[0].confidences != runs[1].confidences, name  # seeded runs differ
 
 
-def test_a_module_without_the_entry_after_import_is_an_error(setup, tmp_path):
-    task, original = setup
+def test_a_module_without_the_entry_after_import_is_an_error(one_worker, tmp_path):
     path = tmp_path / "other_branch.py"
     path.write_text("if False:\n    def unlearning(net, retain, forget, val):\n        pass\n")
-    (result,) = run_all(task, original, [path], jobs=1)["other_branch"]
+    (result,) = run_in(one_worker, [path])["other_branch"]
     assert result.status == ERROR and "holds no callable `unlearning`" in result.message
 
 
@@ -365,16 +375,15 @@ def test_pruning_s_reparametrisation_is_folded_into_plain_weights():
     assert weights_problem(task.make_model(), state) is not None  # unfolded, it would not fit
 
 
-def test_a_pruning_submission_is_scored_as_its_pruned_weights(setup, tmp_path):
-    task, original = setup
+def test_a_pruning_submission_is_scored_as_its_pruned_weights(one_worker, tmp_path):
     path = tmp_path / "prunes.py"
     path.write_text(
         "from torch.nn.utils import prune\n\n"
         "def unlearning(net, retain, forget, val):\n"
         "    prune.l1_unstructured(net.fc1, 'weight', amount=0.9)\n"
     )
-    (pruned,) = run_all(task, original, [path], jobs=1)["prunes"]
-    (unchanged,) = run_all(task, original, [EXAMPLES / "do_nothing.py"], jobs=1)["do_nothing"]
+    results = run_in(one_worker, [path, EXAMPLES / "do_nothing.py"])
+    (pruned,), (unchanged,) = results["prunes"], results["do_nothing"]
     assert pruned.status == OK, pruned.message
     assert pruned.confidences != unchanged.confidences  # 90% of fc1 is gone
 
@@ -396,13 +405,12 @@ def unlearning(net, retain, forget, val):
 """
 
 
-def test_a_run_s_time_counts_the_cpu_of_all_its_processes(setup, tmp_path):
+def test_a_run_s_time_counts_the_cpu_of_all_its_processes(one_worker, tmp_path):
     """Work spread over two processes (or threads) takes about half the wall time of one, but
     is judged by the CPU time of both: more cores gain nothing against the budget."""
-    task, original = setup
     path = tmp_path / "two_processes.py"
     path.write_text(BUSY_IN_TWO_PROCESSES)
-    (result,) = run_all(task, original, [path], jobs=1)["two_processes"]
+    (result,) = run_in(one_worker, [path])["two_processes"]
     assert result.status == OK, result.message
     assert result.cpu_seconds >= 1.9  # a second in each process
     assert result.seconds == max(result.wall_seconds, result.cpu_seconds)
