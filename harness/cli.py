@@ -377,10 +377,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             task_options=options, reporter=reporter,
             splits=None if args.split == "both" else [args.split],
             budget_seconds=args.budget, untuned=args.untuned, cluster=client,
-            workers_per_device=args.workers_per_device, sandbox=mode,
+            workers_per_device=args.workers_per_device, sandbox=mode, phases=phases,
         )
 
     mode = sandbox_mode(args)
+    phases: dict = {}
     with cluster_client(args) as client:
         if args.no_progress:
             report = run(None, client)
@@ -388,6 +389,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             with RichReporter(Console(stderr=True)) as reporter:
                 report = run(reporter, client)
     print(report.format())
+    if phases:
+        print_phases(phases, Console(stderr=True))
     if report.problems:
         print(f"harness check: {len(report.problems)} regression(s) against {args.baseline}",
               file=sys.stderr)

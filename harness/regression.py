@@ -34,6 +34,7 @@ import pandas as pd
 from harness import scoring
 from harness.hyperparameters import PUBLISHED
 from harness.leaderboard import (
+    CEILING_ROW,
     board_identity,
     board_splits,
     check_board_columns,
@@ -209,6 +210,7 @@ def check(
     cluster: object | None = None,
     workers_per_device: int | None = None,
     sandbox: str = "auto",
+    phases: dict | None = None,
 ) -> CheckReport:
     """Re-score the baseline's submissions with its task, N, root seed and splits (in memory:
     nothing is written over the baseline; run records and the pool are cached as usual), then
@@ -216,7 +218,7 @@ def check(
     ``task_options`` may name the device or data folder; a task, N or root seed given there must
     match the baseline's. ``untuned``: re-score with the published constants (for a baseline
     scored with ``--untuned``). ``cluster``: a ``distributed.Client`` to re-score on, as in
-    ``scoring.score``."""
+    ``scoring.score``. ``phases`` receives each split's phase times (``harness.phases``)."""
     path = Path(baseline_path)
     baseline = read_leaderboard(path)
     if splits is not None:
@@ -238,8 +240,10 @@ def check(
     task = task_for_board(baseline, str(path), **options)
     current = scoring.score_splits(
         task, board_splits(baseline), submissions_dir, leaderboard_path=None,
+        # the ceiling only where the baseline has one: its pool is trained for nothing otherwise
+        ceiling=CEILING_ROW in set(baseline["submission"].astype(str)),
         reference_root=reference_root, output_dir=output_dir, jobs=jobs, reporter=reporter,
         budget_seconds=budget_seconds, untuned=untuned, cluster=cluster,
-        workers_per_device=workers_per_device, sandbox=sandbox,
+        workers_per_device=workers_per_device, sandbox=sandbox, phases=phases,
     )
     return compare(baseline, current, tolerance)

@@ -2,8 +2,9 @@
 must make `harness check` fail naming the submission, and unchanged code re-scored from a clean
 cache with another --jobs must pass.
 
-The copy holds the harness and four shipped submissions; the baseline is scored there at N = 64
-on the public split. Every check runs the real command in a subprocess, so the changed files are
+The copy holds the harness and four shipped submissions; the baseline is scored there at N = 32
+on the public split (at N = 32 the guarded scores already stand clear of their noise, which the
+fixture checks). Every check runs the real command in a subprocess, so the changed files are
 what the workers import."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBMISSIONS = ("kookmin", "fanchuan", "finetune", "do_nothing")
-N = "64"
+N = "32"
 
 pytestmark = pytest.mark.slow
 

@@ -215,6 +215,27 @@ def test_check_command_rescores_with_the_baselines_task_and_n(tmp_path, monkeypa
     assert calls[-1][-1]["untuned"] is True
 
 
+def test_check_trains_a_ceiling_pool_only_where_the_baseline_has_a_ceiling_row(
+    tmp_path, monkeypatch
+):
+    from harness.leaderboard import CEILING_ROW
+
+    asked = []
+
+    def fake_score(task, submissions_dir, **kwargs):
+        asked.append(kwargs["ceiling"])
+        return board(BASE, n=8)
+
+    monkeypatch.setattr(scoring, "score", fake_score)
+    path = tmp_path / "leaderboard.csv"
+    for rows, wanted in ((BASE, False), ([*BASE, (CEILING_ROW, "reference", 0.2)], True)):
+        board(rows, n=8).to_csv(path, index=False)
+        args = parse(["--baseline", str(path), "--no-progress",
+                      "--output", str(tmp_path / "results")])
+        args.func(args)
+        assert asked[-1] is wanted
+
+
 def test_check_command_fails_on_an_n_mismatch_without_scoring(tmp_path, monkeypatch, capsys):
     path = tmp_path / "leaderboard.csv"
     board(BASE, n=8).to_csv(path, index=False)
