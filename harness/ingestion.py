@@ -6,9 +6,11 @@ this process, in the sandbox where there is one (``harness.sandbox``), and gives
 competition gave an entry: the original model and the retain, forget and validation data; never
 the test split, the reference pool or a path to any file of the harness. For each run:
 
-- a child forked from it (a spare, forked while the previous run ran, which copied the model
-  and warmed up meanwhile) prepares the run as harness code (seeds, the model on the device, the
-  loaders, an empty scratch directory), says it is ready and waits;
+- a child forked from it (a spare, forked when the previous run had ended, which copied the
+  model and warmed up while the evaluation process evaluated that run's weights: never while a
+  run's clock runs, whose CPU it would share on a busy machine) prepares the run as harness
+  code (seeds, the model on the device, the loaders, an empty scratch directory), says it is
+  ready and waits;
 - this process starts the clock and lets it go: the child imports the submission (module state
   starts clean in every run: nothing is imported here) and calls ``unlearning``;
 - the child hands back the model's state dict (bytes of ``torch.save``) and nothing else is
@@ -346,15 +348,13 @@ def end_processes(keep: int | None = None, wait: bool = True) -> None:
     os._exit(3)  # a run that forks faster than it is killed: end the sandbox with it
 
 
-def run_cpu_seconds(exclude: int) -> float:
-    """CPU seconds used so far by every process descending from this one (the run's processes):
-    each one's threads, living and ended, to the nanosecond, and the processes they reaped
-    (to the clock tick)."""
+def run_cpu_seconds() -> float:
+    """CPU seconds used so far by every process descending from this one (the run's processes:
+    no spare is forked while a run runs): each one's threads, living and ended, to the
+    nanosecond, and the processes they reaped (to the clock tick)."""
     table, tick = _process_table(), os.sysconf("SC_CLK_TCK")
     total = 0.0
     for pid in _descendants(table):
-        if pid == exclude or int(table[pid][1]) == exclude:
-            continue
         fields = table[pid]  # utime, stime, cutime, cstime are fields 14-17 of stat
         try:
             total += time.clock_gettime(((~pid) << 3) | 2)  # the process's CPU clock
@@ -433,18 +433,15 @@ class Ingestion:
             _empty(folder)
         payload = pickle.dumps(request["run"])
         _write_all(spare.request_w, _FRAME.pack(len(payload)) + payload)
-        report, weights = self._run(spare, timeout)  # forks the next run's spare
-        if self.spare is spare:  # the run ended before it started
-            self._fork_next_spare(spare)
+        report, weights = self._run(spare, timeout)
         self.connection.send_bytes(json.dumps(report).encode())
         self.connection.send_bytes(weights)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(spare.pid, signal.SIGKILL)
         spare.close()
+        # the next run's spare, prepared while the evaluation process evaluates these weights
+        self.spare = _Spare(self.state, self.closing)
         end_processes(keep=self.spare.pid, wait=False)
-
-    def _fork_next_spare(self, running: _Spare) -> None:
-        self.spare = _Spare(self.state, [*self.closing, *running.fds()])
 
     def _run(self, spare: _Spare, timeout: float) -> tuple[dict, bytes]:
         ready = _read_exactly(spare.result_r, 9, time.monotonic() + max(timeout, 600.0))
@@ -460,12 +457,10 @@ class Ingestion:
         start = time.monotonic()
         deadline = start + timeout
         _write_all(spare.go_w, b"G")
-        self._fork_next_spare(spare)  # while the run runs: the process is free until it ends
         header = read_frame(spare.result_r, HEADER_LIMIT, deadline)
         weights = read_frame(spare.result_r, self.weights_limit, deadline) if header else None
         wall = time.monotonic() - start
-        # read before the run's processes are ended; the next spare is not the run's
-        cpu = run_cpu_seconds(exclude=self.spare.pid) - cpu_before
+        cpu = run_cpu_seconds() - cpu_before  # before the run's processes are ended
         if header is None or weights is None:
             if time.monotonic() >= deadline:
                 return {"status": "timeout", "wall_seconds": None,

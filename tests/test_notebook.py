@@ -20,7 +20,7 @@ from harness.scoring import score
 from harness.tasks import get_task
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "quickstart.ipynb"
-N = 16  # at N = 2 every score is 0: the comparison needs scores that can differ
+N = 8  # at N = 2 every score is 0: at 8 the scores are nonzero and can differ
 LR = 0.05
 
 

@@ -444,3 +444,35 @@ def test_a_task_defined_in_a_user_s_file_runs_in_the_sandbox(tmp_path, monkeypat
                         sandbox="on")["peeks"]
     assert result.status == OK, (result.message, result.output)
     assert result.output.strip() == "['my_task.py']"
+
+
+COUNTS_ITS_SIBLINGS = """
+import os
+import time
+
+
+def unlearning(net, retain, forget, val):
+    time.sleep(0.3)  # what the harness starts beside a run would have started by now
+    parent = os.getppid()
+    siblings = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == parent:
+                        siblings.append(int(entry))
+            except (OSError, IndexError):
+                continue
+    print(sorted(siblings) == [os.getpid()])
+"""
+
+
+def test_nothing_of_the_harness_runs_beside_a_run_in_its_process(setup, tmp_path):
+    """While a run's clock runs, the ingestion process has no other child (the next run's
+    spare is prepared after the run has ended): on a busy machine a run's wall time, which the
+    budget judges, is its own work (bench/bench_run_clock.py measures it)."""
+    task, original = setup
+    path = tmp_path / "siblings.py"
+    path.write_text(COUNTS_ITS_SIBLINGS)
+    results = run_all(task, original, [path], jobs=1, runs=3, sandbox="off")["siblings"]
+    assert [(r.status, r.output.strip()) for r in results] == [(OK, "True")] * 3
