@@ -387,9 +387,25 @@ def _exit_status(status: int) -> str:
     return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
-def _empty(directory: Path) -> None:
+def mount_points() -> list[Path]:
+    """Where something is mounted in this process's view (``/proc/self/mountinfo``)."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    return [Path(line.split()[4].replace("\\040", " ")) for line in lines if len(line.split()) > 4]
+
+
+def empty(directory: Path, keep: list[Path] = ()) -> None:
+    """Remove everything in ``directory`` but the paths in ``keep`` (what the sandbox binds
+    inside the scratch, e.g. a checkout under /tmp: its files are never walked or removed)."""
+    inside = [k for k in keep if k != directory and k.is_relative_to(directory)]
     for entry in directory.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
+        if entry in inside:
+            continue
+        if any(k.is_relative_to(entry) for k in inside):
+            empty(entry, inside)  # a folder on the way to something kept: only its other parts
+        elif entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):
@@ -415,6 +431,8 @@ class Ingestion:
         }
         self.scratch = scratch
         self.emptied = [scratch] + ([Path(SHARED_MEMORY)] if setup["sandboxed"] else [])
+        self.kept = [m for m in mount_points() if any(
+            m != folder and m.is_relative_to(folder) for folder in self.emptied)]
         self.connection = connection
         self.closing = [connection.fileno(), lifeline]
         self.weights_limit = 8 * sum(
@@ -430,7 +448,7 @@ class Ingestion:
         spare, timeout = self.spare, request["timeout"]
         end_processes(keep=spare.pid)  # nothing of the previous run is left when this starts
         for folder in self.emptied:
-            _empty(folder)
+            empty(folder, self.kept)
         payload = pickle.dumps(request["run"])
         _write_all(spare.request_w, _FRAME.pack(len(payload)) + payload)
         report, weights = self._run(spare, timeout)

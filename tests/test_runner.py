@@ -476,3 +476,22 @@ def test_nothing_of_the_harness_runs_beside_a_run_in_its_process(setup, tmp_path
     path.write_text(COUNTS_ITS_SIBLINGS)
     results = run_all(task, original, [path], jobs=1, runs=3, sandbox="off")["siblings"]
     assert [(r.status, r.output.strip()) for r in results] == [(OK, "True")] * 3
+
+
+def test_emptying_the_scratch_keeps_what_the_sandbox_binds_inside_it(tmp_path):
+    """A checkout under /tmp is bound inside the sandbox's /tmp scratch: emptying the scratch
+    before each run must neither walk nor remove it (it walked every file of the virtual
+    environment before every run), and still removes what a run left beside it."""
+    from harness.ingestion import empty, mount_points
+
+    bound = tmp_path / "checkout" / ".venv"
+    (bound / "lib").mkdir(parents=True)
+    (bound / "lib" / "module.py").write_text("")
+    (tmp_path / "checkout" / "left_by_a_run.txt").write_text("")
+    (tmp_path / "also_left").mkdir()
+    (tmp_path / "also_left" / "file").write_text("")
+    (tmp_path / "file").write_text("")
+    empty(tmp_path, [bound])
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "checkout", "checkout/.venv", "checkout/.venv/lib", "checkout/.venv/lib/module.py"]
+    assert Path("/") in mount_points()
