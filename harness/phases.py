@@ -19,6 +19,7 @@ import pandas as pd
 OWN_RUN_TIME = "runs: the submissions' own time / workers"
 EVALUATION = "runs: evaluating their weights / workers"
 PARTS = (OWN_RUN_TIME, EVALUATION)
+SHARE = "harness share of the total"  # the table's one row that is a fraction, not seconds
 
 
 @dataclass
@@ -54,8 +55,7 @@ def phase_table(phases: dict[str, Phases]) -> pd.DataFrame:
     for split, timed in phases.items():
         rows += [{"split": split, "phase": name, "seconds": s} for name, s in timed.seconds.items()]
         rows.append({"split": split, "phase": "total", "seconds": timed.total()})
-        rows.append({"split": split, "phase": "harness share of the total",
-                     "seconds": timed.harness_share()})
+        rows.append({"split": split, "phase": SHARE, "seconds": timed.harness_share()})
     return pd.DataFrame(rows, columns=["split", "phase", "seconds"])
 
 

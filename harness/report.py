@@ -427,13 +427,15 @@ def baselines_beaten(board: pd.DataFrame) -> str:
 
 def _phases_section(phases: pd.DataFrame | None) -> str:
     """Where the scoring's wall time went: a phase per row, a split per column."""
+    from harness.phases import SHARE
+
     if phases is None or phases.empty:
         return ""
     splits = list(dict.fromkeys(phases["split"]))
     seconds = phases.pivot_table(index="phase", columns="split", values="seconds", sort=False)
     rows = []
     for phase, values in seconds.iterrows():
-        share = phase == "harness share of the total"
+        share = phase == SHARE
         cells = "".join(
             f"<td>{values[s]:.0%}</td>" if share else f"<td>{values[s]:.1f}</td>" for s in splits
         )
