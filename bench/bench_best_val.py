@@ -31,8 +31,8 @@ import time
 
 import torch
 
-from harness.ensemble import train_chunk_ensemble
-from harness.pool import train_chunk_sequential
+from harness.reference.ensemble import train_chunk_ensemble
+from harness.reference.pool import train_chunk_sequential
 from harness.tasks.base import Task
 from harness.tasks.digits import digits_task
 from harness.tasks.surf import SURF_RECIPE

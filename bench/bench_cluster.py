@@ -34,16 +34,17 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.cluster import ClusterWorkers, build_reference_on_cluster
-from harness.ensemble import train_chunk_ensemble
-from harness.pool import ORIGINAL_FILE, ReferenceStore
-from harness.records import ModelStats, Outcome
-from harness.results import ResultsStore
-from harness.runner import WorkerPool
-from harness.scoring import provenance_of, run_submissions
-from harness.submissions import discover
+from harness.evaluation.model_stats import ModelStats
+from harness.execution.cluster import ClusterWorkers, build_reference_on_cluster
+from harness.execution.records import Outcome
+from harness.execution.runner import WorkerPool
+from harness.execution.store import ResultsStore
+from harness.methods.loading import discover
+from harness.methods.tuned_settings import settings_for, tuned_path
+from harness.pipeline.scoring import provenance_of, run_submissions
+from harness.reference.ensemble import train_chunk_ensemble
+from harness.reference.pool import ORIGINAL_FILE, ReferenceStore
 from harness.tasks.digits import digits_task
-from harness.tuned import settings_for, tuned_path
 
 TARGET_RATIO = 1.2
 

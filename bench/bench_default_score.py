@@ -3,8 +3,8 @@
 Runs ``harness score --split private`` (the README's first command after its install: every
 shipped submission on digits at N = 512, the ceiling included) in each checkout, one after the
 other, each into a fresh cache (the pools are trained, as on a fresh clone), and prints the
-phase table each wrote beside its leaderboard (``harness.phases``), the wall time of the whole
-command and the ratios. The earlier revision must write the phase table (1cf1d53 or later).
+phase table each wrote beside its leaderboard (``harness.execution.phases``), the wall time of the
+whole command and the ratios. The earlier revision must write the phase table (1cf1d53 or later).
 
     .venv/bin/python bench/bench_default_score.py --baseline 1cf1d53 [-n 512]
 """

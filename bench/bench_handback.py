@@ -2,10 +2,10 @@
 
 Times, on this machine's CPU, each step the harness does with a run's weights: the run's child
 serialises the state dict (``torch.save`` to bytes), writes it to a pipe that the ingestion process
-reads in frames (``harness.ingestion``) and sends on to the evaluation process, which loads it
-with ``torch.load(weights_only=True)``, checks it (``runner.weights_problem``) and loads it into a
-model (one per evaluation process, every tensor replaced). The two pipe hops (run to ingestion
-process, ingestion process to evaluation) are measured as one pipe, twice.
+reads in frames (``harness.execution.ingestion``) and sends on to the evaluation process, which
+loads it with ``torch.load(weights_only=True)``, checks it (``runner.weights_problem``) and loads
+it into a model (one per evaluation process, every tensor replaced). The two pipe hops (run to
+ingestion process, ingestion process to evaluation) are measured as one pipe, twice.
 
     .venv/bin/python bench/bench_handback.py [--task cifar10] [--repeats 10]
 """
@@ -22,8 +22,8 @@ import time
 
 import torch
 
-from harness.ingestion import PIPE_BYTES, read_frame, write_frame
-from harness.runner import _fold_reparametrisations, weights_problem
+from harness.execution.ingestion import PIPE_BYTES, read_frame, write_frame
+from harness.execution.runner import _fold_reparametrisations, weights_problem
 from harness.tasks import get_task
 
 

@@ -1,6 +1,6 @@
-"""The two ways ``harness.metric`` counts an example's interval attacks, side by side: from the
-values' side (``_left_counts_reached``) and by searching every left end among the values. Both
-give the same epsilons (checked here); this prints the milliseconds per forget example of each
+"""The two ways ``harness.evaluation.metric`` counts an example's interval attacks, side by side:
+from the values' side (``_left_counts_reached``) and by searching every left end among the values.
+Both give the same epsilons (checked here); this prints the milliseconds per forget example of each
 at several N (models per side), from which ``metric._FEW_VALUES``, the crossover, is set.
 
     .venv/bin/python bench/bench_interval_counting.py [--examples 100] [--repeats 3]
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_metric import make_inputs  # noqa: E402
 
-from harness import metric  # noqa: E402
+from harness.evaluation import metric  # noqa: E402
 
 
 def per_example_ms(u: np.ndarray, r: np.ndarray, few_values: int, repeats: int) -> tuple:

@@ -1,4 +1,4 @@
-"""Speed of harness.metric.epsilons against the literal dense reference, side by side.
+"""Speed of harness.evaluation.metric.epsilons against the literal dense reference, side by side.
 
     .venv/bin/python bench/bench_metric.py [--examples E] [--models N] [--literal-examples L]
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness import metric  # noqa: E402
+from harness.evaluation import metric  # noqa: E402
 
 
 def _load_literal():

@@ -27,9 +27,9 @@ import time
 import numpy as np
 import torch
 
-from harness.ensemble import supports_ensemble, train_chunk_ensemble
-from harness.pool import CHUNK_SIZE, train_chunk_sequential
-from harness.records import ModelStats
+from harness.evaluation.model_stats import ModelStats
+from harness.reference.ensemble import supports_ensemble, train_chunk_ensemble
+from harness.reference.pool import CHUNK_SIZE, train_chunk_sequential
 from harness.tasks.digits import digits_task
 
 TARGET_SECONDS = 60.0

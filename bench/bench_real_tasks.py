@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from harness import cache  # noqa: E402
-from harness.scoring import score  # noqa: E402
+from harness.core import files  # noqa: E402
+from harness.pipeline.scoring import score  # noqa: E402
 from harness.tasks import get_task  # noqa: E402
 
 from fake_data import write_casia, write_cifar10  # noqa: E402
@@ -95,10 +95,10 @@ def main() -> None:
         numbers["score_wall_seconds"] = round(time.perf_counter() - start, 1)
 
         (store_dir,) = (work / "ref").iterdir()
-        manifest = cache.read_json(store_dir / "manifest.json")
+        manifest = files.read_json(store_dir / "manifest.json")
         original = manifest["files"]["original.pt"]["seconds"]
         pool_seconds = np.concatenate([
-            cache.read_npz(store_dir / name)["seconds"]
+            files.read_npz(store_dir / name)["seconds"]
             for name in manifest["files"] if name.startswith("pool-")
         ])
         numbers["original_seconds"] = round(original, 2)

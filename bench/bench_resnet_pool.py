@@ -31,7 +31,7 @@ import time
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from harness.ensemble import (
+from harness.reference.ensemble import (
     GROUPED,
     _augment_members,
     _ensemble_loss,
@@ -40,9 +40,9 @@ from harness.ensemble import (
     members_per_ensemble,
     train_ensemble,
 )
-from harness.pool import train_reference_model
+from harness.reference.pool import train_reference_model
 from harness.tasks.synthetic import synthetic_task
-from harness.training import synchronize
+from harness.training.loop import synchronize
 
 CIFAR_MEMBER_IMAGES = 45_000 * 30  # one CIFAR-10 pool model: retain images x epochs
 POOL = 512

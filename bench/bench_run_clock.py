@@ -23,10 +23,10 @@ from checkouts import REPOSITORY, side_by_side
 ONE_CHECKOUT = """
 import json, sys, tempfile, time
 from pathlib import Path
-from harness.pool import ReferenceStore
-from harness.runner import RunRequest, WorkerPool
-from harness.seeds import run_seed
-from harness.submissions import inspect_submission
+from harness.reference.pool import ReferenceStore
+from harness.execution.runner import RunRequest, WorkerPool
+from harness.core.seeds import run_seed
+from harness.methods.loading import inspect_submission
 from harness.tasks import get_task
 
 if __name__ == "__main__":

@@ -17,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.pool import ReferenceStore
-from harness.records import OK
-from harness.results import ResultsStore
-from harness.runner import RunRequest, WorkerPool
-from harness.seeds import run_seed
-from harness.submissions import inspect_submission
+from harness.core.seeds import run_seed
+from harness.execution.records import OK
+from harness.execution.runner import RunRequest, WorkerPool
+from harness.execution.store import ResultsStore
+from harness.methods.loading import inspect_submission
+from harness.reference.pool import ReferenceStore
 from harness.tasks import get_task
 
 IMMEDIATE = "def unlearning(net, retain, forget, val):\n    return net\n"

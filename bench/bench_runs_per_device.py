@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.pool import ReferenceStore
-from harness.records import OK
-from harness.runner import RunRequest, WorkerPool
-from harness.seeds import run_seed
-from harness.submissions import inspect_submission
+from harness.core.seeds import run_seed
+from harness.execution.records import OK
+from harness.execution.runner import RunRequest, WorkerPool
+from harness.methods.loading import inspect_submission
+from harness.reference.pool import ReferenceStore
 from harness.tasks import get_task
 from harness.tasks.synthetic import synthetic_task
 

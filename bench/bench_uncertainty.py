@@ -21,12 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.leaderboard import CEILING_ROW, read_leaderboard, split_rows  # noqa: E402
-from harness.metric import forget_quality  # noqa: E402
-from harness.pool import CEILING, ReferenceStore  # noqa: E402
-from harness.records import Outcome  # noqa: E402
-from harness.results import ResultsStore  # noqa: E402
-from harness.scoring import score_uncertainty  # noqa: E402
+from harness.evaluation.metric import forget_quality  # noqa: E402
+from harness.execution.records import Outcome  # noqa: E402
+from harness.execution.store import ResultsStore  # noqa: E402
+from harness.outputs.leaderboard import CEILING_ROW, read_leaderboard, split_rows  # noqa: E402
+from harness.pipeline.scoring import score_uncertainty  # noqa: E402
+from harness.reference.pool import CEILING, ReferenceStore  # noqa: E402
 from harness.tasks import get_task  # noqa: E402
 
 

@@ -3,29 +3,29 @@
 The public API: ``get_task`` and ``TASKS`` (what is scored), ``score`` (the whole pipeline on one
 split) and ``score_splits`` (public and private, as ``harness score``), ``validate`` (the
 conformance check of one submission), ``evaluate`` (a function from a notebook cell, scored in one
-call; its result is an ``Evaluation``) and the metric's pure functions in ``harness.metric``.
-Each name is imported when first used, so that ``import harness`` (and the CLI's start-up) does
-not pay for torch, pandas and scipy.
+call; its result is an ``Evaluation``) and the metric's pure functions in
+``harness.evaluation.metric``. Each name is imported when first used, so that ``import harness``
+(and the CLI's start-up) does not pay for torch, pandas and scipy.
 """
 
 from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from harness.core.defaults import VERSION as __version__  # noqa: F401  (public)
 
 _PUBLIC = {
     "Evaluation": "harness.notebook",
-    "epsilons": "harness.metric",
+    "epsilons": "harness.evaluation.metric",
     "evaluate": "harness.notebook",
-    "final_score": "harness.metric",
-    "forget_quality": "harness.metric",
-    "logit_scaled_confidence": "harness.metric",
-    "score": "harness.scoring",
-    "score_splits": "harness.scoring",
+    "final_score": "harness.evaluation.metric",
+    "forget_quality": "harness.evaluation.metric",
+    "logit_scaled_confidence": "harness.evaluation.metric",
+    "score": "harness.pipeline.scoring",
+    "score_splits": "harness.pipeline.scoring",
     "TASKS": "harness.tasks",
     "get_task": "harness.tasks",
-    "validate": "harness.validate",
+    "validate": "harness.pipeline.validate",
 }
 
 __all__ = sorted(_PUBLIC)

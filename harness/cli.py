@@ -1,4 +1,5 @@
-"""Command line: a thin layer over the Python API (``harness.scoring.score`` and friends)."""
+"""Command line: a thin layer over the Python API (``harness.pipeline.scoring.score`` and
+friends)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.defaults import LEVEL, REFERENCE_ROOT, TUNING_RUNS, TUNING_TRIALS
-from harness.sandbox import SandboxUnavailable
+from harness.core.defaults import LEVEL, REFERENCE_ROOT, TUNING_RUNS, TUNING_TRIALS
+from harness.execution.sandbox import SandboxUnavailable
 
 
 def default_jobs(task, workers_per_device: int | None = None) -> int:
     """Worker processes when ``--jobs`` is not given: every core on a CPU task; on a GPU task
     ``--workers-per-device`` (``runner.DEFAULT_WORKERS_PER_DEVICE`` unless given)."""
-    from harness.runner import workers_for
+    from harness.execution.runner import workers_for
 
     return workers_for(task.device, None, workers_per_device)
 
@@ -28,7 +29,7 @@ def workers_option(parser: argparse.ArgumentParser) -> None:
 
 
 def sandbox_option(parser: argparse.ArgumentParser) -> None:
-    from harness.sandbox import MODES
+    from harness.execution.sandbox import MODES
 
     parser.add_argument("--sandbox", choices=MODES, default="auto",
                         help="run submissions in the bubblewrap sandbox: auto (where `bwrap` is "
@@ -38,7 +39,7 @@ def sandbox_option(parser: argparse.ArgumentParser) -> None:
 def sandbox_mode(args: argparse.Namespace) -> str:
     """``--sandbox`` checked before any work: ``on`` without bubblewrap is an error, ``auto``
     without it says once that submissions run unsandboxed."""
-    from harness import sandbox
+    from harness.execution import sandbox
 
     if not sandbox.resolve(args.sandbox) and args.sandbox == "auto":
         print(f"harness: {sandbox.unavailable_notice()}", file=sys.stderr)
@@ -117,8 +118,8 @@ def print_leaderboard(board, console) -> None:
     """One table per split (private first: the final ranking), with intervals and groups."""
     from rich.table import Table
 
-    from harness.leaderboard import board_splits, rank_correlation, split_rows
-    from harness.report import baselines_beaten
+    from harness.outputs.leaderboard import board_splits, rank_correlation, split_rows
+    from harness.outputs.report import baselines_beaten
 
     shown = [
         ("rank", "rank"), ("rank_group", "group"), ("submission", "submission"),
@@ -164,7 +165,7 @@ def _cell_text(key: str, value) -> str:
 def cmd_score(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.scoring import score_splits
+    from harness.pipeline.scoring import score_splits
 
     console = Console(stderr=True)
     task = _task_from_args(args)
@@ -192,7 +193,7 @@ def print_phases(phases: dict, console) -> None:
     """Where the wall time went, per split: one column per split, one row per phase."""
     from rich.table import Table
 
-    from harness.phases import PARTS
+    from harness.execution.phases import PARTS
 
     table = Table(title="where the time went (wall seconds)", header_style="bold")
     table.add_column("phase", no_wrap=True)
@@ -213,9 +214,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     split; resumable; writes the chosen settings to submissions/tuned/<task>.json."""
     from rich.console import Console
 
-    from harness.hyperparameters import describe
-    from harness.tuned import tuned_path
-    from harness.tuning import tune
+    from harness.methods.hyperparameters import describe
+    from harness.methods.tuned_settings import tuned_path
+    from harness.pipeline.tuning import tune
 
     task = _task_from_args(args)
     with RichReporter(Console(stderr=True)) as reporter:
@@ -247,14 +248,14 @@ def cluster_options(parser: argparse.ArgumentParser, what: str) -> None:
                         "instead of --cluster")
     parser.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
                         help="how long to try reaching the scheduler (default: "
-                        "harness.cluster.DEFAULT_CONNECT_TIMEOUT)")
+                        "harness.execution.cluster.DEFAULT_CONNECT_TIMEOUT)")
 
 
 @contextlib.contextmanager
 def cluster_client(args: argparse.Namespace) -> Iterator[object | None]:
     """The ``distributed.Client`` the options (or ``$HARNESS_CLUSTER``) name, closed afterwards;
     None: work on this machine. Connects before any data loads: a bad address fails at once."""
-    from harness.cluster import DEFAULT_CONNECT_TIMEOUT, cluster_target, connect
+    from harness.execution.cluster import DEFAULT_CONNECT_TIMEOUT, cluster_target, connect
 
     address, scheduler_file = cluster_target(args.cluster, args.scheduler_file)
     if not (address or scheduler_file):
@@ -268,8 +269,8 @@ def cluster_client(args: argparse.Namespace) -> Iterator[object | None]:
 def cmd_pool(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.pool import CEILING, POOL, ReferenceStore
-    from harness.scoring import build_reference
+    from harness.pipeline.scoring import build_reference
+    from harness.reference.pool import CEILING, POOL, ReferenceStore
 
     console = Console()
     task = _task_from_args(args)
@@ -283,7 +284,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
                     build_reference(store, reporter, jobs=args.jobs or default_jobs(task),
                                     which=which)
                 else:
-                    from harness.cluster import build_reference_on_cluster
+                    from harness.execution.cluster import build_reference_on_cluster
 
                     build_reference_on_cluster(store, client, reporter, which=which)
     status = store.status()
@@ -293,7 +294,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.validate import validate
+    from harness.pipeline.validate import validate
 
     task = _task_from_args(args)
     gpu = task.device.startswith("cuda")  # on a CPU task one worker, as before
@@ -325,15 +326,15 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """``harness report``: the report of an already scored leaderboard (nothing is trained); the
     final (private) split in detail, both splits compared when both were scored."""
-    from harness.leaderboard import (
+    from harness.execution.phases import read_phase_table
+    from harness.outputs.leaderboard import (
         board_splits,
         finite,
         read_leaderboard,
         split_rows,
         task_for_board,
     )
-    from harness.phases import read_phase_table
-    from harness.report import load_records, write_report
+    from harness.outputs.report import load_records, write_report
 
     path = Path(args.leaderboard)
     both = read_leaderboard(path)
@@ -361,8 +362,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     """``harness check``: re-score like the baseline, print the diff, exit 1 on a regression."""
     from rich.console import Console
 
-    from harness.regression import check
-    from harness.runner import workers_for
+    from harness.execution.runner import workers_for
+    from harness.pipeline.regression import check
 
     options = {"task": args.task, "num_models": args.num_models, "root_seed": args.root_seed,
                "device": args.device, "data_dir": args.data_dir, "checkpoint": args.checkpoint,
@@ -412,8 +413,8 @@ def readme_with_table(readme: str, table: str) -> str:
 
 def cmd_table(args: argparse.Namespace) -> int:
     """``harness table``: the leaderboard as a Markdown table, or written into the README."""
-    from harness import cache
-    from harness.leaderboard import markdown_table, read_leaderboard
+    from harness.core import files
+    from harness.outputs.leaderboard import markdown_table, read_leaderboard
 
     table = markdown_table(read_leaderboard(Path(args.leaderboard)))
     if args.readme is None:
@@ -421,7 +422,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         return 0
     path = Path(args.readme)
     text = readme_with_table(path.read_text(encoding="utf-8"), table)
-    cache.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    files.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     print(f"wrote the table into {path}", file=sys.stderr)
     return 0
 
@@ -580,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     check_parser.add_argument("--tolerance", type=float, default=None,
                               help="allowed absolute drop of final score for every submission "
                               "(default: per submission 3 standard deviations of the difference, "
-                              "from the scores' bootstrap standard errors; see harness.regression)")
+                              "from the scores' bootstrap standard errors; see "
+                              "harness.pipeline.regression)")
     check_parser.add_argument("--submissions", default="submissions", help="submissions folder")
     check_parser.add_argument("--output", default="results", help="folder for run records")
     check_parser.add_argument("--jobs", "-j", type=int, default=None,

@@ -16,11 +16,11 @@ repository shares the CLI's caches. Nothing is written to the working directory 
 ``save_to`` names a folder there.
 
 Caching: a run record is reused when the submission file is byte-for-byte the same
-(``harness.provenance``). Pickling the same function gives the same bytes, and the file names that
-its code carries are cut to their base names (a notebook cell's file name changes with each
-kernel), so the same code reuses its runs, after a kernel restart too. Except: cloudpickle gives a
-class defined in the notebook an identifier drawn anew in each kernel, so a function that uses
-such a class is run again after a restart (within one kernel its runs are reused).
+(``harness.execution.provenance``). Pickling the same function gives the same bytes, and the file
+names that its code carries are cut to their base names (a notebook cell's file name changes with
+each kernel), so the same code reuses its runs, after a kernel restart too. Except: cloudpickle
+gives a class defined in the notebook an identifier drawn anew in each kernel, so a function that
+uses such a class is run again after a restart (within one kernel its runs are reused).
 """
 
 from __future__ import annotations
@@ -44,13 +44,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from harness import cache
-from harness.defaults import LEVEL
-from harness.leaderboard import CEILING_ROW, REFERENCE, board_splits, finite, split_rows
-from harness.phases import Phases, phase_table
-from harness.provenance import REPOSITORY
-from harness.records import OK, ModelStats, Outcome, RunResult
-from harness.scoring import Reporter
+from harness.core import files
+from harness.core.defaults import LEVEL
+from harness.core.progress import Reporter
+from harness.evaluation.model_stats import ModelStats
+from harness.execution.phases import Phases, phase_table
+from harness.execution.provenance import REPOSITORY
+from harness.execution.records import OK, Outcome, RunResult
+from harness.outputs.leaderboard import CEILING_ROW, REFERENCE, board_splits, finite, split_rows
 
 if TYPE_CHECKING:
     from harness.tasks.base import Task
@@ -139,7 +140,7 @@ def function_file(function: Callable, name: str, folder: Path) -> Path:
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     path = Path(folder) / digest / f"{name}.py"
     if not path.exists():
-        cache.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        files.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
 
 
@@ -191,12 +192,12 @@ def _submissions_folder(
     """The folder ``score`` reads: a link per submission (the scorer resolves links, so runs are
     recorded under the real file, as ``harness score`` records them) and the tuned settings of
     these submissions only."""
-    from harness.tuned import tuned_path
+    from harness.methods.tuned_settings import tuned_path
 
     for name, path in files.items():
         (folder / f"{name}.py").symlink_to(path)
     if tuned:
-        cache.write_json(tuned_path(folder, task_name), tuned)
+        files.write_json(tuned_path(folder, task_name), tuned)
 
 
 # -- progress that renders in Jupyter and in a terminal ----------------------------------------
@@ -303,7 +304,7 @@ class Plot:
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)
-        cache.atomic_write(path, lambda tmp: tmp.write_bytes(self.png))
+        files.atomic_write(path, lambda tmp: tmp.write_bytes(self.png))
         return path
 
 
@@ -401,7 +402,7 @@ class Evaluation:
     def epsilons(self, submission: str | None = None, split: str | None = None) -> np.ndarray:
         """[E]: the per-example epsilon against the pool (the metric's core; F averages their
         points)."""
-        from harness.metric import epsilons
+        from harness.evaluation.metric import epsilons
 
         key = (submission or self.name, self._split(split))
         if key not in self._epsilons:
@@ -433,14 +434,14 @@ class Evaluation:
     # the report's plots
     def plot_scores(self, split: str | None = None) -> Plot:
         """Every final score with its interval; the ceiling as a band."""
-        from harness.report import plot_scores
+        from harness.outputs.report import plot_scores
 
         board = self.rows(split)
         return _drawn("scores", lambda path: plot_scores(board, path))
 
     def plot_epsilons(self, split: str | None = None) -> Plot:
         """Each scored submission's share of forget examples per epsilon bucket."""
-        from harness.report import plot_epsilons
+        from harness.outputs.report import plot_epsilons
 
         split = self._split(split)
         eps = {name: self.epsilons(name, split) for name in self._scored(split)}
@@ -450,7 +451,7 @@ class Evaluation:
 
     def plot_time(self, split: str | None = None) -> Plot:
         """Final score against seconds per run, with the time budget."""
-        from harness.report import plot_time
+        from harness.outputs.report import plot_time
 
         board, budget = self.rows(split), self.budget(split)
         return _drawn("time", lambda path: plot_time(board, budget, path))
@@ -458,7 +459,7 @@ class Evaluation:
     def plot_examples(self, submission: str | None = None, split: str | None = None) -> Plot:
         """A submission's and the pool's confidences on the forget examples where the scored
         submissions' epsilons differ most: what the attacks try to separate."""
-        from harness.report import NUM_EXAMPLES_SHOWN, chosen_examples, plot_examples
+        from harness.outputs.report import NUM_EXAMPLES_SHOWN, chosen_examples, plot_examples
 
         split, name = self._split(split), submission or self.name
         eps = {n: self.epsilons(n, split) for n in self._scored(split)}
@@ -473,8 +474,8 @@ class Evaluation:
         """Write ``leaderboard.csv`` (with its phase times beside it) and the HTML report of the
         final split (``report/index.html``) into ``folder``, as ``harness score`` and ``harness
         report`` would; returns the report's page."""
-        from harness.report import write_report
-        from harness.scoring import write_leaderboard
+        from harness.outputs.report import write_report
+        from harness.pipeline.scoring import write_leaderboard
 
         folder = Path(folder)
         write_leaderboard(folder / "leaderboard.csv", self.leaderboard, self.phases)
@@ -591,7 +592,7 @@ def evaluate(
     data, an unwritable cache, ``sandbox="on"`` without bubblewrap) is raised as one exception
     whose message says what is wrong, as the CLI's ``harness: error:`` line does.
     """
-    from harness.sandbox import SandboxUnavailable
+    from harness.execution.sandbox import SandboxUnavailable
 
     try:
         return _evaluate(
@@ -626,10 +627,10 @@ def _evaluate(
 ) -> Evaluation:
     import warnings
 
-    from harness import sandbox as sandboxes
-    from harness.runner import workers_for
-    from harness.scoring import score_splits
-    from harness.tuned import read_tuned, tuned_path
+    from harness.execution import sandbox as sandboxes
+    from harness.execution.runner import workers_for
+    from harness.methods.tuned_settings import read_tuned, tuned_path
+    from harness.pipeline.scoring import score_splits
 
     splits = {"both": ["public", "private"], "public": ["public"], "private": ["private"]}
     if split not in splits:
@@ -679,8 +680,8 @@ def _gathered(
     reference_root: Path, output_dir: Path,
 ) -> Evaluation:
     """The pools and every row's run records, read back from the caches the scoring wrote."""
-    from harness.pool import ReferenceStore
-    from harness.results import ResultsStore
+    from harness.execution.store import ResultsStore
+    from harness.reference.pool import ReferenceStore
 
     pools, records = {}, {}
     for split in board_splits(board):

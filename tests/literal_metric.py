@@ -3,8 +3,9 @@
 It follows the published evaluation algorithm step by step: every attack is evaluated densely
 (one boolean comparison per model and threshold, float32 means over models), the interval attacks'
 left thresholds come from one scalar np.linspace call per right threshold, and the points come
-from a plain loop over buckets. It shares no code with ``harness/metric.py`` on purpose: the tests
-and the bench compare the two. Only for tests and the bench; seconds per example at N = 512.
+from a plain loop over buckets. It shares no code with ``harness/evaluation/metric.py`` on purpose:
+the tests and the bench compare the two. Only for tests and the bench; seconds per example at N =
+512.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Subset, TensorDataset
 
-from harness.batches import (
+from harness.data.examples import (
     Example,
     ExampleDataset,
     ShuffleOrder,
@@ -171,7 +171,7 @@ def test_training_on_gathered_batches_is_training_through_the_dataloader(augment
     """The pool's fast path and the budget's yardstick (a real DataLoader) train the same model."""
     import dataclasses
 
-    from harness.pool import train_from_scratch
+    from harness.reference.pool import train_from_scratch
     from harness.tasks import get_task
 
     task = get_task("digits")

@@ -12,11 +12,16 @@ import numpy as np
 import pytest
 
 import harness.cli as cli_module
-from harness import cache
-from harness.pool import MANIFEST_FILE, ORIGINAL_FILE, ReferenceStore, train_chunk_sequential
-from harness.results import ResultsStore
-from harness.runner import RunResult
-from harness.scoring import TIMING_FILE, measure_retrain_seconds
+from harness.core import files
+from harness.execution.runner import RunResult
+from harness.execution.store import ResultsStore
+from harness.pipeline.scoring import TIMING_FILE, measure_retrain_seconds
+from harness.reference.pool import (
+    MANIFEST_FILE,
+    ORIGINAL_FILE,
+    ReferenceStore,
+    train_chunk_sequential,
+)
 from harness.tasks import get_task
 
 EPOCHS = 2  # enough to exercise every path; the real recipe's 40 epochs would only cost time
@@ -47,7 +52,7 @@ def counting(calls):
 # -- atomic, durable writes --------------------------------------------------------------------
 def test_atomic_write_fsyncs_before_the_rename(tmp_path, monkeypatch):
     calls = []
-    real_fsync, real_replace = cache.os.fsync, cache.os.replace
+    real_fsync, real_replace = files.os.fsync, files.os.replace
 
     def fsync(fd):
         calls.append("fsync")
@@ -57,15 +62,15 @@ def test_atomic_write_fsyncs_before_the_rename(tmp_path, monkeypatch):
         calls.append("replace")
         real_replace(src, dst)
 
-    monkeypatch.setattr(cache.os, "fsync", fsync)
-    monkeypatch.setattr(cache.os, "replace", replace_)
-    cache.write_json(tmp_path / "a.json", {"x": 1})
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "replace", replace_)
+    files.write_json(tmp_path / "a.json", {"x": 1})
     assert "replace" in calls and calls.index("fsync") < calls.index("replace")
     assert calls[-1] == "fsync"  # the folder, so that the rename itself survives a crash
-    assert cache.read_json(tmp_path / "a.json") == {"x": 1}
+    assert files.read_json(tmp_path / "a.json") == {"x": 1}
 
     calls.clear()
-    cache.write_npz(tmp_path / "a.npz", {"y": np.arange(3)})
+    files.write_npz(tmp_path / "a.npz", {"y": np.arange(3)})
     assert calls.index("fsync") < calls.index("replace")
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -76,7 +81,7 @@ def test_a_failed_write_leaves_no_file_and_no_temporary(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        cache.atomic_write(tmp_path / "a.json", fail)
+        files.atomic_write(tmp_path / "a.json", fail)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -91,29 +96,29 @@ def test_read_json_or_none_refuses_what_it_cannot_trust(tmp_path, content):
     path = tmp_path / "f.json"
     if content is not None:
         path.write_bytes(content)
-    assert cache.read_json_or_none(path) is None
+    assert files.read_json_or_none(path) is None
 
 
 def test_read_json_or_none_reads_a_good_file(tmp_path):
-    cache.write_json(tmp_path / "f.json", {"a": [1, 2]})
-    assert cache.read_json_or_none(tmp_path / "f.json") == {"a": [1, 2]}
-    assert cache.read_json_or_none(tmp_path / "f.json", list) is None
+    files.write_json(tmp_path / "f.json", {"a": [1, 2]})
+    assert files.read_json_or_none(tmp_path / "f.json") == {"a": [1, 2]}
+    assert files.read_json_or_none(tmp_path / "f.json", list) is None
 
 
 def test_a_damaged_npz_is_a_corrupt_file_error(tmp_path):
     path = tmp_path / "a.npz"
-    cache.write_npz(path, {"x": np.arange(1000.0)})
+    files.write_npz(path, {"x": np.arange(1000.0)})
     blob = path.read_bytes()
     path.write_bytes(blob[: len(blob) // 2])
-    with pytest.raises(cache.CorruptFileError, match="a.npz"):
-        cache.read_npz(path)
-    assert cache.read_npz_or_none(path) is None
+    with pytest.raises(files.CorruptFileError, match="a.npz"):
+        files.read_npz(path)
+    assert files.read_npz_or_none(path) is None
     np.save(tmp_path / "bare.npy", np.arange(3))  # an array, not an archive
-    with pytest.raises(cache.CorruptFileError):
-        cache.read_npz(tmp_path / "bare.npy")
+    with pytest.raises(files.CorruptFileError):
+        files.read_npz(tmp_path / "bare.npy")
     with pytest.raises(FileNotFoundError):
-        cache.read_npz(tmp_path / "missing.npz")
-    assert cache.read_npz_or_none(tmp_path / "missing.npz") is None
+        files.read_npz(tmp_path / "missing.npz")
+    assert files.read_npz_or_none(tmp_path / "missing.npz") is None
 
 
 # -- the manifest, through `harness pool` ------------------------------------------------------
@@ -159,10 +164,10 @@ def test_a_damaged_manifest_is_rebuilt_and_its_files_retrained(
     shutil.copytree(built, root)
     (directory,) = root.iterdir()
     chunk = directory / "pool-00000-00003.npz"
-    good = cache.read_npz(chunk)
+    good = files.read_npz(chunk)
     # a well-formed chunk with wrong numbers: only the (now unreadable) manifest vouched for the
     # real one, so nothing in the folder may be trusted any more
-    cache.write_npz(chunk, {k: np.zeros_like(v) for k, v in good.items()})
+    files.write_npz(chunk, {k: np.zeros_like(v) for k, v in good.items()})
     manifest = directory / MANIFEST_FILE
     key = directory.name.split("-")[-1]
     manifest.write_text(DAMAGED_MANIFESTS[damage](manifest.read_text(), key))
@@ -171,12 +176,12 @@ def test_a_damaged_manifest_is_rebuilt_and_its_files_retrained(
 
     store = ReferenceStore(task, data, root)
     assert store.directory == directory
-    rebuilt = cache.read_json(manifest)
+    rebuilt = files.read_json(manifest)
     assert rebuilt["key"] == store.key
     assert set(rebuilt["files"]) == {ORIGINAL_FILE, chunk.name}
     for name, entry in rebuilt["files"].items():
-        assert entry["sha256"] == cache.file_sha256(directory / name)
-    again = cache.read_npz(chunk)
+        assert entry["sha256"] == files.file_sha256(directory / name)
+    again = files.read_npz(chunk)
     for name, array in good.items():
         if name != "seconds":
             np.testing.assert_array_equal(again[name], array)  # retrained, same seeds
@@ -194,7 +199,7 @@ def test_a_truncated_pool_chunk_is_detected_and_retrained(task, data, tmp_path):
     again = store.pool(train_chunk=counting(calls))
     assert calls == [indices]
     np.testing.assert_array_equal(again.confidences, first.confidences)
-    assert cache.read_npz_or_none(path) is not None
+    assert files.read_npz_or_none(path) is not None
 
 
 # -- the timing record -------------------------------------------------------------------------
@@ -217,7 +222,7 @@ def test_a_damaged_timing_is_measured_again(task, data, tmp_path, damage):
     store = ReferenceStore(task, data, tmp_path)
     measure_retrain_seconds(store, CountingWorkers(1.5))
     path = store.directory / TIMING_FILE
-    good = cache.read_json(path)
+    good = files.read_json(path)
     text = path.read_text()
     damaged = {
         "truncated": text[: len(text) // 2],
@@ -232,7 +237,7 @@ def test_a_damaged_timing_is_measured_again(task, data, tmp_path, damage):
     workers = CountingWorkers(2.5)
     assert measure_retrain_seconds(store, workers) == 2.5
     assert workers.calls == 1
-    assert cache.read_json(path) == {**good, "retrain_seconds": 2.5}
+    assert files.read_json(path) == {**good, "retrain_seconds": 2.5}
     assert measure_retrain_seconds(store, workers) == 2.5 and workers.calls == 1  # now trusted
 
 
@@ -285,22 +290,22 @@ def test_the_key_ignores_what_only_the_runs_use(task, data, tmp_path):
 
 def test_the_key_covers_the_training_and_evaluation_code(task, data, tmp_path, monkeypatch):
     seen = []
-    real = cache.source_digest
+    real = files.source_digest
 
     def recording(paths, *args, **kwargs):
         paths = list(paths)
         seen.extend(Path(p).resolve() for p in paths)
         return real(paths, *args, **kwargs)
 
-    monkeypatch.setattr(cache, "source_digest", recording)
+    monkeypatch.setattr(files, "source_digest", recording)
     store = ReferenceStore(task, data, tmp_path)
-    package = Path(cache.__file__).resolve().parent
-    names = {p.relative_to(package).as_posix() for p in seen}
-    assert names >= {"models.py", "training.py", "batches.py", "pool.py", "ensemble.py",
-                     "seeds.py", "metric.py", "tasks/base.py", "tasks/digits.py"}
+    names = {p.relative_to(files.PACKAGE).as_posix() for p in seen}
+    assert names >= {"data/networks.py", "training/loop.py", "data/examples.py",
+                     "reference/pool.py", "reference/ensemble.py", "core/seeds.py",
+                     "evaluation/metric.py", "tasks/base.py", "tasks/digits.py"}
     assert store.config["source"] == real(seen)
 
-    monkeypatch.setattr(cache, "source_digest", lambda paths, *a, **k: "other code")
+    monkeypatch.setattr(files, "source_digest", lambda paths, *a, **k: "other code")
     assert ReferenceStore(task, data, tmp_path).key != store.key
 
 
@@ -312,18 +317,18 @@ def test_source_digest_follows_contents_not_location(tmp_path):
         return [folder / "harness" / "training.py", folder / "harness" / "models.py"]
 
     first = tree(tmp_path / "a", "lr = 0.1\n")
-    digest = cache.source_digest(first, root=tmp_path / "a")
-    assert cache.source_digest(first[::-1] + first, root=tmp_path / "a") == digest
+    digest = files.source_digest(first, root=tmp_path / "a")
+    assert files.source_digest(first[::-1] + first, root=tmp_path / "a") == digest
     moved = tree(tmp_path / "b", "lr = 0.1\n")
-    assert cache.source_digest(moved, root=tmp_path / "b") == digest
+    assert files.source_digest(moved, root=tmp_path / "b") == digest
     edited = tree(tmp_path / "c", "lr = 0.2\n")
-    assert cache.source_digest(edited, root=tmp_path / "c") != digest
+    assert files.source_digest(edited, root=tmp_path / "c") != digest
     (tmp_path / "a" / "harness" / "models.py").write_text("class Net: pass  # a comment\n")
-    assert cache.source_digest(first, root=tmp_path / "a") != digest  # accepted: retrains
+    assert files.source_digest(first, root=tmp_path / "a") != digest  # accepted: retrains
     renamed = tmp_path / "a" / "harness" / "nets.py"
     first[1].rename(renamed)
     (tmp_path / "a" / "harness" / "nets.py").write_text("class Net: pass\n")
-    assert cache.source_digest([first[0], renamed], root=tmp_path / "a") != digest
+    assert files.source_digest([first[0], renamed], root=tmp_path / "a") != digest
 
 
 def test_a_record_appended_after_a_torn_line_is_kept_whole(tmp_path):

@@ -10,11 +10,11 @@ import torch
 from torchvision import transforms
 
 from harness.cli import main
-from harness.models import DigitsMLP, resnet18
-from harness.pool import ReferenceStore
+from harness.data.networks import DigitsMLP, resnet18
+from harness.reference.pool import ReferenceStore
 from harness.tasks import DataError, get_task
 from harness.tasks.cifar10 import CIFAR10_RECIPE, MEAN, STD
-from harness.training import apply_crop_flip
+from harness.training.loop import apply_crop_flip
 
 from fake_data import write_cifar10
 

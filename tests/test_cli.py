@@ -79,7 +79,7 @@ def test_the_readme_table_is_the_committed_leaderboard():
     """The README's leaderboard table is generated from leaderboard.csv by `harness table
     --readme README.md`; after any re-scoring it must be regenerated, not edited."""
     from harness.cli import TABLE_END, TABLE_START
-    from harness.leaderboard import markdown_table, read_leaderboard
+    from harness.outputs.leaderboard import markdown_table, read_leaderboard
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     shown = readme.split(TABLE_START)[1].split(TABLE_END)[0].strip()
@@ -123,7 +123,7 @@ def test_sandbox_on_without_bubblewrap_is_a_one_line_error(command, tmp_path, ca
                                                             monkeypatch):
     """``--sandbox on`` fails before any work where bwrap is missing; every command that runs
     submissions takes the option."""
-    from harness import sandbox
+    from harness.execution import sandbox
 
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
     code = main([*command, "--sandbox", "on", "--reference-root", str(tmp_path / "ref")]
@@ -138,8 +138,8 @@ def test_sandbox_on_without_bubblewrap_is_a_one_line_error(command, tmp_path, ca
 def test_sandbox_auto_without_bubblewrap_says_so_once(monkeypatch, capsys):
     import argparse
 
-    from harness import sandbox
     from harness.cli import sandbox_mode
+    from harness.execution import sandbox
 
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
     assert sandbox_mode(argparse.Namespace(sandbox="auto")) == "auto"
@@ -151,7 +151,7 @@ def test_sandbox_auto_without_bubblewrap_says_so_once(monkeypatch, capsys):
 def test_a_bwrap_that_cannot_start_a_sandbox_counts_as_none(monkeypatch, tmp_path):
     """Installed but refused its namespaces (some distributions forbid unprivileged ones):
     ``auto`` runs unsandboxed and says why, ``on`` fails with bwrap's own error."""
-    from harness import sandbox
+    from harness.execution import sandbox
 
     refusing = tmp_path / "bwrap"
     refusing.write_text("#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\n"

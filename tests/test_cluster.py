@@ -18,13 +18,15 @@ distributed = pytest.importorskip("distributed")
 
 import cloudpickle  # noqa: E402  (installed with distributed)
 
-from harness import cluster, pool  # noqa: E402
 from harness.cli import main  # noqa: E402
-from harness.cluster import ClusterError, build_reference_on_cluster  # noqa: E402
-from harness.ensemble import select_chunk_trainer  # noqa: E402
-from harness.pool import ReferenceStore  # noqa: E402
-from harness.records import ModelStats  # noqa: E402
-from harness.scoring import Reporter, build_reference  # noqa: E402
+from harness.core.progress import Reporter  # noqa: E402
+from harness.evaluation.model_stats import ModelStats  # noqa: E402
+from harness.execution import cluster  # noqa: E402
+from harness.execution.cluster import ClusterError, build_reference_on_cluster  # noqa: E402
+from harness.pipeline.scoring import build_reference  # noqa: E402
+from harness.reference import pool  # noqa: E402
+from harness.reference.ensemble import select_chunk_trainer  # noqa: E402
+from harness.reference.pool import ReferenceStore  # noqa: E402
 from harness.tasks import get_task  # noqa: E402
 from harness.tasks.base import Task, TaskData  # noqa: E402
 from harness.tasks.digits import DigitsTask  # noqa: E402
@@ -350,8 +352,8 @@ def test_cluster_scores_equal_local_with_a_worker_killed_midway(
     """``score`` on the cluster: a submission kills the Dask worker running it halfway; its batch
     runs again elsewhere, every run is recorded once, and every score (the ceiling's too) equals
     a local scoring's at the same seeds. A local scoring afterwards finds every run recorded."""
-    from harness.runner import WorkerPool
-    from harness.scoring import score
+    from harness.execution.runner import WorkerPool
+    from harness.pipeline.scoring import score
 
     marker = tmp_path / "killed"
     submissions = competition_submissions(tmp_path / "submissions", marker)
@@ -402,7 +404,7 @@ class StopAfter(Reporter):
 def test_an_interrupted_client_resumes_from_what_was_written(client, task, tmp_path):
     """The client stops midway; another client of the same cluster scores again, runs only
     what is missing, and every run is recorded once."""
-    from harness.scoring import score
+    from harness.pipeline.scoring import score
 
     submissions = tmp_path / "submissions"
     submissions.mkdir()
@@ -438,7 +440,7 @@ def own_client():
 def test_submission_that_always_kills_its_worker_is_a_crashed_row(own_client, task, tmp_path):
     """Not an endless loop: after the scheduler's allowed failures its runs are ``crashed``
     rows, and the submission that shared the workers with it is scored."""
-    from harness.scoring import score
+    from harness.pipeline.scoring import score
 
     submissions = tmp_path / "submissions"
     submissions.mkdir()
@@ -458,9 +460,9 @@ def test_submission_that_always_kills_its_worker_is_a_crashed_row(own_client, ta
 
 
 def test_runs_on_workers_with_other_data_are_an_error(client, task, data, tmp_path):
-    from harness.cluster import ClusterWorkers
-    from harness.runner import RunRequest
-    from harness.submissions import discover
+    from harness.execution.cluster import ClusterWorkers
+    from harness.execution.runner import RunRequest
+    from harness.methods.loading import discover
 
     stale = StaleDigits(**{f.name: getattr(task, f.name) for f in fields(task)})
     store = ReferenceStore(task, data, tmp_path)

@@ -12,8 +12,9 @@ import torch
 from scipy import stats
 from torch import nn
 
-from harness import ensemble
-from harness.ensemble import (
+from harness.core.seeds import pool_seed
+from harness.reference import ensemble
+from harness.reference.ensemble import (
     GROUPED,
     STACKED,
     GroupedEnsemble,
@@ -25,8 +26,7 @@ from harness.ensemble import (
     train_chunk_ensemble,
     train_ensemble,
 )
-from harness.pool import ReferenceStore, train_chunk_sequential, train_reference_model
-from harness.seeds import pool_seed
+from harness.reference.pool import ReferenceStore, train_chunk_sequential, train_reference_model
 from harness.tasks.digits import DigitsTask, digits_task
 
 
@@ -243,7 +243,7 @@ def test_ensemble_pool_is_statistically_the_sequential_pool(task, data):
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_ensemble_loss_is_the_mean_cross_entropy_of_each_member(weighted):
-    from harness.ensemble import _ensemble_loss
+    from harness.reference.ensemble import _ensemble_loss
 
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(3, 5, 4, generator=generator) * 10
@@ -469,7 +469,7 @@ def test_grouped_selection(tiny_resnet, monkeypatch):
 
 
 def test_resnet18_at_width_64_is_torchvision_s():
-    from harness.models import ResNet18, resnet18
+    from harness.data.networks import ResNet18, resnet18
 
     torch.manual_seed(3)
     theirs = resnet18()
@@ -587,7 +587,7 @@ def test_grouped_members_keep_the_best_val_epoch_as_their_twins(tiny_resnet, flo
 
 def test_members_are_cropped_with_the_recipe_s_padding():
     """Each member's batch is cropped as training.crop_flip crops it alone, padding included."""
-    from harness.training import crop_flip
+    from harness.training.loop import crop_flip
 
     inputs = torch.randn(3, 5, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     fill = (-2.0, 0.5, 1.5)

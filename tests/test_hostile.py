@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.records import RunResult
-from harness.scoring import score
+from harness.execution.records import RunResult
+from harness.pipeline.scoring import score
 from harness.tasks import get_task
 
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from harness.hyperparameters import SpaceError, check_settings, describe, parse_space
-from harness.submissions import SubmissionError, inspect_submission
+from harness.methods.hyperparameters import SpaceError, check_settings, describe, parse_space
+from harness.methods.loading import SubmissionError, inspect_submission
 
 
 def submission(tmp_path, source, name="method.py"):

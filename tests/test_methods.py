@@ -19,13 +19,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from harness import toolkit
-from harness.batches import ExampleDataset
-from harness.models import DigitsMLP, resnet18
-from harness.runner import seed_everything
-from harness.submissions import discover, load_module
+from harness.data.examples import ExampleDataset
+from harness.data.networks import DigitsMLP, resnet18
+from harness.execution.runner import seed_everything
+from harness.methods.loading import discover, load_module
 from harness.tasks import get_task
 from harness.tasks.base import Task
-from harness.training import Recipe, train_model
+from harness.training.loop import Recipe, train_model
 
 SUBMISSIONS_DIR = Path(__file__).resolve().parent.parent / "submissions"
 SUBMISSIONS, REJECTED = discover(SUBMISSIONS_DIR)

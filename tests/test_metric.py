@@ -1,4 +1,5 @@
-"""Tests of harness.metric: hand-worked cases, and agreement with a slow literal reference."""
+"""Tests of harness.evaluation.metric: hand-worked cases, and agreement with a slow literal
+reference."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from harness import metric
+from harness.evaluation import metric
 
 
 def _load_literal():

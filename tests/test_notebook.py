@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
+from harness.execution.phases import OWN_RUN_TIME
+from harness.execution.records import ERROR, OK
+from harness.execution.store import ResultsStore
 from harness.notebook import default_cache_dir, evaluate, function_file, pickled
-from harness.phases import OWN_RUN_TIME
-from harness.pool import ReferenceStore
-from harness.records import ERROR, OK
-from harness.results import ResultsStore
-from harness.scoring import score
+from harness.pipeline.scoring import score
+from harness.reference.pool import ReferenceStore
 from harness.tasks import get_task
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "quickstart.ipynb"

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from harness.phases import EVALUATION, OWN_RUN_TIME, Phases, phase_table, read_phase_table
+from harness.execution.phases import EVALUATION, OWN_RUN_TIME, Phases, phase_table, read_phase_table
 
 
 def test_a_phase_timed_twice_adds_up_and_keeps_its_first_place():

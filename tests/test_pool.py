@@ -5,8 +5,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import harness.pool as pool_module
-from harness.pool import ReferenceStore, train_chunk_sequential
+import harness.reference.pool as pool_module
+from harness.reference.pool import ReferenceStore, train_chunk_sequential
 from harness.tasks import get_task
 
 

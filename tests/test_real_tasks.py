@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.leaderboard import CEILING_ROW
-from harness.scoring import score
+from harness.outputs.leaderboard import CEILING_ROW
+from harness.pipeline.scoring import score
 from harness.tasks import get_task
-from harness.training import Recipe
+from harness.training.loop import Recipe
 
 from fake_data import make_kaggle, write_cifar10
 

@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import cli, scoring
+from harness import cli
 from harness.cli import build_parser
-from harness.leaderboard import read_leaderboard
-from harness.regression import CheckReport, K, compare, row_tolerance
+from harness.outputs.leaderboard import read_leaderboard
+from harness.pipeline import scoring
+from harness.pipeline.regression import CheckReport, K, compare, row_tolerance
 
 
 def board(
@@ -218,7 +219,7 @@ def test_check_command_rescores_with_the_baselines_task_and_n(tmp_path, monkeypa
 def test_check_trains_a_ceiling_pool_only_where_the_baseline_has_a_ceiling_row(
     tmp_path, monkeypatch
 ):
-    from harness.leaderboard import CEILING_ROW
+    from harness.outputs.leaderboard import CEILING_ROW
 
     asked = []
 

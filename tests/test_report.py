@@ -14,13 +14,15 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from harness import cli, leaderboard, report
+from harness import cli
 from harness.cli import build_parser
-from harness.leaderboard import COLUMNS
-from harness.phases import OWN_RUN_TIME, Phases, phase_table, phases_path
-from harness.pool import ReferenceStore
-from harness.records import ModelStats, RunResult
-from harness.results import ResultsStore
+from harness.evaluation.model_stats import ModelStats
+from harness.execution.phases import OWN_RUN_TIME, Phases, phase_table, phases_path
+from harness.execution.records import RunResult
+from harness.execution.store import ResultsStore
+from harness.outputs import leaderboard, report
+from harness.outputs.leaderboard import COLUMNS
+from harness.reference.pool import ReferenceStore
 from harness.tasks import get_task
 
 N, E = 8, 24
@@ -252,8 +254,8 @@ def _split_board(split, rows):
 
 
 def test_significance_against_baselines_uses_both_errors():
-    from harness.leaderboard import significantly_above
-    from harness.report import baselines_beaten
+    from harness.outputs.leaderboard import significantly_above
+    from harness.outputs.report import baselines_beaten
 
     board = _split_board("private", [
         ("do_nothing", 0.0, 0.0, "published"), ("finetune", 0.010, 0.002, "published"),
@@ -271,7 +273,7 @@ def test_significance_against_baselines_uses_both_errors():
 
 
 def test_tuning_gap_counts_tuned_rows_that_fall_on_the_private_split():
-    from harness.report import tuning_gap
+    from harness.outputs.report import tuning_gap
 
     tuned = '{"lr": 0.5}'
     public = _split_board("public", [("a", 0.05, 0.005, tuned), ("b", 0.02, 0.005, tuned),
@@ -288,7 +290,7 @@ def test_tuning_gap_counts_tuned_rows_that_fall_on_the_private_split():
 
 
 def test_the_readme_table_says_whether_a_row_was_tuned():
-    from harness.leaderboard import settings_kind
+    from harness.outputs.leaderboard import settings_kind
 
     assert settings_kind('{"lr": 0.5}') == "tuned"
     assert settings_kind("published") == "published"

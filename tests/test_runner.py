@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.pool import ReferenceStore
-from harness.records import CRASHED, ERROR, INVALID, OK, TIMEOUT
-from harness.runner import RunRequest, WorkerPool
-from harness.seeds import run_seed
-from harness.submissions import inspect_submission
+from harness.core.seeds import run_seed
+from harness.execution.records import CRASHED, ERROR, INVALID, OK, TIMEOUT
+from harness.execution.runner import RunRequest, WorkerPool
+from harness.methods.loading import inspect_submission
+from harness.reference.pool import ReferenceStore
 from harness.tasks import get_task
 
 BAD = Path(__file__).resolve().parent / "bad_submissions"
@@ -155,7 +155,7 @@ def test_a_module_without_the_entry_after_import_is_an_error(one_worker, tmp_pat
 
 
 def test_a_run_sees_exactly_its_task_s_device():
-    from harness.runner import visible_devices, worker_device
+    from harness.execution.runner import visible_devices, worker_device
 
     assert visible_devices("cpu") == ""  # no GPU for a CPU task's submissions
     assert visible_devices("cuda:1") == "1" and worker_device("cuda:1") == "cuda"
@@ -164,7 +164,7 @@ def test_a_run_sees_exactly_its_task_s_device():
 
 # -- several workers per device, and the yardstick under their concurrency ----------------------
 def test_worker_counts():
-    from harness.runner import DEFAULT_WORKERS_PER_DEVICE, workers_for
+    from harness.execution.runner import DEFAULT_WORKERS_PER_DEVICE, workers_for
 
     assert workers_for("cuda") == DEFAULT_WORKERS_PER_DEVICE
     assert workers_for("cuda:1", workers_per_device=3) == 3
@@ -187,7 +187,7 @@ class _FakeProcess:
 def test_the_yardstick_is_measured_in_every_worker_at_once(setup):
     """Each worker gets its timing request before any has answered (the trainings overlap, as
     the runs they judge do), and the answer is the median over the workers."""
-    from harness.runner import _RetrainTiming, _Slot
+    from harness.execution.runner import _RetrainTiming, _Slot
 
     task, original = setup
     answers = [1.0, 5.0, 3.0]
@@ -219,10 +219,10 @@ def test_the_yardstick_s_timers_wait_for_the_device(setup, monkeypatch):
     """Every clock read that starts or stops the yardstick's timer comes right after
     ``synchronize`` (on a GPU, queued kernels would otherwise fall outside the timer). A run's
     clock stops when its weights have arrived, which on a GPU waits for them to be copied to
-    the host (``harness.ingestion``)."""
+    the host (``harness.execution.ingestion``)."""
     import torch
 
-    from harness import runner
+    from harness.execution import runner
 
     task, original = setup
     events: list[str] = []
@@ -252,7 +252,7 @@ def test_the_yardstick_s_timers_wait_for_the_device(setup, monkeypatch):
 
 def test_the_command_line_takes_workers_per_device():
     from harness.cli import build_parser, default_jobs
-    from harness.runner import DEFAULT_WORKERS_PER_DEVICE
+    from harness.execution.runner import DEFAULT_WORKERS_PER_DEVICE
 
     parser = build_parser()
     for command in (["score"], ["validate", "x.py"], ["check"]):
@@ -265,7 +265,7 @@ def test_the_command_line_takes_workers_per_device():
 
 def test_the_yardstick_is_not_held_to_a_run_s_hard_timeout(setup):
     """K trainings sharing a device take longer than one: the yardstick has its own limit."""
-    from harness.runner import _Slot
+    from harness.execution.runner import _Slot
 
     task, original = setup
     pool = WorkerPool(task, original, jobs=1, timeout=0.2)
@@ -284,7 +284,7 @@ def test_the_yardstick_is_not_held_to_a_run_s_hard_timeout(setup):
 
 
 def test_a_deterministic_recipe_s_workers_start_with_cublas_s_fixed_workspace(monkeypatch):
-    from harness.runner import worker_environment
+    from harness.execution.runner import worker_environment
 
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     task = get_task("digits")
@@ -359,7 +359,7 @@ def test_pruning_s_reparametrisation_is_folded_into_plain_weights():
     import torch
     from torch.nn.utils import prune
 
-    from harness.runner import _fold_reparametrisations, weights_problem
+    from harness.execution.runner import _fold_reparametrisations, weights_problem
 
     task = get_task("digits")
     pruned = task.make_model()
@@ -482,7 +482,7 @@ def test_emptying_the_scratch_keeps_what_the_sandbox_binds_inside_it(tmp_path):
     """A checkout under /tmp is bound inside the sandbox's /tmp scratch: emptying the scratch
     before each run must neither walk nor remove it (it walked every file of the virtual
     environment before every run), and still removes what a run left beside it."""
-    from harness.ingestion import empty, mount_points
+    from harness.execution.ingestion import empty, mount_points
 
     bound = tmp_path / "checkout" / ".venv"
     (bound / "lib").mkdir(parents=True)

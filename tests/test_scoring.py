@@ -6,10 +6,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.leaderboard import CEILING_ROW
-from harness.phases import EVALUATION, OWN_RUN_TIME, Phases, phases_path
-from harness.pool import ReferenceStore
-from harness.scoring import score
+from harness.execution.phases import EVALUATION, OWN_RUN_TIME, Phases, phases_path
+from harness.outputs.leaderboard import CEILING_ROW
+from harness.pipeline.scoring import score
+from harness.reference.pool import ReferenceStore
 from harness.tasks import get_task
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "submissions"
@@ -79,7 +79,7 @@ def test_second_run_trains_nothing_and_reruns_nothing(scored, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("the cached pool was retrained")
 
-    monkeypatch.setattr("harness.pool.train_model", no_training)
+    monkeypatch.setattr("harness.reference.pool.train_model", no_training)
     again = score(task, submissions, **kwargs, train_chunk=no_training)
     merged = again.set_index("submission")
     assert merged.loc["late_arrival", "status"] == "ok"
@@ -139,7 +139,7 @@ def test_interrupted_scoring_resumes_without_redoing_runs(small, monkeypatch):
     lines = records.read_text().splitlines()
     records.write_text("\n".join(lines[:2]) + "\n" + lines[2][:40])  # killed mid-write
 
-    from harness.runner import WorkerPool
+    from harness.execution.runner import WorkerPool
 
     served = []
     original_run = WorkerPool.run

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.seeds import derive_seed, pool_seed, run_seed
+from harness.core.seeds import derive_seed, pool_seed, run_seed
 
 
 def test_seeds_are_reproducible_and_distinct():

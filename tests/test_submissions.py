@@ -2,7 +2,7 @@ import textwrap
 
 import pytest
 
-from harness.submissions import SubmissionError, discover, inspect_submission
+from harness.methods.loading import SubmissionError, discover, inspect_submission
 
 
 def write(directory, name, source):

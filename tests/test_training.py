@@ -8,7 +8,7 @@ import functools
 import pytest
 import torch
 
-from harness.training import CROP_PADDING, Recipe, crop_flip
+from harness.training.loop import CROP_PADDING, Recipe, crop_flip
 
 
 def literal_crop_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -51,7 +51,7 @@ def _short_digits(**recipe_changes):
 
 
 def test_speed_options_enter_the_config_only_when_set():
-    from harness.pool import ReferenceStore
+    from harness.reference.pool import ReferenceStore
 
     plain = _short_digits()
     recipe = plain.config()["recipe"]
@@ -79,8 +79,8 @@ def _digits_retain():
 
 
 def _trained(task, seed: int = 5):
-    from harness.pool import train_from_scratch
-    from harness.training import torch_threads
+    from harness.reference.pool import train_from_scratch
+    from harness.training.loop import torch_threads
 
     with torch_threads(1):
         model, _ = train_from_scratch(task, _digits_retain(), seed)
@@ -100,7 +100,7 @@ def test_bf16_changes_the_numbers_and_channels_last_does_not():
 
 
 def test_deterministic_mode_is_set_while_training_and_reproduces_bit_for_bit(monkeypatch):
-    from harness.pool import train_from_scratch
+    from harness.reference.pool import train_from_scratch
 
     task = _short_digits(deterministic=True)
     seen = []
@@ -134,7 +134,7 @@ def test_compile_runs_the_forward_through_torch_compile(monkeypatch):
 
 
 def test_crop_flip_draws_are_crop_flip_s():
-    from harness.training import apply_crop_flip, crop_flip_draws
+    from harness.training.loop import apply_crop_flip, crop_flip_draws
 
     images = torch.randn(5, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     direct = crop_flip(images, torch.Generator().manual_seed(2))
@@ -158,7 +158,7 @@ def reference_saved_epoch(accuracies: list[float], min_save_epoch: int) -> int |
 def _prefix_models(task, data, epochs: int) -> list[dict]:
     """With a constant rate, the model after epoch e of a longer training is the model trained
     for e + 1 epochs: every epoch's weights, each from a fresh training."""
-    from harness.pool import train_from_scratch
+    from harness.reference.pool import train_from_scratch
 
     models = []
     for length in range(1, epochs + 1):
@@ -177,8 +177,8 @@ def test_best_val_epoch_is_the_checkpoint_the_organisers_save(lr, momentum, firs
     none; ties keep the earlier epoch."""
     import numpy as np
 
-    from harness.pool import train_from_scratch
-    from harness.training import predict, torch_threads
+    from harness.reference.pool import train_from_scratch
+    from harness.training.loop import predict, torch_threads
 
     task = _short_digits(lr=lr, momentum=momentum, schedule="constant")
     data = task.load_data()
@@ -205,7 +205,7 @@ def test_best_val_epoch_is_the_checkpoint_the_organisers_save(lr, momentum, firs
 def test_best_val_rule_counts_earlier_epochs_and_keeps_the_first_of_ties():
     import numpy as np
 
-    from harness.training import BestVal
+    from harness.training.loop import BestVal
 
     counts = [5, 9, 7, 9, 8, 10, 10, 3]
     for first in range(len(counts)):
@@ -221,8 +221,8 @@ def test_class_weights_are_one_over_count_of_the_full_training_set(monkeypatch):
     same tensor trains the original and every retrained model (main.py)."""
     import numpy as np
 
-    from harness import training
-    from harness.pool import train_reference_model
+    from harness.reference.pool import train_reference_model
+    from harness.training import loop
 
     task = _short_digits(class_weighted=True)
     data = task.load_data()
@@ -233,7 +233,7 @@ def test_class_weights_are_one_over_count_of_the_full_training_set(monkeypatch):
         seen.append(weight)
         return cross_entropy(logits, targets, weight=weight)
 
-    monkeypatch.setattr(training.nn.functional, "cross_entropy", recording)
+    monkeypatch.setattr(loop.nn.functional, "cross_entropy", recording)
     train_reference_model(task, data, 0)
     labels = data.train.labels.numpy()
     expected = torch.tensor([1.0 / np.sum(labels == c) for c in range(10)], dtype=torch.float32)

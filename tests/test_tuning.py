@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-import harness.tuning as tuning
-from harness.results import ResultsStore
-from harness.scoring import score
+import harness.pipeline.tuning as tuning
+from harness.execution.store import ResultsStore
+from harness.methods.tuned_settings import TunedFileError, read_tuned, tuned_path
+from harness.pipeline.scoring import score
+from harness.pipeline.tuning import TuningError, tune
 from harness.tasks import get_task
-from harness.tuned import TunedFileError, read_tuned, tuned_path
-from harness.tuning import TuningError, tune
 
 N = 4
 BUDGET = 0.2  # seconds per run: a trial that pauses 0.4 s is infeasible
@@ -169,7 +169,7 @@ def test_tune_refuses_what_it_cannot_tune(tmp_path):
 
 
 def test_only_changed_settings_are_passed_to_runs():
-    from harness.hyperparameters import parse_space
+    from harness.methods.hyperparameters import parse_space
 
     space = parse_space({"a": {"low": 0, "high": 5}, "b": {"choices": ["x", "y"]}},
                         {"a": 2, "b": "x"})

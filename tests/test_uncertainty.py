@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.metric import epsilons, forget_quality, points
-from harness.uncertainty import (
+from harness.evaluation.metric import epsilons, forget_quality, points
+from harness.evaluation.uncertainty import (
     Replicates,
     difference_se,
     own_seed,
@@ -109,7 +109,7 @@ def test_z_score_is_the_normal_quantile(level):
     """Against scipy's normal quantile (the harness computes it without importing scipy)."""
     from scipy.stats import norm
 
-    from harness.uncertainty import z_score
+    from harness.evaluation.uncertainty import z_score
 
     assert z_score(level) == pytest.approx(float(norm.ppf(0.5 + level / 2)), rel=1e-12)
     with pytest.raises(ValueError):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.pipeline.validate import validate
 from harness.tasks import get_task
-from harness.validate import validate
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "submissions"
 BAD = Path(__file__).resolve().parent / "bad_submissions"
@@ -64,7 +64,7 @@ def test_validate_runs_and_times_in_the_workers_it_is_given(tmp_path, monkeypatc
     tested in test_runner.py; here only that validate hands it ``jobs``)."""
     import sys
 
-    module = sys.modules["harness.validate"]  # (``harness.validate`` names the function)
+    module = sys.modules["harness.pipeline.validate"]
     seen = []
 
     class Stop(Exception):

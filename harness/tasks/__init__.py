@@ -1,4 +1,8 @@
-"""Task registry: ``get_task(name, **overrides)`` builds a task; add one by adding a module."""
+"""Task registry: ``get_task(name, **overrides)`` builds a task; add one by adding a module.
+
+A task is data, a network and a training recipe put together, so this package may import
+``harness.core``, ``harness.data`` and ``harness.training``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import dataclasses
 import importlib
 from typing import TYPE_CHECKING
 
-from harness.registry import Registry
+from harness.core.registry import Registry
 
 if TYPE_CHECKING:
     from harness.tasks.base import Task

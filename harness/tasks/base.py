@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from harness.seeds import derive_seed
-from harness.training import Recipe
+from harness.core.seeds import derive_seed
+from harness.training.loop import Recipe
 
 SPLITS = ("public", "private")
 

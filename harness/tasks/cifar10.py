@@ -36,8 +36,8 @@ import torch
 from torch import nn
 from torch.utils.data import random_split
 
-from harness.batches import ExampleDataset
-from harness.models import resnet18
+from harness.data.examples import ExampleDataset
+from harness.data.networks import resnet18
 from harness.tasks.base import (
     DataError,
     Task,
@@ -47,7 +47,7 @@ from harness.tasks.base import (
     random_forget_split,
     read_forget_index,
 )
-from harness.training import Recipe
+from harness.training.loop import Recipe
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))

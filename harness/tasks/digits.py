@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.batches import ExampleDataset
-from harness.models import DigitsMLP
+from harness.data.examples import ExampleDataset
+from harness.data.networks import DigitsMLP
 from harness.tasks.base import DataError, Task, TaskData, fingerprint, random_forget_split
-from harness.training import Recipe
+from harness.training.loop import Recipe
 
 SPLIT_SEED = 0  # fixed train/val/test split; the forget set follows the task's root seed
 VAL_FRACTION = 0.15

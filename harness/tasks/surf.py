@@ -72,8 +72,8 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.functional import resize
 
-from harness.batches import ExampleDataset
-from harness.models import resnet18
+from harness.data.examples import ExampleDataset
+from harness.data.networks import resnet18
 from harness.tasks.base import (
     DataError,
     Task,
@@ -82,7 +82,7 @@ from harness.tasks.base import (
     fingerprint,
     read_forget_index,
 )
-from harness.training import Recipe
+from harness.training.loop import Recipe
 
 SPLIT_SEED = 43  # the organisers' shuffle; also halves a table's val people into val and test
 FORGET_PEOPLE = 15

@@ -3,8 +3,8 @@ its numbers mean nothing about unlearning).
 
 CIFAR-10's format at any scale: uint8 images ``[n, 3, size, size]`` scaled to [-1, 1] on access,
 10 classes, the starting kit's recipe (SGD with momentum and weight decay, crop-flip augmentation,
-a cosine schedule), and :class:`harness.models.ResNet18` at any width: width 64 and size 32 is
-CIFAR-10's workload for speed, small widths and sizes train in seconds on a CPU.
+a cosine schedule), and :class:`harness.data.networks.ResNet18` at any width: width 64 and size 32
+is CIFAR-10's workload for speed, small widths and sizes train in seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.batches import ExampleDataset
-from harness.models import ResNet18
+from harness.data.examples import ExampleDataset
+from harness.data.networks import ResNet18
 from harness.tasks.base import Task, TaskData, fingerprint, random_forget_split
-from harness.training import Recipe
+from harness.training.loop import Recipe
 
 SYNTHETIC_RECIPE = Recipe(
     epochs=2, batch_size=32, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine",

@@ -15,8 +15,8 @@ import tempfile
 import numpy as np
 
 import harness
-import harness.metric
-import harness.pool
+import harness.evaluation.metric
+import harness.reference.pool
 
 
 def _pool_files():

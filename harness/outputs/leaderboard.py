@@ -1,12 +1,12 @@
 """The leaderboard: one row per submission, computed from the run records and the pool.
 
 Only submissions whose N runs all finished ``ok`` within the time budget are ranked. Every score
-carries its bootstrap interval (``harness.uncertainty``: level ``LEVEL``, columns ``*_lo``,
-``*_hi`` and the standard error ``final_score_se``), and ranks are claimed only where they are
-significant: ``rank_group`` numbers groups of adjacent submissions whose paired difference is not
-significant. A ``(retrained ceiling)`` row scores an independent retrained pool as if it were a
-submission: the best score reachable on the task at this N. Every row carries what is needed to
-trace and reproduce it: N, task, root seed, file hash and versions.
+carries its bootstrap interval (``harness.evaluation.uncertainty``: level ``LEVEL``, columns
+``*_lo``, ``*_hi`` and the standard error ``final_score_se``), and ranks are claimed only where
+they are significant: ``rank_group`` numbers groups of adjacent submissions whose paired difference
+is not significant. A ``(retrained ceiling)`` row scores an independent retrained pool as if it
+were a submission: the best score reachable on the task at this N. Every row carries what is needed
+to trace and reproduce it: N, task, root seed, file hash and versions.
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from harness.defaults import LEVEL
-from harness.hyperparameters import PUBLISHED, encode
-from harness.metric import final_score, forget_quality
-from harness.records import OK, OVER_BUDGET, typical_seconds
-from harness.uncertainty import rank_groups, z_score
+from harness.core.defaults import LEVEL
+from harness.evaluation.metric import final_score, forget_quality
+from harness.evaluation.uncertainty import rank_groups, z_score
+from harness.execution.records import OK, OVER_BUDGET, typical_seconds
+from harness.methods.hyperparameters import PUBLISHED, encode
 
 if TYPE_CHECKING:
-    from harness.records import ModelStats, Outcome
+    from harness.evaluation.model_stats import ModelStats
+    from harness.evaluation.uncertainty import Replicates
+    from harness.execution.records import Outcome
     from harness.tasks.base import Task
-    from harness.uncertainty import Replicates
 
 REJECTED = "rejected"
 REFERENCE = "reference"  # the status of the ceiling row: scored, never ranked

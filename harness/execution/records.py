@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.evaluation.model_stats import ModelStats
+
 if TYPE_CHECKING:
-    from harness.submissions import Submission
+    from harness.methods.loading import Submission
 
 OK, ERROR, TIMEOUT, INVALID, CRASHED, OVER_BUDGET = (
     "ok", "error", "timeout", "invalid-output", "crashed", "over-budget",
@@ -24,7 +26,7 @@ BUDGET_PROBE_RUNS = 3  # runs timed before a slow submission is stopped as over 
 class RunResult:
     submission: str
     file_hash: str  # the submission file's own hash (shown on the leaderboard)
-    provenance: str  # what produced the run (``harness.provenance``): a record's validity
+    provenance: str  # what produced the run (``harness.execution.provenance``): a record's validity
     run_index: int
     seed: int
     status: str
@@ -44,27 +46,6 @@ class RunResult:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
-
-
-@dataclass
-class ModelStats:
-    """Per-model numbers of a set of models (the pool, or a submission's runs)."""
-
-    confidences: np.ndarray  # [models, forget examples], logit-scaled confidence
-    retain_acc: np.ndarray  # [models]
-    test_acc: np.ndarray
-    forget_acc: np.ndarray
-    seconds: np.ndarray  # training (or unlearning) seconds per model
-
-    def __len__(self) -> int:
-        return len(self.retain_acc)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return dict(vars(self))
-
-    @classmethod
-    def concatenate(cls, parts: list[ModelStats]) -> ModelStats:
-        return cls(**{k: np.concatenate([vars(p)[k] for p in parts]) for k in vars(parts[0])})
 
 
 def typical_seconds(seconds: list[float]) -> float:
@@ -90,7 +71,8 @@ class Outcome:
     runs: dict[int, RunResult] = field(default_factory=dict)
     rejected: str = ""  # why it was rejected before any run
     over_budget: bool = False
-    provenance: str = ""  # what its runs must have been produced by (``harness.provenance``)
+    # what its runs must have been produced by (``harness.execution.provenance``)
+    provenance: str = ""
 
     def timed_seconds(self) -> list[float]:
         return [r.seconds for r in self.runs.values() if r.status in (OK, OVER_BUDGET)]

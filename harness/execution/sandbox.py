@@ -12,8 +12,8 @@ anywhere, not even to the host's 127.0.0.1), and the process IDs too, so a run s
 outside its sandbox, and when the runner process ends, every process left in the sandbox is
 killed.
 
-The sandbox is defence in depth: the separation of processes (``harness.runner``) is what makes
-a forged score impossible without it. ``--sandbox auto`` (the default) uses it where ``bwrap``
+The sandbox is defence in depth: the separation of processes (``harness.execution.runner``) is what
+makes a forged score impossible without it. ``--sandbox auto`` (the default) uses it where ``bwrap``
 is installed and says once where it is not; ``on`` requires it; ``off`` runs without it.
 """
 
@@ -34,7 +34,7 @@ SCRATCH_BYTES = 2**30  # the scratch tmpfs's size: a ResNet checkpoint or twenty
 SHARED_MEMORY = "/dev/shm"  # DataLoader workers pass batches through it
 SHARED_MEMORY_BYTES = 2**29
 SYSTEM_DIRECTORIES = ("usr", "etc", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "sys")
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # the ``harness`` package
 
 
 class SandboxUnavailable(RuntimeError):

@@ -1,10 +1,10 @@
 """The ingestion process: the only process that runs submission code, and what it hands back.
 
 As on a CodaLab-style code competition (an ingestion program runs the entry, a scoring program
-that never runs it reads the outputs), a runner's evaluation process (``harness.runner``) starts
-this process, in the sandbox where there is one (``harness.sandbox``), and gives it what the
-competition gave an entry: the original model and the retain, forget and validation data; never
-the test split, the reference pool or a path to any file of the harness. For each run:
+that never runs it reads the outputs), a runner's evaluation process (``harness.execution.runner``)
+starts this process, in the sandbox where there is one (``harness.execution.sandbox``), and gives
+it what the competition gave an entry: the original model and the retain, forget and validation
+data; never the test split, the reference pool or a path to any file of the harness. For each run:
 
 - a child forked from it (a spare, forked when the previous run had ended, which copied the
   model and warmed up while the evaluation process evaluated that run's weights: never while a
@@ -24,7 +24,7 @@ the test split, the reference pool or a path to any file of the harness. For eac
 
 What comes back to the evaluation process is data only (JSON and the weights' bytes, which it
 reads with ``torch.load(weights_only=True)``), so a run cannot send the harness code or objects.
-Started by ``harness.runner`` with two file descriptors: its connection and a lifeline.
+Started by ``harness.execution.runner`` with two file descriptors: its connection and a lifeline.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.sandbox import SHARED_MEMORY
-from harness.submissions import entry_point, import_file
-from harness.training import synchronize
+from harness.execution.sandbox import SHARED_MEMORY
+from harness.methods.loading import entry_point, import_file
+from harness.training.loop import synchronize
 
 OUTPUT_LIMIT = 4000  # characters of a run's captured output kept
 TRACEBACK_LINES = 8
@@ -416,7 +416,9 @@ class Ingestion:
     """The state of the ingestion process: the task, the entry's data, the original model."""
 
     def __init__(self, setup: dict, connection: Connection, lifeline: int) -> None:
-        from harness import toolkit  # what submissions import, imported once before any fork
+        from harness.methods import (
+            toolkit,  # what submissions import, imported once before any fork
+        )
 
         torch.set_num_threads(1)
         toolkit.set_current_task(setup["task"])
@@ -515,7 +517,7 @@ class Ingestion:
 def warm_up(original: nn.Module, task, data) -> None:
     """One training step and one forward pass on a throw-away copy on the task's device, so that
     torch's one-off start-up costs (lazy initialisation) are paid here once, not in a clock."""
-    from harness.batches import inputs_targets
+    from harness.data.examples import inputs_targets
 
     net = copy.deepcopy(original).to(task.device).train()
     batch = next(iter(task.make_loaders(data, seed=0)[0]))

@@ -6,11 +6,11 @@ Kaggle, where entries handed in checkpoints and the organisers evaluated them el
 
 - the scorer's process never imports submission code;
 - each worker is an *evaluation process* (the task's data, the original model, the yardstick's
-  training) that starts an *ingestion process* (``harness.ingestion``), in the OS sandbox where
-  there is one (``harness.sandbox``), and gives it the original model and the retain, forget and
-  validation data only. Every run happens in a child forked from it, is timed from outside it,
-  and hands back the model's state dict; the evaluation process loads it into a fresh model of
-  the task's architecture and computes the forget, retain and test outputs;
+  training) that starts an *ingestion process* (``harness.execution.ingestion``), in the OS sandbox
+  where there is one (``harness.execution.sandbox``), and gives it the original model and the
+  retain, forget and validation data only. Every run happens in a child forked from it, is timed
+  from outside it, and hands back the model's state dict; the evaluation process loads it into a
+  fresh model of the task's architecture and computes the forget, retain and test outputs;
 - every process a run started is ended when it hands back its weights, and nothing of a run
   (module state, global torch settings, files, threads) reaches the next: one ingestion process
   serves every submission.
@@ -50,12 +50,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness import sandbox
-from harness.ingestion import protect_process, seed_everything, warm_up
-from harness.records import CRASHED, ERROR, INVALID, OK, TIMEOUT, RunResult
-from harness.submissions import Submission, module_name
+from harness.execution import sandbox
+from harness.execution.ingestion import protect_process, seed_everything, warm_up
+from harness.execution.records import CRASHED, ERROR, INVALID, OK, TIMEOUT, RunResult
+from harness.methods.loading import Submission, module_name
 from harness.tasks.base import Task, TaskData, state_dict_mismatch
-from harness.training import synchronize
+from harness.training.loop import synchronize
 
 # Worker processes per GPU when neither --jobs nor --workers-per-device says otherwise.
 # Provisional: not yet measured on a GPU in this repository (bench/bench_runs_per_device.py
@@ -171,7 +171,8 @@ def weights_problem(model: nn.Module, state: object) -> str | None:
 
 
 class _Ingestion:
-    """The evaluation process's end of its ingestion process (``harness.ingestion``): started
+    """The evaluation process's end of its ingestion process (``harness.execution.ingestion``):
+    started
     in the sandbox when there is one, given the entry's data (``hand_over``, which may come
     later: the process imports torch meanwhile), asked for runs."""
 
@@ -186,7 +187,7 @@ class _Ingestion:
                 [str(source[0]), *filter(None, [environment.get("PYTHONPATH")])])
         device = torch.device(task.device).type
         prefix = sandbox.command(device, source[1] if source else []) if sandboxed else []
-        command = [*prefix, sys.executable, "-c", "import sys, harness.ingestion as i; "
+        command = [*prefix, sys.executable, "-c", "import sys, harness.execution.ingestion as i; "
                    "i.main(sys.argv[1:])", str(child.fileno()), str(lifeline_r)]
         self.process = subprocess.Popen(
             command, pass_fds=(child.fileno(), lifeline_r), env=environment,
@@ -251,7 +252,7 @@ def _ingestion_environment() -> dict[str, str]:
 def _submission_files(submission: Submission) -> dict[str, bytes]:
     """The submission's file and the files beside it that it imports (found statically), by
     name: what its run may import besides installed packages and the harness."""
-    from harness.provenance import code_files
+    from harness.execution.provenance import code_files
 
     folder = submission.path.parent
     files = code_files([submission.path], [folder])
@@ -276,7 +277,7 @@ class _Worker:
         self.original.load_state_dict(state)
         self.original.eval()
         self._files: dict[tuple[Path, str], dict[str, bytes]] = {}  # per submission file
-        self.last_evaluation_seconds = 0.0  # of the last run (``harness.phases``)
+        self.last_evaluation_seconds = 0.0  # of the last run (``harness.execution.phases``)
         # the model that handed-back weights are loaded into: one, not one per run (a ResNet-18
         # is slow to initialise on a CPU)
         self.scored = task.make_model().to(task.device)
@@ -288,7 +289,7 @@ class _Worker:
             self.data, self.original)
 
     def time_retrain(self, request: _RetrainTiming) -> float:
-        from harness.pool import train_reference_model
+        from harness.reference.pool import train_reference_model
 
         if not self._warmed_up:  # one-off start-up costs (torch imports its compiler with the
             # first optimizer, about a second) are not charged to the yardstick's training
@@ -359,7 +360,7 @@ class _Worker:
         a run's code did to its model object beyond its state dict (a patched ``forward``,
         hooks, a changed dtype) is not scored, as on Kaggle, where entries handed in
         checkpoints."""
-        from harness.pool import evaluate_model
+        from harness.reference.pool import evaluate_model
 
         try:
             state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
@@ -451,8 +452,9 @@ class WorkerPool:
     jobs: int = 1
     timeout: float = 600.0
     memory_limit: int | None = None  # bytes per run; None: ``default_memory_limit(jobs)``
-    sandbox: str = "auto"  # ``harness.sandbox``: auto, on or off
-    # seconds the workers spent evaluating handed-back weights, summed (``harness.phases``)
+    sandbox: str = "auto"  # ``harness.execution.sandbox``: auto, on or off
+    # seconds the workers spent evaluating handed-back weights, summed
+    # (``harness.execution.phases``)
     evaluation_seconds: float = 0.0
     _slots: list[_Slot] = field(default_factory=list)
 

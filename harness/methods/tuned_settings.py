@@ -13,9 +13,9 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from harness import cache
-from harness.hyperparameters import SpaceError, check_settings
-from harness.submissions import Submission
+from harness.core import files
+from harness.methods.hyperparameters import SpaceError, check_settings
+from harness.methods.loading import Submission
 
 FOLDER = "tuned"
 
@@ -52,7 +52,7 @@ def record(path: Path, name: str, entry: dict) -> None:
     """Write (or replace) ``name``'s entry, keeping the others; atomic."""
     entries = read_tuned(path)
     entries[name] = entry
-    cache.write_json(Path(path), dict(sorted(entries.items())))
+    files.write_json(Path(path), dict(sorted(entries.items())))
 
 
 def settings_for(

@@ -80,13 +80,13 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.utils.data import Dataset
 
-from harness.batches import ShuffleOrder, column_view, inputs_targets, labels_of
-from harness.metric import logit_scaled_confidence
-from harness.pool import train_chunk_sequential
-from harness.records import ModelStats
-from harness.seeds import pool_seed
+from harness.core.seeds import pool_seed
+from harness.data.examples import ShuffleOrder, column_view, inputs_targets, labels_of
+from harness.evaluation.metric import logit_scaled_confidence
+from harness.evaluation.model_stats import ModelStats
+from harness.reference.pool import train_chunk_sequential
 from harness.tasks.base import Task, TaskData
-from harness.training import (
+from harness.training.loop import (
     BestVal,
     Recipe,
     apply_crop_flip,

@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness import cache
-from harness.batches import labels_of
-from harness.defaults import REFERENCE_ROOT
-from harness.metric import logit_scaled_confidence
-from harness.records import ModelStats
-from harness.seeds import derive_seed, pool_seed
+from harness.core import files
+from harness.core.defaults import REFERENCE_ROOT
+from harness.core.seeds import derive_seed, pool_seed
+from harness.data.examples import labels_of
+from harness.evaluation.metric import logit_scaled_confidence
+from harness.evaluation.model_stats import ModelStats
 from harness.tasks.base import Task, TaskData
-from harness.training import accuracy, predict, synchronize, torch_threads, train_model
+from harness.training.loop import accuracy, predict, synchronize, torch_threads, train_model
 
 CHUNK_SIZE = 128
 ORIGINAL_FILE = "original.pt"
@@ -132,11 +132,11 @@ class ReferenceStore:
         # the time budget and the submissions' loader batch size never touch the pool
         for field_name in ("budget_fraction", "loader_batch_size"):
             task_config.pop(field_name, None)
-        package = Path(cache.__file__).resolve().parent
-        sources = [package / name for name in (
-            "models.py", "training.py", "batches.py", "pool.py", "ensemble.py", "seeds.py",
-            "records.py",  # the layout of the chunk files
-            "metric.py",  # the pool stores the metric's logit-scaled confidences
+        sources = [files.PACKAGE / name for name in (
+            "data/networks.py", "training/loop.py", "data/examples.py", "reference/pool.py",
+            "reference/ensemble.py", "core/seeds.py",
+            "evaluation/model_stats.py",  # the layout of the chunk files
+            "evaluation/metric.py",  # the pool stores the metric's logit-scaled confidences
             "tasks/base.py",
         )]
         for cls in type(task).__mro__:  # the task's own module, and those it inherits from
@@ -147,10 +147,10 @@ class ReferenceStore:
         self.config = {
             "task": task_config,
             "data_fingerprint": data.fingerprint,
-            "versions": cache.numeric_versions(),
-            "source": cache.source_digest(sources),
+            "versions": files.numeric_versions(),
+            "source": files.source_digest(sources),
         }
-        self.key = cache.config_hash(self.config)
+        self.key = files.config_hash(self.config)
         self.directory = Path(root) / f"{task.name}-{self.key}"
 
     # -- manifest ---------------------------------------------------------------------------
@@ -158,25 +158,25 @@ class ReferenceStore:
         """The manifest of this key; a missing, damaged or foreign one counts as empty (so every
         file it would vouch for is untrusted and rebuilt), and so does any malformed entry."""
         fresh = {"key": self.key, "config": self.config, "files": {}, "created": time.time()}
-        manifest = cache.read_json_or_none(self.directory / MANIFEST_FILE)
+        manifest = files.read_json_or_none(self.directory / MANIFEST_FILE)
         if manifest is None or manifest.get("key") != self.key:
             return fresh
-        files = manifest.get("files")
+        entries = manifest.get("files")
         created = manifest.get("created")
         return {
             **fresh,
             "files": {
-                name: entry for name, entry in files.items()
+                name: entry for name, entry in entries.items()
                 if isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
-            } if isinstance(files, dict) else {},
+            } if isinstance(entries, dict) else {},
             "created": created if isinstance(created, int | float) else fresh["created"],
         }
 
     def _record(self, name: str, path: Path, **extra) -> None:
         """Vouch for ``path`` in the manifest (rewriting a damaged manifest from scratch)."""
         manifest = self._manifest()
-        manifest["files"][name] = {"sha256": cache.file_sha256(path), **extra}
-        cache.write_json(self.directory / MANIFEST_FILE, manifest)
+        manifest["files"][name] = {"sha256": files.file_sha256(path), **extra}
+        files.write_json(self.directory / MANIFEST_FILE, manifest)
 
     def _valid(self, name: str) -> bool:
         """True when ``name`` exists and matches its recorded checksum; a bad file is removed."""
@@ -185,7 +185,7 @@ class ReferenceStore:
         if entry is None or not path.is_file():
             return False
         try:
-            matches = cache.file_sha256(path) == entry["sha256"]
+            matches = files.file_sha256(path) == entry["sha256"]
         except OSError:  # unreadable: as good as missing, and rewritten by the caller
             return False
         if not matches:
@@ -218,7 +218,7 @@ class ReferenceStore:
             torch.save(model.state_dict(), buffer)
             tmp.write_bytes(buffer.getvalue())
 
-        cache.atomic_write(path, write)
+        files.atomic_write(path, write)
         self._record(ORIGINAL_FILE, path, seconds=seconds)
         return model.eval()
 
@@ -272,16 +272,16 @@ class ReferenceStore:
     def write_chunk(self, name: str, indices: list[int], stats: ModelStats) -> None:
         """Store one finished chunk (atomically, then vouched for in the manifest): the one way
         chunks enter the cache, whether they were trained here, in joblib processes or on a
-        cluster (``harness.cluster``), so every path resumes the others."""
+        cluster (``harness.execution.cluster``), so every path resumes the others."""
         path = self.directory / name
-        cache.write_npz(path, stats.to_arrays())
+        files.write_npz(path, stats.to_arrays())
         self._record(name, path, models=len(indices))
 
     def read_pool(self, which: str = POOL) -> ModelStats:
         """The cached chunks of the pool (or the ceiling) joined in index order; every chunk must
         be finished."""
         parts = [
-            ModelStats(**cache.read_npz(self.directory / name)) for name, _ in self.chunks(which)
+            ModelStats(**files.read_npz(self.directory / name)) for name, _ in self.chunks(which)
         ]
         return ModelStats.concatenate(parts)
 

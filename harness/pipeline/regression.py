@@ -12,13 +12,13 @@ Rises, and rows that are new or were already failing, never fail the check; new 
 
 The tolerance comes from the scores' own uncertainty, with no fixed floor: every leaderboard row
 carries the bootstrap standard error of its final score (``final_score_se``, see
-``harness.uncertainty``), and a drop fails when it exceeds ``K = 3`` standard deviations of the
-difference of two independent scorings, ``K * sqrt(se_baseline**2 + se_now**2)``. A score whose
-runs have no spread at all (doing nothing) has a standard error of 0: any drop of a score above it
-fails. With unchanged code on the same machine every run is reused or reproduced exactly, so the
-delta is 0. Whether code is unchanged is decided by each run's provenance digest (the submission,
-the repository code it imports, the harness code that runs it, the task): anything changed is run
-again. ``--tolerance X`` replaces the rule with one absolute tolerance.
+``harness.evaluation.uncertainty``), and a drop fails when it exceeds ``K = 3`` standard deviations
+of the difference of two independent scorings, ``K * sqrt(se_baseline**2 + se_now**2)``. A score
+whose runs have no spread at all (doing nothing) has a standard error of 0: any drop of a score
+above it fails. With unchanged code on the same machine every run is reused or reproduced exactly,
+so the delta is 0. Whether code is unchanged is decided by each run's provenance digest (the
+submission, the repository code it imports, the harness code that runs it, the task): anything
+changed is run again. ``--tolerance X`` replaces the rule with one absolute tolerance.
 
 ``harness check`` re-scores in memory (no leaderboard file is written, the baseline least of all).
 """
@@ -31,9 +31,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import scoring
-from harness.hyperparameters import PUBLISHED
-from harness.leaderboard import (
+from harness.core.progress import Reporter
+from harness.execution.records import OK
+from harness.methods.hyperparameters import PUBLISHED
+from harness.outputs.leaderboard import (
     CEILING_ROW,
     board_identity,
     board_splits,
@@ -43,7 +44,7 @@ from harness.leaderboard import (
     split_rows,
     task_for_board,
 )
-from harness.records import OK
+from harness.pipeline import scoring
 
 K = 3.0
 
@@ -203,7 +204,7 @@ def check(
     jobs: int = 1,
     tolerance: float | None = None,
     task_options: dict | None = None,
-    reporter: scoring.Reporter | None = None,
+    reporter: Reporter | None = None,
     splits: list[str] | None = None,
     budget_seconds: float | None = None,
     untuned: bool = False,
@@ -218,7 +219,8 @@ def check(
     ``task_options`` may name the device or data folder; a task, N or root seed given there must
     match the baseline's. ``untuned``: re-score with the published constants (for a baseline
     scored with ``--untuned``). ``cluster``: a ``distributed.Client`` to re-score on, as in
-    ``scoring.score``. ``phases`` receives each split's phase times (``harness.phases``)."""
+    ``scoring.score``. ``phases`` receives each split's phase times
+    (``harness.execution.phases``)."""
     path = Path(baseline_path)
     baseline = read_leaderboard(path)
     if splits is not None:

@@ -133,7 +133,8 @@ def read_npz_or_none(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder holding ``harness/``
+PACKAGE = Path(__file__).resolve().parents[1]  # the ``harness`` package
+PACKAGE_ROOT = PACKAGE.parent  # the folder holding ``harness/``
 
 
 def source_digest(paths: Iterable[Path], root: Path = PACKAGE_ROOT) -> str:
@@ -167,10 +168,10 @@ def versions() -> dict[str, str]:
     import sklearn
     import torch
 
-    from harness import __version__
+    from harness.core.defaults import VERSION
 
     return {
-        "harness": __version__,
+        "harness": VERSION,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,

@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from harness import cache
-from harness.defaults import LEVEL
-from harness.hyperparameters import PUBLISHED, describe
-from harness.leaderboard import (
+from harness.core import files
+from harness.core.defaults import LEVEL
+from harness.evaluation.metric import BUCKET_WIDTH, EPSILON_CAP, epsilons, points
+from harness.execution.records import OK
+from harness.methods.hyperparameters import PUBLISHED, describe
+from harness.outputs.leaderboard import (
     IDENTITY_COLUMNS,
     board_splits,
     check_board_columns,
@@ -37,13 +39,11 @@ from harness.leaderboard import (
     significantly_above,
     split_rows,
 )
-from harness.metric import BUCKET_WIDTH, EPSILON_CAP, epsilons, points
-from harness.records import OK
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from harness.records import ModelStats
+    from harness.evaluation.model_stats import ModelStats
     from harness.tasks.base import Task
 
 PLOT_FILES = {
@@ -67,9 +67,9 @@ def load_records(
     provenance the leaderboard recorded; a scored row whose N runs are not all recorded is left
     out (and named on stderr by the command).
     """
-    from harness.pool import ReferenceStore
-    from harness.records import Outcome
-    from harness.results import ResultsStore
+    from harness.execution.records import Outcome
+    from harness.execution.store import ResultsStore
+    from harness.reference.pool import ReferenceStore
     store = ReferenceStore(task, task.load_data(), Path(reference_root))
     status = store.status()
     if not status["original_model"] or status["models_done"] < status["models_total"]:
@@ -110,7 +110,7 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def _save(figure: Figure, path: Path) -> None:
     figure.tight_layout()
-    cache.atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI))
+    files.atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI))
 
 
 def _empty(figure: Figure, text: str) -> None:
@@ -427,7 +427,7 @@ def baselines_beaten(board: pd.DataFrame) -> str:
 
 def _phases_section(phases: pd.DataFrame | None) -> str:
     """Where the scoring's wall time went: a phase per row, a split per column."""
-    from harness.phases import SHARE
+    from harness.execution.phases import SHARE
 
     if phases is None or phases.empty:
         return ""
@@ -506,8 +506,8 @@ def write_report(
     confidences [N, E] of the submissions whose runs are known, ``budget`` the time budget in
     seconds per run, ``both_splits`` the whole leaderboard when it holds a public and a private
     split (the page then compares them), ``phases`` the table of where the scoring's time went
-    (``harness.phases``, written beside the leaderboard). Each file is written atomically; the
-    page is written last.
+    (``harness.execution.phases``, written beside the leaderboard). Each file is written
+    atomically; the page is written last.
     """
     check_board_columns(board, "leaderboard")
     out_dir = Path(out_dir)
@@ -551,5 +551,5 @@ def write_report(
         notes.append(f"No run records for {', '.join(missing)}: left out of the epsilon plots.")
     page = out_dir / "index.html"
     text = _page(board, budget, figures, notes, both_splits, phases)
-    cache.atomic_write(page, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    files.atomic_write(page, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return page

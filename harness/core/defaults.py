@@ -3,6 +3,7 @@ answers at once. The modules that use them import them from here."""
 
 from pathlib import Path
 
+VERSION = "0.1.0"  # the harness's own, recorded with every result (and the package's version)
 REFERENCE_ROOT = Path("reference_models")  # the cache of original models and pools
 LEVEL = 0.95  # of every interval
 TUNING_TRIALS = 30  # trials a ``harness tune`` study has in all

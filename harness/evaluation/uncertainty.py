@@ -1,6 +1,6 @@
 """How sure a score is: bootstrap intervals and paired comparisons of the official metric.
 
-Pure functions over arrays (no I/O), like ``harness.metric``, which they call.
+Pure functions over arrays (no I/O), like ``harness.evaluation.metric``, which they call.
 
 What is resampled. A score averages over three samples: the forget examples (F is a mean of
 per-example points), the N unlearned models and the N reference models (each example's epsilon
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.defaults import LEVEL
-from harness.metric import epsilons, points
+from harness.core.defaults import LEVEL
+from harness.evaluation.metric import epsilons, points
 
 EXAMPLE_REPLICATES = 2000
 MODEL_REPLICATES = 20

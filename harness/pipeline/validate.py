@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.defaults import REFERENCE_ROOT
-from harness.pool import ReferenceStore
-from harness.records import OK, RunResult, too_slow, typical_seconds
-from harness.runner import RunRequest, WorkerPool
-from harness.scoring import hard_timeout, measure_retrain_seconds, time_budget
-from harness.seeds import run_seed
-from harness.submissions import SubmissionError, inspect_submission
+from harness.core.defaults import REFERENCE_ROOT
+from harness.core.seeds import run_seed
+from harness.execution.records import OK, RunResult, too_slow, typical_seconds
+from harness.execution.runner import RunRequest, WorkerPool
+from harness.methods.loading import SubmissionError, inspect_submission
+from harness.pipeline.scoring import hard_timeout, measure_retrain_seconds, time_budget
+from harness.reference.pool import ReferenceStore
 from harness.tasks.base import Task
 
 
@@ -35,7 +35,7 @@ def validate(
 ) -> Validation:
     """Check the submission at ``path`` with ``runs`` runs on ``task`` in ``jobs`` workers (the
     time budget is measured under the same concurrency: ``WorkerPool.time_retrain``), in the
-    sandbox as ``harness score`` runs it (``harness.sandbox``)."""
+    sandbox as ``harness score`` runs it (``harness.execution.sandbox``)."""
     try:
         submission = inspect_submission(Path(path))
     except SubmissionError as error:

@@ -6,7 +6,7 @@ whatever the module holds under that name after import (a top-level function, on
 with ``_`` are ignored. The scorer's own process only parses the file (``ast``): the code
 runs in worker processes. Optional module constants (plain literals): ``NAME``, ``DESCRIPTION``,
 ``REFERENCE``, and ``SEARCH_SPACE`` with the keyword arguments ``harness tune`` may change
-(``harness.hyperparameters``).
+(``harness.methods.hyperparameters``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from harness.hyperparameters import SPACE_CONSTANT, Hyperparameter, SpaceError, parse_space
+from harness.methods.hyperparameters import SPACE_CONSTANT, Hyperparameter, SpaceError, parse_space
 
 ENTRY_POINT = "unlearning"
 ENTRY_ARGS = ("net", "retain", "forget", "val")

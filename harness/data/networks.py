@@ -22,7 +22,8 @@ class DigitsMLP(nn.Module):
     def stacked_forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """M models at once, each on its own batch: parameters stacked on a leading dimension,
         inputs [M, B, ...] -> logits [M, B, C]. Batched matrix products, the fastest way to train
-        a pool of small MLPs (used by ``harness.ensemble``; checked against ``forward``)."""
+        a pool of small MLPs (used by ``harness.reference.ensemble``; checked against
+        ``forward``)."""
         x = x.flatten(2)
         hidden = torch.baddbmm(params["fc1.bias"].unsqueeze(1), x, params["fc1.weight"].mT)
         return torch.baddbmm(params["fc.bias"].unsqueeze(1), hidden.relu(), params["fc.weight"].mT)

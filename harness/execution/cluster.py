@@ -55,22 +55,23 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness import cache
-from harness.pool import POOL, ReferenceStore
-from harness.records import CRASHED, ModelStats, RunResult
-from harness.runner import (
+from harness.core import files
+from harness.evaluation.model_stats import ModelStats
+from harness.execution.records import CRASHED, RunResult
+from harness.execution.runner import (
     RETRAIN_REPEATS,
     RunRequest,
     WorkerPool,
     default_memory_limit,
     workers_for,
 )
+from harness.reference.pool import POOL, ReferenceStore
 from harness.tasks.base import Task, TaskData
 
 if TYPE_CHECKING:
     from distributed import Client
 
-    from harness.scoring import Reporter
+    from harness.core.progress import Reporter
 
 ENV_VAR = "HARNESS_CLUSTER"  # a scheduler address, used when no option names a cluster
 DEFAULT_RETRIES = 2  # reruns of a chunk that raised: bounded, so a broken chunk ends as an error
@@ -104,7 +105,7 @@ def _reason(error: BaseException) -> str:
 def _data_key(task: Task) -> str:
     # config() leaves out where the data lies and which class loads it: both matter here
     kind = f"{type(task).__module__}.{type(task).__qualname__}"
-    return cache.config_hash([kind, task.config(), task.data_dir])
+    return files.config_hash([kind, task.config(), task.data_dir])
 
 
 def worker_data(task: Task) -> TaskData:
@@ -198,8 +199,8 @@ def build_reference_on_cluster(
     each chunk on a worker, written here by the client as it finishes, with progress."""
     from distributed import KilledWorker, as_completed
 
-    from harness.ensemble import select_chunk_trainer
-    from harness.scoring import Reporter
+    from harness.core.progress import Reporter
+    from harness.reference.ensemble import select_chunk_trainer
 
     reporter = reporter or Reporter()
     task = store.task
@@ -261,7 +262,7 @@ def _scratch_file(folder: str, name: str, content: bytes) -> Path:
     digest = hashlib.sha256(content).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / "harness-cluster" / folder / digest / name
     if not path.exists():
-        cache.atomic_write(path, lambda tmp: tmp.write_bytes(content))
+        files.atomic_write(path, lambda tmp: tmp.write_bytes(content))
     return path
 
 
@@ -283,7 +284,7 @@ def _run_slot(task: Task, original: bytes, sandbox: str = "auto") -> Iterator[Wo
     else a new one, after closing the idle ones of other tasks (a scoring's other split: their
     processes would hold memory, on a GPU a context each, for nothing). One that failed is
     closed, not reused."""
-    key = cache.config_hash([_data_key(task), hashlib.sha256(original).hexdigest(), sandbox])
+    key = files.config_hash([_data_key(task), hashlib.sha256(original).hexdigest(), sandbox])
     stale: list[WorkerPool] = []
     with _RUNNERS_LOCK:
         idle = _RUNNERS.get(key)
@@ -321,9 +322,9 @@ def _module_digest(module: str) -> str:
     # read once per process: the installed code does not change under a running worker
     import sys
 
-    from harness import ingestion, runner, sandbox
+    from harness.execution import ingestion, runner, sandbox
 
-    return cache.source_digest([Path(m.__file__) for m in (runner, ingestion, sandbox)]
+    return files.source_digest([Path(m.__file__) for m in (runner, ingestion, sandbox)]
                                + [Path(sys.modules[module].__file__)])
 
 
@@ -369,7 +370,7 @@ class ClusterWorkers:
         workers_per_device: int | None = None, retries: int = DEFAULT_RETRIES,
         reporter: Reporter | None = None, sandbox: str = "auto",
     ) -> None:
-        from harness.scoring import Reporter
+        from harness.core.progress import Reporter
 
         self.client, self.retries = client, retries
         self.sandbox = sandbox  # resolved on each worker: a worker without bwrap says so

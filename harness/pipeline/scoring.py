@@ -13,21 +13,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from harness import cache, metric, uncertainty
-from harness.defaults import REFERENCE_ROOT
-from harness.ensemble import select_chunk_trainer
-from harness.leaderboard import CEILING_ROW, build_leaderboard
-from harness.phases import EVALUATION, OWN_RUN_TIME, Phases, phase_table, phases_path
-from harness.pool import CEILING, POOL, ReferenceStore, train_chunk_sequential
-from harness.provenance import run_digest
-from harness.records import ModelStats, Outcome, RunResult
-from harness.results import ResultsStore
-from harness.runner import RunRequest, WorkerPool
-from harness.seeds import derive_seed, run_seed
-from harness.submissions import Submission, discover
-from harness.tasks.base import SPLITS, Task, TaskData, fingerprint
-from harness.tuned import settings_for, tuned_path
-from harness.uncertainty import (
+from harness.core import files
+from harness.core.defaults import REFERENCE_ROOT
+from harness.core.progress import Reporter
+from harness.core.seeds import derive_seed, run_seed
+from harness.evaluation import metric, uncertainty
+from harness.evaluation.model_stats import ModelStats
+from harness.evaluation.uncertainty import (
     EXAMPLE_REPLICATES,
     MODEL_REPLICATES,
     Plan,
@@ -36,23 +28,24 @@ from harness.uncertainty import (
     plan,
     replicates,
 )
+from harness.execution.phases import EVALUATION, OWN_RUN_TIME, Phases, phase_table, phases_path
+from harness.execution.provenance import run_digest
+from harness.execution.records import Outcome, RunResult
+from harness.execution.runner import RunRequest, WorkerPool
+from harness.execution.store import ResultsStore
+from harness.methods.loading import Submission, discover
+from harness.methods.tuned_settings import settings_for, tuned_path
+from harness.outputs.leaderboard import CEILING_ROW, build_leaderboard
+from harness.reference.ensemble import select_chunk_trainer
+from harness.reference.pool import CEILING, POOL, ReferenceStore, train_chunk_sequential
+from harness.tasks.base import SPLITS, Task, TaskData, fingerprint
 
 if TYPE_CHECKING:
     from distributed import Client
 
-    from harness.cluster import ClusterWorkers
+    from harness.execution.cluster import ClusterWorkers
 
 TIMING_FILE = "timing.json"
-
-
-class Reporter:
-    """Progress callbacks; the CLI shows them live, the Python API stays quiet by default."""
-
-    def stage(self, name: str, total: int, done: int = 0) -> None: ...
-    def advance(self, name: str, amount: int = 1) -> None: ...
-    def message(self, text: str) -> None: ...
-    def activity(self, worker: str, text: str) -> None:
-        """What one worker of a cluster has done (``harness.cluster``)."""
 
 
 def build_reference(
@@ -97,7 +90,8 @@ def score_uncertainty(
     reporter: Reporter | None = None,
     model_replicates: int = MODEL_REPLICATES,
 ) -> dict[str, Replicates]:
-    """Bootstrap replicates of every scored set of models (``harness.uncertainty``), cached in
+    """Bootstrap replicates of every scored set of models (``harness.evaluation.uncertainty``),
+    cached in
     ``directory`` under a hash of everything they depend on (the models' and the pool's numbers,
     the plan, the code of the bootstrap and the metric), computed in ``jobs`` processes."""
     reporter = reporter or Reporter()
@@ -108,17 +102,17 @@ def score_uncertainty(
     common = [
         fingerprint(pool.confidences, pool.retain_acc, pool.test_acc), shared.seed,
         EXAMPLE_REPLICATES, model_replicates,
-        cache.source_digest([Path(uncertainty.__file__), Path(metric.__file__)]),
+        files.source_digest([Path(uncertainty.__file__), Path(metric.__file__)]),
     ]
     paths = {}
     for name, stats in scored.items():
         own = fingerprint(stats.confidences, stats.retain_acc, stats.test_acc)
-        paths[name] = directory / f"{name}-{cache.config_hash([*common, own])}.npz"
+        paths[name] = directory / f"{name}-{files.config_hash([*common, own])}.npz"
     found: dict[str, Replicates] = {}
     todo = []
     for name, path in paths.items():
         try:
-            arrays = cache.read_npz(path)
+            arrays = files.read_npz(path)
             found[name] = Replicates(**{
                 k: (float(v) if v.ndim == 0 else v) for k, v in arrays.items()
             })
@@ -133,7 +127,7 @@ def score_uncertainty(
             for name in todo
         )
         for name, result in zip(todo, computed, strict=True):
-            cache.write_npz(paths[name], result.to_arrays())
+            files.write_npz(paths[name], result.to_arrays())
             found[name] = result
             reporter.advance("intervals")
     return found
@@ -142,14 +136,15 @@ def score_uncertainty(
 def provenance_of(
     task: Task, data: TaskData, submission: Submission, settings: dict | None = None
 ) -> str:
-    """The digest a submission's run records must carry to be reused (``harness.provenance``):
+    """The digest a submission's run records must carry to be reused
+    (``harness.execution.provenance``):
     its code and the code it imports, its settings (tuned hyperparameters), the runner's code,
     the task's module and configuration (all but the time budget, which judges runs but does not
     change them), the data, the versions."""
     config = task.config()
     config.pop("budget_fraction")
-    context = cache.config_hash(
-        [config, data.fingerprint, cache.numeric_versions(), dict(sorted((settings or {}).items()))]
+    context = files.config_hash(
+        [config, data.fingerprint, files.numeric_versions(), dict(sorted((settings or {}).items()))]
     )
     module = Path(sys.modules[type(task).__module__].__file__)
     return run_digest(submission.path, module, context)
@@ -174,7 +169,7 @@ def measure_retrain_seconds(
         "host": socket.gethostname(), "device": store.task.device,
         "method": workers.timing_method,  # how it is measured: a timing made otherwise is redone
     }
-    timing = cache.read_json_or_none(path)  # a damaged or malformed record is measured again
+    timing = files.read_json_or_none(path)  # a damaged or malformed record is measured again
     if timing is not None and all(timing.get(key) == value for key, value in wanted.items()):
         recorded = timing.get("retrain_seconds")
         # a positive, finite number of seconds (NaN fails the comparison; a bool is no number)
@@ -182,7 +177,7 @@ def measure_retrain_seconds(
             if 0 < recorded < float("inf"):
                 return float(recorded)
     seconds = workers.time_retrain()
-    cache.write_json(path, {**wanted, "retrain_seconds": seconds})
+    files.write_json(path, {**wanted, "retrain_seconds": seconds})
     return seconds
 
 
@@ -288,10 +283,11 @@ def score(
     a row for an independent retrained pool scored as a submission. Submissions run with their
     tuned settings (``submissions/tuned/<task>.json``) unless ``untuned``. With ``cluster`` (a
     ``distributed.Client``) the pools and the runs are done on its workers
-    (``harness.cluster``; ``workers_per_device`` runs share a worker's GPU), into the same
-    caches and records as local work. Submissions run in the OS sandbox (``harness.sandbox``:
-    ``auto`` where bubblewrap is installed, ``on`` requires it, ``off``). ``phases``, where
-    given, receives the wall seconds of each phase (``harness.phases``).
+    (``harness.execution.cluster``; ``workers_per_device`` runs share a worker's GPU), into the same
+    caches and records as local work. Submissions run in the OS sandbox
+    (``harness.execution.sandbox``: ``auto`` where bubblewrap is installed, ``on`` requires it,
+    ``off``). ``phases``, where given, receives the wall seconds of each phase
+    (``harness.execution.phases``).
     """
     reporter = reporter or Reporter()
     phases = phases if phases is not None else Phases()
@@ -314,7 +310,7 @@ def score(
                 build_reference(store, reporter, train_chunk, jobs, CEILING) if ceiling else None
             )
     else:
-        from harness.cluster import build_reference_on_cluster
+        from harness.execution.cluster import build_reference_on_cluster
 
         with phases.phase("reference pool"):
             pool = build_reference_on_cluster(store, cluster, reporter, train_chunk)
@@ -337,7 +333,7 @@ def score(
     if cluster is None:
         workers = WorkerPool(task, original, jobs=jobs, sandbox=sandbox)
     else:
-        from harness.cluster import ClusterWorkers
+        from harness.execution.cluster import ClusterWorkers
 
         workers = ClusterWorkers(cluster, task, data, original, workers_per_device,
                                  reporter=reporter, sandbox=sandbox)
@@ -371,7 +367,7 @@ def score(
     with phases.phase("leaderboard"):
         board = build_leaderboard(
             task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
-            versions=cache.versions(), uncertainty=uncertainty, ceiling=second,
+            versions=files.versions(), uncertainty=uncertainty, ceiling=second,
             settings=settings,
         )
     if leaderboard_path is not None:
@@ -381,9 +377,9 @@ def score(
 
 def write_leaderboard(path: Path, board: pd.DataFrame, phases: dict[str, Phases]) -> None:
     """The leaderboard, and beside it the wall seconds of each split's phases."""
-    cache.atomic_write(path, lambda tmp: board.to_csv(tmp, index=False))
+    files.atomic_write(path, lambda tmp: board.to_csv(tmp, index=False))
     table = phase_table(phases)
-    cache.atomic_write(phases_path(path), lambda tmp: table.to_csv(tmp, index=False))
+    files.atomic_write(phases_path(path), lambda tmp: table.to_csv(tmp, index=False))
 
 
 def score_splits(
@@ -398,7 +394,7 @@ def score_splits(
     """``score`` on each of ``splits`` (``"public"``, ``"private"``), as the competition scored a
     public split and, for the final ranking, a private one made the same way with another seed.
     One table: the private rows (the final ranking) first, each row naming its split.
-    ``phases``, where given, receives each split's phase times (``harness.phases``)."""
+    ``phases``, where given, receives each split's phase times (``harness.execution.phases``)."""
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
         raise ValueError(f"splits must be among {', '.join(SPLITS)}; got {', '.join(splits)}")

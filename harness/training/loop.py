@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from harness.batches import inputs_targets, iterate_batches, labels_of
+from harness.data.examples import inputs_targets, iterate_batches, labels_of
 
 AUGMENTATIONS = ("none", "crop-flip")
 PRECISIONS = ("fp32", "bf16")

@@ -2,8 +2,8 @@
 
 ``<output>/<task>-<key>/runs/<submission>.jsonl`` holds one JSON line per finished run. A scoring
 that is interrupted resumes from these lines: ``ok`` runs of exactly the same code and task (same
-provenance digest, see ``harness.provenance``) are never redone; failed ones are tried again. A
-torn last line from a killed process is ignored.
+provenance digest, see ``harness.execution.provenance``) are never redone; failed ones are tried
+again. A torn last line from a killed process is ignored.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import typing
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.records import OK, RunResult
+from harness.execution.records import OK, RunResult
 
 _HINTS = typing.get_type_hints(RunResult)
 
@@ -58,8 +58,8 @@ class ResultsStore:
 
     def load_runs(self, name: str, provenance: str, ok_only: bool = True) -> dict[int, RunResult]:
         """The runs of submission ``name`` recorded as ``ok`` for exactly this ``provenance``
-        (``harness.provenance.run_digest``). Failed runs are left out, so they are tried again;
-        runs of other code are ignored. A line that is not a complete record (torn, not JSON,
+        (``harness.execution.provenance.run_digest``). Failed runs are left out, so they are tried
+        again; runs of other code are ignored. A line that is not a complete record (torn, not JSON,
         other fields or wrongly typed values) is skipped: its run is done again, not trusted.
         With ``ok_only=False``, each run's latest record whatever its status (failures with
         their messages, for ``harness.notebook``)."""

@@ -16,7 +16,8 @@ The first trial runs the published constants, so the chosen settings are never w
 public split than the published ones at the same N.
 
 The best feasible trial's settings (only those that differ from the published defaults) are
-written with their provenance to ``submissions/tuned/<task>.json`` (``harness.tuned``).
+written with their provenance to ``submissions/tuned/<task>.json``
+(``harness.methods.tuned_settings``).
 """
 
 from __future__ import annotations
@@ -26,16 +27,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cache
-from harness.defaults import REFERENCE_ROOT, TUNING_RUNS, TUNING_TRIALS
-from harness.hyperparameters import Hyperparameter, describe
-from harness.leaderboard import official_scores
-from harness.pool import ReferenceStore
-from harness.records import Outcome, too_slow, typical_seconds
-from harness.results import ResultsStore
-from harness.runner import WorkerPool
-from harness.scoring import (
-    Reporter,
+from harness.core import files
+from harness.core.defaults import REFERENCE_ROOT, TUNING_RUNS, TUNING_TRIALS
+from harness.core.progress import Reporter
+from harness.core.seeds import derive_seed
+from harness.execution.records import Outcome, too_slow, typical_seconds
+from harness.execution.runner import WorkerPool
+from harness.execution.store import ResultsStore
+from harness.methods.hyperparameters import Hyperparameter, describe
+from harness.methods.loading import discover
+from harness.methods.tuned_settings import record, tuned_path
+from harness.outputs.leaderboard import official_scores
+from harness.pipeline.scoring import (
     build_reference,
     hard_timeout,
     measure_retrain_seconds,
@@ -44,10 +47,8 @@ from harness.scoring import (
     score_uncertainty,
     time_budget,
 )
-from harness.seeds import derive_seed
-from harness.submissions import discover
+from harness.reference.pool import ReferenceStore
 from harness.tasks.base import Task
-from harness.tuned import record, tuned_path
 
 BUDGET_SHARE = 0.75  # a trial is feasible when its median run takes at most this share of budget
 SPLIT = "public"
@@ -155,7 +156,8 @@ def tune(
     space = submission.space
     if not space:
         raise TuningError(
-            f"{name} declares no SEARCH_SPACE: nothing to tune (see `harness.hyperparameters`)"
+            f"{name} declares no SEARCH_SPACE: nothing to tune "
+            "(see `harness.methods.hyperparameters`)"
         )
 
     task = task.with_options(split=SPLIT, num_models=num_models)
@@ -169,7 +171,7 @@ def tune(
     study_path.parent.mkdir(parents=True, exist_ok=True)
     declaration = {k: vars(p) for k, p in sorted(space.items())}
     study = optuna.create_study(
-        study_name=f"{name}-{cache.config_hash([submission.file_hash, declaration])}",
+        study_name=f"{name}-{files.config_hash([submission.file_hash, declaration])}",
         storage=f"sqlite:///{study_path}",
         direction="maximize",
         load_if_exists=True,

@@ -23,9 +23,9 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # the ``harness`` package
 REPOSITORY = PACKAGE.parent
-RUNNER = PACKAGE / "runner.py"
+RUNNER = PACKAGE / "execution" / "runner.py"
 
 
 def _imported_modules(tree: ast.AST, search: list[str]) -> set[Path]:

@@ -1,0 +1,29 @@
+"""The per-model numbers of a set of models, what the metric and the audits read: the pool's
+models, the ceiling pool's, or a submission's runs (one row per model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ModelStats:
+    """Per-model numbers of a set of models (the pool, or a submission's runs)."""
+
+    confidences: np.ndarray  # [models, forget examples], logit-scaled confidence
+    retain_acc: np.ndarray  # [models]
+    test_acc: np.ndarray
+    forget_acc: np.ndarray
+    seconds: np.ndarray  # training (or unlearning) seconds per model
+
+    def __len__(self) -> int:
+        return len(self.retain_acc)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return dict(vars(self))
+
+    @classmethod
+    def concatenate(cls, parts: list[ModelStats]) -> ModelStats:
+        return cls(**{k: np.concatenate([vars(p)[k] for p in parts]) for k in vars(parts[0])})
