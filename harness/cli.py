@@ -10,22 +10,35 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.core.defaults import LEVEL, REFERENCE_ROOT, TUNING_RUNS, TUNING_TRIALS
+from harness.core.defaults import (
+    LEVEL,
+    REFERENCE_ROOT,
+    TUNING_RUNS,
+    TUNING_TRIALS,
+    WORKERS_PER_DEVICE,
+)
 from harness.execution.sandbox import SandboxUnavailable
 
 
 def default_jobs(task, workers_per_device: int | None = None) -> int:
     """Worker processes when ``--jobs`` is not given: every core on a CPU task; on a GPU task
-    ``--workers-per-device`` (``runner.DEFAULT_WORKERS_PER_DEVICE`` unless given)."""
+    ``--workers-per-device`` (``defaults.WORKERS_PER_DEVICE`` unless given)."""
     from harness.execution.runner import workers_for
 
     return workers_for(task.device, None, workers_per_device)
 
 
+def jobs_option(parser: argparse.ArgumentParser, what: str = "worker processes") -> None:
+    """``--jobs``, whose default is ``default_jobs``'s (``runner.workers_for``)."""
+    parser.add_argument("--jobs", "-j", type=int, default=None,
+                        help=f"{what} (default: every core on a CPU task; on a GPU task "
+                        f"--workers-per-device, {WORKERS_PER_DEVICE} unless given)")
+
+
 def workers_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers-per-device", type=int, default=None, metavar="K",
                         help="worker processes sharing the GPU of a GPU task (default "
-                        "runner.DEFAULT_WORKERS_PER_DEVICE; --jobs, where given, decides)")
+                        "defaults.WORKERS_PER_DEVICE; --jobs, where given, decides)")
 
 
 def sandbox_option(parser: argparse.ArgumentParser) -> None:
@@ -362,7 +375,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     """``harness check``: re-score like the baseline, print the diff, exit 1 on a regression."""
     from rich.console import Console
 
-    from harness.execution.runner import workers_for
     from harness.pipeline.regression import check
 
     options = {"task": args.task, "num_models": args.num_models, "root_seed": args.root_seed,
@@ -373,7 +385,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return check(
             Path(args.baseline), submissions_dir=Path(args.submissions),
             reference_root=Path(args.reference_root), output_dir=Path(args.output),
-            jobs=args.jobs or workers_for(args.device or "cpu", None, args.workers_per_device),
+            jobs=args.jobs,
             tolerance=args.tolerance,
             task_options=options, reporter=reporter,
             splits=None if args.split == "both" else [args.split],
@@ -472,9 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     task_options(score_parser)
     score_parser.add_argument("--submissions", default="submissions", help="submissions folder")
     score_parser.add_argument("--only", nargs="*", metavar="NAME", help="score only these")
-    score_parser.add_argument("--jobs", "-j", type=int, default=None,
-                              help="worker processes (default: every core on a CPU task, 1 on a "
-                              "GPU task)")
+    jobs_option(score_parser)
     score_parser.add_argument("--output", default="results", help="folder for run records")
     score_parser.add_argument("--leaderboard", default="leaderboard.csv", help="CSV to write")
     score_parser.add_argument("--timeout", type=float, default=None,
@@ -518,9 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune_parser.add_argument("--submissions", default="submissions", help="submissions folder")
     tune_parser.add_argument("--output", default="results",
                              help="folder for run records and the study")
-    tune_parser.add_argument("--jobs", "-j", type=int, default=None,
-                             help="worker processes for a trial's runs (default: every core on a "
-                             "CPU task, 1 on a GPU task)")
+    jobs_option(tune_parser, "worker processes for a trial's runs")
     tune_parser.add_argument("--timeout", type=float, default=None,
                              help="hard per-run timeout in seconds")
     tune_parser.add_argument("--budget", type=float, default=None,
@@ -530,9 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     pool_parser = commands.add_parser("pool", help="build or inspect the reference pool")
     task_options(pool_parser)
     pool_parser.add_argument("--status", action="store_true", help="only show what is cached")
-    pool_parser.add_argument("--jobs", "-j", type=int, default=None,
-                             help="processes for models trained one at a time (default: every "
-                             "core on a CPU task, 1 on a GPU task)")
+    jobs_option(pool_parser, "processes for models trained one at a time")
     pool_parser.add_argument("--ceiling", action="store_true",
                              help="also build the ceiling pool (N more retrained models, scored "
                              "as the leaderboard's ceiling row)")
@@ -585,9 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "harness.pipeline.regression)")
     check_parser.add_argument("--submissions", default="submissions", help="submissions folder")
     check_parser.add_argument("--output", default="results", help="folder for run records")
-    check_parser.add_argument("--jobs", "-j", type=int, default=None,
-                              help="worker processes (default: every core on a CPU task, 1 on a "
-                              "GPU task)")
+    jobs_option(check_parser)
     check_parser.add_argument("--split", choices=["public", "private", "both"], default="both",
                               help="check only this split of the baseline (a quicker gate; "
                               "default: every split it holds)")

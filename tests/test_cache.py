@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import harness.cli as cli_module
-from harness.core import files
+from harness.core import files, sources
 from harness.execution.runner import RunResult
 from harness.execution.store import ResultsStore
 from harness.pipeline.scoring import TIMING_FILE, measure_retrain_seconds
@@ -290,22 +290,22 @@ def test_the_key_ignores_what_only_the_runs_use(task, data, tmp_path):
 
 def test_the_key_covers_the_training_and_evaluation_code(task, data, tmp_path, monkeypatch):
     seen = []
-    real = files.source_digest
+    real = sources.source_digest
 
     def recording(paths, *args, **kwargs):
         paths = list(paths)
         seen.extend(Path(p).resolve() for p in paths)
         return real(paths, *args, **kwargs)
 
-    monkeypatch.setattr(files, "source_digest", recording)
+    monkeypatch.setattr(sources, "source_digest", recording)
     store = ReferenceStore(task, data, tmp_path)
-    names = {p.relative_to(files.PACKAGE).as_posix() for p in seen}
+    names = {p.relative_to(sources.PACKAGE).as_posix() for p in seen}
     assert names >= {"data/networks.py", "training/loop.py", "data/examples.py",
                      "reference/pool.py", "reference/ensemble.py", "core/seeds.py",
-                     "evaluation/metric.py", "tasks/base.py", "tasks/digits.py"}
-    assert store.config["source"] == real(seen)
+                     "evaluation/metric.py", "evaluation/model_stats.py", "tasks/base.py",
+                     "tasks/digits.py"}
 
-    monkeypatch.setattr(files, "source_digest", lambda paths, *a, **k: "other code")
+    monkeypatch.setattr(sources, "source_digest", lambda paths, *a, **k: "other code")
     assert ReferenceStore(task, data, tmp_path).key != store.key
 
 
@@ -317,18 +317,18 @@ def test_source_digest_follows_contents_not_location(tmp_path):
         return [folder / "harness" / "training.py", folder / "harness" / "models.py"]
 
     first = tree(tmp_path / "a", "lr = 0.1\n")
-    digest = files.source_digest(first, root=tmp_path / "a")
-    assert files.source_digest(first[::-1] + first, root=tmp_path / "a") == digest
+    digest = sources.source_digest(first, root=tmp_path / "a")
+    assert sources.source_digest(first[::-1] + first, root=tmp_path / "a") == digest
     moved = tree(tmp_path / "b", "lr = 0.1\n")
-    assert files.source_digest(moved, root=tmp_path / "b") == digest
+    assert sources.source_digest(moved, root=tmp_path / "b") == digest
     edited = tree(tmp_path / "c", "lr = 0.2\n")
-    assert files.source_digest(edited, root=tmp_path / "c") != digest
+    assert sources.source_digest(edited, root=tmp_path / "c") != digest
     (tmp_path / "a" / "harness" / "models.py").write_text("class Net: pass  # a comment\n")
-    assert files.source_digest(first, root=tmp_path / "a") != digest  # accepted: retrains
+    assert sources.source_digest(first, root=tmp_path / "a") != digest  # accepted: retrains
     renamed = tmp_path / "a" / "harness" / "nets.py"
     first[1].rename(renamed)
     (tmp_path / "a" / "harness" / "nets.py").write_text("class Net: pass\n")
-    assert files.source_digest([first[0], renamed], root=tmp_path / "a") != digest
+    assert sources.source_digest([first[0], renamed], root=tmp_path / "a") != digest
 
 
 def test_a_record_appended_after_a_torn_line_is_kept_whole(tmp_path):

@@ -273,3 +273,40 @@ def test_check_can_be_limited_to_one_split(tmp_path, monkeypatch, capsys):
                      "--no-progress"]) == 0
     assert scored == ["private"]
     assert "PASS: 3 row(s) compared" in capsys.readouterr().out
+
+
+def test_check_starts_the_workers_score_would_on_the_baseline_s_device(tmp_path, monkeypatch):
+    """The default ``--jobs`` comes from the re-scored task's device, as ``harness score``'s
+    does: one worker per core on a CPU task, ``--workers-per-device`` on a GPU task (it once came
+    from ``--device`` alone, so a GPU baseline was re-timed with one worker per core)."""
+    import os
+
+    from harness.core.defaults import WORKERS_PER_DEVICE
+
+    asked = []
+
+    def fake_score(task, submissions_dir, **kwargs):
+        asked.append((task.device, kwargs["jobs"]))
+        return board(BASE, n=8)
+
+    monkeypatch.setattr(scoring, "score", fake_score)
+    path = tmp_path / "leaderboard.csv"
+    board(BASE, n=8).to_csv(path, index=False)
+    common = ["--baseline", str(path), "--no-progress", "--output", str(tmp_path / "results")]
+    for extra, wanted in (([], ("cpu", os.cpu_count())),
+                          (["--device", "cuda"], ("cuda", WORKERS_PER_DEVICE)),
+                          (["--device", "cuda", "--workers-per-device", "2"], ("cuda", 2)),
+                          (["--device", "cuda", "--jobs", "3"], ("cuda", 3))):
+        args = parse([*common, *extra])
+        args.func(args)
+        assert asked[-1] == wanted, extra
+
+    # a task whose own default device is the GPU (cifar10 on a GPU machine), --device not given
+    from harness.pipeline import regression
+
+    recorded_task = regression.task_for_board
+    monkeypatch.setattr(regression, "task_for_board", lambda *a, **k: recorded_task(
+        *a, **{**k, "device": "cuda"}))
+    args = parse(common)
+    args.func(args)
+    assert asked[-1] == ("cuda", WORKERS_PER_DEVICE)

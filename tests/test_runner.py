@@ -164,9 +164,10 @@ def test_a_run_sees_exactly_its_task_s_device():
 
 # -- several workers per device, and the yardstick under their concurrency ----------------------
 def test_worker_counts():
-    from harness.execution.runner import DEFAULT_WORKERS_PER_DEVICE, workers_for
+    from harness.core.defaults import WORKERS_PER_DEVICE
+    from harness.execution.runner import workers_for
 
-    assert workers_for("cuda") == DEFAULT_WORKERS_PER_DEVICE
+    assert workers_for("cuda") == WORKERS_PER_DEVICE
     assert workers_for("cuda:1", workers_per_device=3) == 3
     assert workers_for("cuda", jobs=2, workers_per_device=3) == 2  # --jobs decides when given
     assert workers_for("cpu", workers_per_device=3) == (os.cpu_count() or 1)
@@ -252,14 +253,14 @@ def test_the_yardstick_s_timers_wait_for_the_device(setup, monkeypatch):
 
 def test_the_command_line_takes_workers_per_device():
     from harness.cli import build_parser, default_jobs
-    from harness.execution.runner import DEFAULT_WORKERS_PER_DEVICE
+    from harness.core.defaults import WORKERS_PER_DEVICE
 
     parser = build_parser()
     for command in (["score"], ["validate", "x.py"], ["check"]):
         assert parser.parse_args([*command, "--workers-per-device", "3"]).workers_per_device == 3
         assert parser.parse_args(command).workers_per_device is None
     gpu = get_task("digits").with_options(device="cuda")
-    assert default_jobs(gpu, 3) == 3 and default_jobs(gpu) == DEFAULT_WORKERS_PER_DEVICE
+    assert default_jobs(gpu, 3) == 3 and default_jobs(gpu) == WORKERS_PER_DEVICE
     assert default_jobs(get_task("digits"), 3) == (os.cpu_count() or 1)
 
 

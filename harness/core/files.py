@@ -14,7 +14,7 @@ import platform
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,36 +131,6 @@ def read_npz_or_none(path: Path) -> dict[str, np.ndarray] | None:
         return read_npz(path)
     except (FileNotFoundError, CorruptFileError):
         return None
-
-
-PACKAGE = Path(__file__).resolve().parents[1]  # the ``harness`` package
-PACKAGE_ROOT = PACKAGE.parent  # the folder holding ``harness/``
-
-
-def source_digest(paths: Iterable[Path], root: Path = PACKAGE_ROOT) -> str:
-    """A short hash of the contents of the source files ``paths`` (for cache keys: code that
-    trains or evaluates cached models is part of what determines their numbers).
-
-    Each file is named by its path relative to ``root`` (its bare name when outside ``root``),
-    so the same checkout in another folder gives the same digest; order and repeats do not
-    matter. Any byte change counts, so a comment-only edit also invalidates the cache: a
-    retraining too many is the accepted price of never reusing numbers from other code."""
-    root = Path(root).resolve()
-    named: dict[str, Path] = {}
-    for path in paths:
-        resolved = Path(path).resolve()
-        try:
-            name = resolved.relative_to(root).as_posix()
-        except ValueError:
-            name = resolved.name
-        named[name] = resolved
-    digest = hashlib.sha256()
-    for name in sorted(named):
-        content = named[name].read_bytes()
-        for part in (name.encode(), str(len(content)).encode(), content):
-            digest.update(len(part).to_bytes(8, "little"))
-            digest.update(part)
-    return digest.hexdigest()[:16]
 
 
 def versions() -> dict[str, str]:

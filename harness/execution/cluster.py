@@ -57,6 +57,7 @@ import numpy as np
 
 from harness.core import files
 from harness.evaluation.model_stats import ModelStats
+from harness.execution.provenance import runner_digest
 from harness.execution.records import CRASHED, RunResult
 from harness.execution.runner import (
     RETRAIN_REPEATS,
@@ -66,7 +67,7 @@ from harness.execution.runner import (
     workers_for,
 )
 from harness.reference.pool import POOL, ReferenceStore
-from harness.tasks.base import Task, TaskData
+from harness.tasks.base import Task, TaskData, task_code
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -312,20 +313,16 @@ def _run_slot(task: Task, original: bytes, sandbox: str = "auto") -> Iterator[Wo
 
 
 def code_digest(task: Task) -> str:
-    """The harness code that produces a run's numbers (the runner, the task's module), to catch
-    a worker with another version installed."""
-    return _module_digest(type(task).__module__)
+    """The harness code that produces a run's numbers (the runner and everything it imports, the
+    task's code), to catch a worker with another version installed."""
+    return _code_digest(type(task))
 
 
 @functools.cache
-def _module_digest(module: str) -> str:
+def _code_digest(task_class: type) -> str:
     # read once per process: the installed code does not change under a running worker
-    import sys
-
-    from harness.execution import ingestion, runner, sandbox
-
-    return files.source_digest([Path(m.__file__) for m in (runner, ingestion, sandbox)]
-                               + [Path(sys.modules[module].__file__)])
+    task_files, task_text = task_code(task_class)
+    return runner_digest(task_files, task_text)
 
 
 def serve_runs(

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.core.defaults import WORKERS_PER_DEVICE
 from harness.execution import sandbox
 from harness.execution.ingestion import protect_process, seed_everything, warm_up
 from harness.execution.records import CRASHED, ERROR, INVALID, OK, TIMEOUT, RunResult
@@ -57,10 +58,6 @@ from harness.methods.loading import Submission, module_name
 from harness.tasks.base import Task, TaskData, state_dict_mismatch
 from harness.training.loop import synchronize
 
-# Worker processes per GPU when neither --jobs nor --workers-per-device says otherwise.
-# Provisional: not yet measured on a GPU in this repository (bench/bench_runs_per_device.py
-# measures runs per hour at K workers against 1 and is the way to choose it).
-DEFAULT_WORKERS_PER_DEVICE = 4
 RETRAIN_REPEATS = 3  # trainings per worker in the yardstick; the first pays start-up costs
 YARDSTICK_TIMEOUT = 4 * 3600.0  # seconds the yardstick may take before it counts as failed
 # seconds the evaluation process may take beyond the hard timeout (which the ingestion process
@@ -83,12 +80,12 @@ def workers_for(
     device: str, jobs: int | None = None, workers_per_device: int | None = None
 ) -> int:
     """Worker processes for a task on ``device``: ``jobs`` when given; else on a GPU
-    ``workers_per_device`` (default ``DEFAULT_WORKERS_PER_DEVICE``), on the CPU every core
+    ``workers_per_device`` (default ``WORKERS_PER_DEVICE``), on the CPU every core
     (workers train with one thread each: several per GPU is the GPU's version of that)."""
     if jobs:
         return max(1, jobs)
     if torch.device(device).type == "cuda":
-        return max(1, workers_per_device or DEFAULT_WORKERS_PER_DEVICE)
+        return max(1, workers_per_device or WORKERS_PER_DEVICE)
     return os.cpu_count() or 1
 
 
@@ -252,7 +249,7 @@ def _ingestion_environment() -> dict[str, str]:
 def _submission_files(submission: Submission) -> dict[str, bytes]:
     """The submission's file and the files beside it that it imports (found statically), by
     name: what its run may import besides installed packages and the harness."""
-    from harness.execution.provenance import code_files
+    from harness.core.sources import code_files
 
     folder = submission.path.parent
     files = code_files([submission.path], [folder])

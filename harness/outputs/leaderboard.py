@@ -58,11 +58,11 @@ def official_scores(stats: ModelStats, pool: ModelStats) -> tuple[float, float]:
 def _row(task: Task, pool: ModelStats, outcome: Outcome, budget: float) -> dict:
     runs = list(outcome.runs.values())
     ok_runs = [r for r in runs if r.status == OK]
-    seconds = [r.seconds for r in runs if np.isfinite(r.seconds)]
+    median = typical_seconds(outcome.timed_seconds())  # the number the budget rule judges
     row = {
         "submission": outcome.name,
         "runs_ok": len(ok_runs),
-        "seconds_per_run": float(np.mean(seconds)) if seconds else np.nan,
+        "seconds_per_run": median,
         "file_hash": outcome.submission.file_hash if outcome.submission else "",
         "provenance": outcome.provenance,
         "status": OK,
@@ -71,7 +71,6 @@ def _row(task: Task, pool: ModelStats, outcome: Outcome, budget: float) -> dict:
     if outcome.rejected:
         return {**row, "status": REJECTED, "message": outcome.rejected}
     if outcome.over_budget:
-        median = typical_seconds(outcome.timed_seconds())  # the number the rule judged
         return {
             **row, "status": OVER_BUDGET,
             "message": f"median {median:.3f} s per run exceeds the budget of {budget:.3f} s "

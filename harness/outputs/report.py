@@ -225,7 +225,7 @@ def plot_time(board: pd.DataFrame, budget: float, path: Path) -> None:
         budget) else [])
     if seconds and min(seconds) > 0 and max(seconds) / min(seconds) > 20:
         ax.set_xscale("log")
-    ax.set_xlabel("seconds per run (mean)")
+    ax.set_xlabel("seconds per run (median, as the budget judges)")
     ax.set_ylabel("final score (0 when not scored)")
     ax.set_title("score against time (x: failed or unranked; right of the line: over budget)",
                  fontsize=10)

@@ -33,6 +33,7 @@ import pandas as pd
 
 from harness.core.progress import Reporter
 from harness.execution.records import OK
+from harness.execution.runner import workers_for
 from harness.methods.hyperparameters import PUBLISHED
 from harness.outputs.leaderboard import (
     CEILING_ROW,
@@ -201,7 +202,7 @@ def check(
     submissions_dir: Path = Path("submissions"),
     reference_root: Path = scoring.REFERENCE_ROOT,
     output_dir: Path = Path("results"),
-    jobs: int = 1,
+    jobs: int | None = None,
     tolerance: float | None = None,
     task_options: dict | None = None,
     reporter: Reporter | None = None,
@@ -244,7 +245,9 @@ def check(
         task, board_splits(baseline), submissions_dir, leaderboard_path=None,
         # the ceiling only where the baseline has one: its pool is trained for nothing otherwise
         ceiling=CEILING_ROW in set(baseline["submission"].astype(str)),
-        reference_root=reference_root, output_dir=output_dir, jobs=jobs, reporter=reporter,
+        reference_root=reference_root, output_dir=output_dir, reporter=reporter,
+        # the default of ``harness score`` on this task's device (one worker per core on a CPU)
+        jobs=workers_for(task.device, jobs, workers_per_device),
         budget_seconds=budget_seconds, untuned=untuned, cluster=cluster,
         workers_per_device=workers_per_device, sandbox=sandbox, phases=phases,
     )

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,11 +12,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from harness.core import files
+from harness.core import files, sources
 from harness.core.defaults import REFERENCE_ROOT
 from harness.core.progress import Reporter
 from harness.core.seeds import derive_seed, run_seed
-from harness.evaluation import metric, uncertainty
+from harness.evaluation import uncertainty
 from harness.evaluation.model_stats import ModelStats
 from harness.evaluation.uncertainty import (
     EXAMPLE_REPLICATES,
@@ -38,7 +37,7 @@ from harness.methods.tuned_settings import settings_for, tuned_path
 from harness.outputs.leaderboard import CEILING_ROW, build_leaderboard
 from harness.reference.ensemble import select_chunk_trainer
 from harness.reference.pool import CEILING, POOL, ReferenceStore, train_chunk_sequential
-from harness.tasks.base import SPLITS, Task, TaskData, fingerprint
+from harness.tasks.base import SPLITS, Task, TaskData, fingerprint, task_code
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -102,7 +101,8 @@ def score_uncertainty(
     common = [
         fingerprint(pool.confidences, pool.retain_acc, pool.test_acc), shared.seed,
         EXAMPLE_REPLICATES, model_replicates,
-        files.source_digest([Path(uncertainty.__file__), Path(metric.__file__)]),
+        # the intervals' code and all it imports (the metric)
+        sources.code_digest([Path(uncertainty.__file__)], [sources.PACKAGE]),
     ]
     paths = {}
     for name, stats in scored.items():
@@ -146,8 +146,8 @@ def provenance_of(
     context = files.config_hash(
         [config, data.fingerprint, files.numeric_versions(), dict(sorted((settings or {}).items()))]
     )
-    module = Path(sys.modules[type(task).__module__].__file__)
-    return run_digest(submission.path, module, context)
+    task_files, task_text = task_code(type(task))
+    return run_digest(submission.path, task_files, f"{context}|{task_text}")
 
 
 def hard_timeout(retrain_seconds: float) -> float:

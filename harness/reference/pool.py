@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.core import files
+from harness.core import files, sources
 from harness.core.defaults import REFERENCE_ROOT
 from harness.core.seeds import derive_seed, pool_seed
 from harness.data.examples import labels_of
 from harness.evaluation.metric import logit_scaled_confidence
 from harness.evaluation.model_stats import ModelStats
-from harness.tasks.base import Task, TaskData
+from harness.tasks.base import Task, TaskData, task_code
 from harness.training.loop import accuracy, predict, synchronize, torch_threads, train_model
 
 CHUNK_SIZE = 128
@@ -124,31 +124,21 @@ class ReferenceStore:
         """The key covers what can change the original model and the pool: the task's fields
         (less those only the submissions' runs use), the data, the numeric stack's versions and
         the source code that trains and evaluates the models."""
-        import sys
-
         self.task = task
         self.data = data
         task_config = task.config()
         # the time budget and the submissions' loader batch size never touch the pool
         for field_name in ("budget_fraction", "loader_batch_size"):
             task_config.pop(field_name, None)
-        sources = [files.PACKAGE / name for name in (
-            "data/networks.py", "training/loop.py", "data/examples.py", "reference/pool.py",
-            "reference/ensemble.py", "core/seeds.py",
-            "evaluation/model_stats.py",  # the layout of the chunk files
-            "evaluation/metric.py",  # the pool stores the metric's logit-scaled confidences
-            "tasks/base.py",
-        )]
-        for cls in type(task).__mro__:  # the task's own module, and those it inherits from
-            module = sys.modules.get(cls.__module__)
-            module_file = getattr(module, "__file__", None)
-            if cls is not object and module_file is not None:
-                sources.append(Path(module_file))
+        # the code that trains and evaluates pool models (and all it imports: the networks, the
+        # training loop, the metric's confidences, the chunk files' layout) and the task's own
+        task_files, task_text = task_code(type(task))
+        trainers = [sources.PACKAGE / "reference" / name for name in ("pool.py", "ensemble.py")]
         self.config = {
             "task": task_config,
             "data_fingerprint": data.fingerprint,
             "versions": files.numeric_versions(),
-            "source": files.source_digest(sources),
+            "source": sources.code_digest([*trainers, *task_files], [sources.PACKAGE], task_text),
         }
         self.key = files.config_hash(self.config)
         self.directory = Path(root) / f"{task.name}-{self.key}"

@@ -247,3 +247,24 @@ def fingerprint(*arrays: np.ndarray) -> str:
         digest.update(str((array.dtype.str, array.shape)).encode())
         digest.update(array.tobytes())
     return digest.hexdigest()[:16]
+
+
+def task_code(task_class: type[Task]) -> tuple[list[Path], str]:
+    """The code that defines a task class: the files of the modules it and its base classes
+    come from, and the source text of any of those classes that has no file (one defined in a
+    notebook cell or an interactive session; its qualified name where not even the text can be
+    read). The pool's key and the runs' provenance include both."""
+    import inspect
+    import sys
+
+    paths, texts = [], []
+    for cls in task_class.__mro__[:-1]:  # ``object`` is the last
+        module_file = getattr(sys.modules.get(cls.__module__), "__file__", None)
+        if module_file:
+            paths.append(Path(module_file))
+            continue
+        try:
+            texts.append(inspect.getsource(cls))
+        except (OSError, TypeError):
+            texts.append(f"{cls.__module__}.{cls.__qualname__}")
+    return paths, "\n".join(texts)
