@@ -141,6 +141,7 @@ def assert_same_pool(ours: ModelStats, theirs: ModelStats) -> None:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+@pytest.mark.slow
 def test_cluster_pool_equals_local_and_resumes_it(client, task, data, local_build, tmp_path):
     """A cluster build gives the local numbers; it trains only what a local build left missing,
     and a local build after it finds everything cached."""
@@ -166,6 +167,7 @@ def test_cluster_pool_equals_local_and_resumes_it(client, task, data, local_buil
     assert again.names == []  # nothing missing: nothing submitted, nothing written
 
 
+@pytest.mark.slow
 def test_killed_worker_chunk_reruns_and_is_written_once(client, task, data, local_build, tmp_path):
     """A worker process dies mid-chunk; Dask reruns the chunk; every chunk is written once and
     the pool equals the local one."""
@@ -182,6 +184,7 @@ def test_killed_worker_chunk_reruns_and_is_written_once(client, task, data, loca
     assert_same_pool(stats, local_stats)
 
 
+@pytest.mark.slow
 def test_failing_chunk_is_a_clear_error(client, task, data, tmp_path):
     store = ReferenceStore(task, data, tmp_path)
     with pytest.raises(ClusterError, match="failed on the cluster after 1 retries.*broken"):
@@ -231,6 +234,7 @@ def test_worker_loads_data_once(task, monkeypatch):
     assert calls == [1]
 
 
+@pytest.mark.slow
 def test_chunk_that_kills_every_worker_is_a_clear_error(client, task, data, tmp_path):
     """Not an endless loop: after the scheduler's allowed failures the build stops, and the
     cluster's workers come back for whatever runs next."""
@@ -240,6 +244,7 @@ def test_chunk_that_kills_every_worker_is_a_clear_error(client, task, data, tmp_
     client.wait_for_workers(2, timeout=60)
 
 
+@pytest.mark.slow
 def test_cli_pool_on_the_cluster_named_by_the_environment(
     client, task, local_build, tmp_path, monkeypatch, capsys
 ):
@@ -266,6 +271,7 @@ class StaleDigits(DigitsTask):
         return replace(super().load_data(), fingerprint="stale")
 
 
+@pytest.mark.slow
 def test_workers_with_other_data_are_an_error(client, task, data, tmp_path):
     stale = StaleDigits(**{f.name: getattr(task, f.name) for f in fields(task)})
     store = ReferenceStore(stale, data, tmp_path)  # the client has the real data
@@ -274,6 +280,7 @@ def test_workers_with_other_data_are_an_error(client, task, data, tmp_path):
     assert store.status()["chunks_done"] == 0
 
 
+@pytest.mark.slow
 def test_scheduler_file(client, tmp_path):
     path = tmp_path / "scheduler.json"
     # what `dask scheduler --scheduler-file` writes, as far as a client reads it
@@ -346,6 +353,7 @@ def record_lines(results: Path, name: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_cluster_scores_equal_local_with_a_worker_killed_midway(
     client, task, tmp_path, monkeypatch
 ):
@@ -401,6 +409,7 @@ class StopAfter(Reporter):
                 raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_an_interrupted_client_resumes_from_what_was_written(client, task, tmp_path):
     """The client stops midway; another client of the same cluster scores again, runs only
     what is missing, and every run is recorded once."""
@@ -437,9 +446,11 @@ def own_client():
             yield dask_client
 
 
+@pytest.mark.slow
 def test_submission_that_always_kills_its_worker_is_a_crashed_row(own_client, task, tmp_path):
     """Not an endless loop: after the scheduler's allowed failures its runs are ``crashed``
-    rows, and the submission that shared the workers with it is scored."""
+    rows, and the submission that shared the workers with it is scored (at N = 2: statuses and
+    records, which N = 2 shows; its score would be 0 whatever the code did)."""
     from harness.pipeline.scoring import score
 
     submissions = tmp_path / "submissions"
@@ -459,6 +470,7 @@ def test_submission_that_always_kills_its_worker_is_a_crashed_row(own_client, ta
     assert all("Dask worker" in line["message"] for line in lines)
 
 
+@pytest.mark.slow
 def test_runs_on_workers_with_other_data_are_an_error(client, task, data, tmp_path):
     from harness.execution.cluster import ClusterWorkers
     from harness.execution.runner import RunRequest
@@ -486,6 +498,7 @@ def test_batches_hold_about_five_seconds_of_runs():
     assert cluster.batch_size([0.001]) == cluster.MAX_BATCH
 
 
+@pytest.mark.slow
 def test_cli_score_and_check_on_the_cluster(client, tmp_path, capsys):
     """``harness score --cluster`` writes a leaderboard; ``harness check --cluster`` against it
     passes, finding every run recorded."""

@@ -386,6 +386,7 @@ def test_a_connection_to_the_host_fails_and_sends_nothing(arena):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 @pytest.mark.parametrize("name, key", [
     ("state_dict_extra_tensor", "fc.temperature"),
     ("state_dict_missing_tensor", "fc.bias"),

@@ -1,5 +1,10 @@
 """The real tasks scored end to end on tiny data in their on-disk formats, with a tiny recipe, and
-competition code of both batch styles running unchanged on them."""
+competition code of both batch styles running unchanged on them.
+
+At N = 2 every forget example earns 0 points, so every final score is 0 whatever the code does:
+these tests check what N = 2 can show (each row's status and message, every run recorded, the
+utility numbers of real models), not scores; scores are tested on digits at an N where they are
+nonzero and ordered (tests/test_scoring.py)."""
 
 from __future__ import annotations
 
@@ -44,7 +49,10 @@ def check_board(board, task_name: str) -> None:
     assert failing["status"] == "error" and "/kaggle/tmp" in failing["message"]
     others = board.drop(index=["saves_to_kaggle_tmp", CEILING_ROW], errors="ignore")
     assert (others["status"] == "ok").all(), others[["status", "message"]]
-    assert board.loc["do_nothing", "final_score"] == 0.0
+    assert (others["runs_ok"] == 2).all()
+    for column in ("retain_acc", "test_acc", "forget_acc"):
+        assert others[column].between(0, 1).all(), column
+    assert (others["seconds_per_run"] > 0).all()
 
 
 @pytest.mark.slow
