@@ -244,3 +244,37 @@ def test_the_cli_table_shows_ranges_and_who_is_tied_for_first(tmp_path):
     assert "│   1-2 │ b " in text and "│     1 │ a " in text and "│     - │ ceiling " in text
     assert "private: tied for first (2 of 2 ranked): a, b" in text
     assert "a row whose range contains 1 is tied for first" in text
+
+
+def test_the_leaderboard_gives_ranked_rows_a_range_and_the_others_none():
+    """``build_leaderboard`` with hand-made replicates: the ranges follow them (the three ranked
+    rows are the chain's a, b and d), failed rows and the ceiling have none."""
+    from harness.leaderboard import CEILING_ROW, build_leaderboard
+    from harness.records import ModelStats, Outcome, RunResult
+    from harness.tasks import get_task
+
+    n, e = 4, 3
+    task = get_task("digits", num_models=n, root_seed=0)
+    pool = ModelStats(np.zeros((n, e)), np.ones(n), np.ones(n), np.ones(n), np.ones(n))
+
+    def outcome(name: str, status: str, level: float) -> Outcome:
+        runs = {i: RunResult(name, "h", "p", i, i, status, seconds=0.01, retain_acc=1.0,
+                             test_acc=1.0, forget_acc=1.0, confidences=[level + i] * e)
+                for i in range(n)}
+        return Outcome(name, None, runs=runs, provenance="p")
+
+    outcomes = [outcome("a", "ok", 3.0), outcome("b", "ok", 2.0), outcome("d", "ok", 1.0),
+                outcome("broken", "error", 0.0)]
+    sd = 0.1 / math.sqrt(2)
+    uncertainty = {"a": made(0.4, sd, 1), "b": made(0.3, sd, 2), "d": made(0.1, sd, 4),
+                   CEILING_ROW: made(0.5, sd, 5)}
+    board = build_leaderboard(
+        task, pool, outcomes, budget=1.0, retrain_seconds=1.0,
+        versions={"harness": "0", "torch": "0", "python": "0"}, uncertainty=uncertainty,
+        ceiling=pool,
+    ).set_index("submission")
+    expected, _ = literal_intervals([uncertainty[name] for name in ("a", "b", "d")], 0.05)
+    assert list(board.loc[["a", "b", "d"], "rank_lo"]) == [lo for lo, _ in expected]
+    assert list(board.loc[["a", "b", "d"], "rank_hi"]) == [hi for _, hi in expected]
+    assert expected == [(1, 2), (1, 3), (2, 3)]  # a vs d: z = 3 > Holm's bar over 3 pairs
+    assert board.loc[["broken", CEILING_ROW], ["rank_lo", "rank_hi"]].isna().all().all()
