@@ -29,8 +29,9 @@ transitive (i above m, m above j gives i above j): the paired standard error obe
 inequality (it is a seminorm of the replicate differences, and ``i - j = (i - m) + (m - j)``
 replicate by replicate), so ``z(i, j) >= min(z(i, m), z(m, j))``, and Holm rejects every p-value
 at most a rejected one. Hence (2) when the intervals of two rows do not overlap, the two differ
-significantly: the counts behind them can add up to K only through a row significantly between
-them.
+significantly: ``rank_hi(i) < rank_lo(j)`` needs (rows below i) + (rows above j) >= K, which,
+unless j is among the rows below i, needs a row m below i and above j, and (1) then puts j below
+i.
 """
 
 from __future__ import annotations
