@@ -128,14 +128,15 @@ class RichReporter:
 
 
 def print_leaderboard(board, console) -> None:
-    """One table per split (private first: the final ranking), with intervals and groups."""
+    """One table per split (private first: the final ranking), with intervals and rank ranges."""
     from rich.table import Table
 
+    from harness.evaluation.ranks import LEGEND, rank_text, tied_for_first_text
     from harness.outputs.leaderboard import board_splits, rank_correlation, split_rows
     from harness.outputs.report import baselines_beaten
 
     shown = [
-        ("rank", "rank"), ("rank_group", "group"), ("submission", "submission"),
+        ("rank", "rank"), ("ranks", "ranks"), ("submission", "submission"),
         ("final_score", "score"), ("final_score_lo", "low"), ("final_score_hi", "high"),
         ("forget_quality", "F"), ("retain_acc", "retain acc"), ("test_acc", "test acc"),
         ("seconds_per_run", "s/run"), ("status", "status"),
@@ -147,8 +148,11 @@ def print_leaderboard(board, console) -> None:
             text = title in ("submission", "status")
             table.add_column(title, justify="left" if text else "right", no_wrap=True)
         for _, row in rows.iterrows():
-            table.add_row(*(_cell_text(key, row.get(key)) for key, _ in shown))
+            table.add_row(*(rank_text(row.get("rank_lo"), row.get("rank_hi")) if key == "ranks"
+                            else _cell_text(key, row.get(key)) for key, _ in shown))
         console.print(table)
+        if tied := tied_for_first_text(rows):
+            console.print(f"{split}: {tied}")
         if beaten := baselines_beaten(rows):
             console.print(f"{split}: {beaten}")
     ref = board.iloc[0]
@@ -156,7 +160,7 @@ def print_leaderboard(board, console) -> None:
         f"N = {ref['num_models']}, task {ref['task']}, root seed {ref['root_seed']}; "
         f"reference pool: retain acc {ref['ref_retain_acc']:.4f}, test acc "
         f"{ref['ref_test_acc']:.4f}; budget {ref['budget_seconds']:.3f} s per run; "
-        f"intervals: {LEVEL:.0%} bootstrap; a group holds ranks that do not differ significantly"
+        f"intervals: {LEVEL:.0%} bootstrap; {LEGEND}"
     )
     if len(board_splits(board)) == 2:
         console.print(f"rank correlation of public and private: {rank_correlation(board):.3f}")

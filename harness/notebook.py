@@ -48,6 +48,7 @@ from harness.core import files
 from harness.core.defaults import LEVEL
 from harness.core.progress import Reporter
 from harness.evaluation.model_stats import ModelStats
+from harness.evaluation.ranks import LEGEND, rank_text
 from harness.execution.phases import Phases, phase_table
 from harness.execution.provenance import REPOSITORY
 from harness.execution.records import OK, Outcome, RunResult
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 SHIPPED = REPOSITORY / "submissions"  # the shipped methods that ``against`` names
 FUNCTIONS = "functions"  # the generated files' folder, under the results folder
 SHOWN_COLUMNS = [
-    ("rank", "rank"), ("rank_group", "group"), ("submission", "submission"),
+    ("rank", "rank"), ("ranks", "ranks"), ("submission", "submission"),
     ("final_score", "final score"), ("final_score_lo", "low"), ("final_score_hi", "high"),
     ("forget_quality", "F"), ("retain_acc", "retain acc"), ("test_acc", "test acc"),
     ("seconds_per_run", "s / run"), ("runs_ok", "runs ok"), ("status", "status"),
@@ -316,13 +317,16 @@ def _drawn(title: str, draw: Callable[[Path], None]) -> Plot:
         return Plot(title, path.read_bytes())
 
 
-def _text(key: str, value: object) -> str:
+def _text(key: str, row: pd.Series) -> str:
     """A leaderboard cell as the CLI's table prints it ('-' where there is no number)."""
+    if key == "ranks":
+        return rank_text(row.get("rank_lo"), row.get("rank_hi"))
+    value = row[key]
     if key in ("submission", "status"):
         return str(value)
     if not finite(value):
         return "-"
-    if key in ("rank", "rank_group", "runs_ok"):
+    if key in ("rank", "runs_ok"):
         return str(int(float(value)))
     digits = {"seconds_per_run": 3, "retain_acc": 4, "test_acc": 4}.get(key, 5)
     return f"{float(value):.{digits}f}"
@@ -501,15 +505,14 @@ class Evaluation:
             f"root seed {int(first['root_seed'])}; time budget {self.budget(split):.3f} s per run "
             f"(a share of one retraining, {float(first['retrain_seconds']):.3f} s here); pool "
             f"retain acc {float(first['ref_retain_acc']):.4f}, test acc "
-            f"{float(first['ref_test_acc']):.4f}; {LEVEL:.0%} bootstrap intervals, a group holds "
-            f"ranks that do not differ significantly"
+            f"{float(first['ref_test_acc']):.4f}; {LEVEL:.0%} bootstrap intervals; {LEGEND}"
         )
 
     def __repr__(self) -> str:
         parts = []
         for split in self.splits:
             table = pd.DataFrame({
-                title: [_text(key, value) for value in self.rows(split)[key]]
+                title: [_text(key, row) for _, row in self.rows(split).iterrows()]
                 for key, title in SHOWN_COLUMNS
             })
             parts += [self._header(split), table.to_string(index=False)]
@@ -525,7 +528,7 @@ class Evaluation:
             for _, row in self.rows(split).iterrows():
                 mark = ' style="font-weight:bold"' if row["submission"] == self.name else ""
                 grey = ' style="color:#888"' if row["submission"] == CEILING_ROW else mark
-                cells = "".join(f"<td>{html.escape(_text(key, row[key]))}</td>"
+                cells = "".join(f"<td>{html.escape(_text(key, row))}</td>"
                                 for key, _ in SHOWN_COLUMNS)
                 body.append(f"<tr{grey}>{cells}</tr>")
             parts.append(f"<p>{html.escape(self._header(split))}</p>"

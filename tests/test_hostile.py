@@ -295,7 +295,8 @@ def test_no_hostile_row_ranks_above_doing_nothing(arena):
             assert row["final_score"] <= floor["final_score"], name
         if pd.notna(row["rank"]):
             assert row["rank"] > floor["rank"], name
-            assert row["rank_group"] >= floor["rank_group"], name
+            # not significantly above doing nothing: its rank range reaches the floor's
+            assert row["rank_hi"] >= floor["rank_lo"], name
 
 
 @pytest.mark.slow

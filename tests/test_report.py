@@ -58,6 +58,8 @@ def synthetic(n: int = N, e: int = E) -> tuple[pd.DataFrame, ModelStats, dict[st
         for name, status, score, ra, ta, sec in rows
     ]).reindex(columns=COLUMNS)
     board["rank"] = pd.array([1, 2, pd.NA, pd.NA], dtype="Int64")
+    board["rank_lo"] = pd.array([1, 1, pd.NA, pd.NA], dtype="Int64")
+    board["rank_hi"] = pd.array([1, 2, pd.NA, pd.NA], dtype="Int64")
     return board, pool, runs
 
 
@@ -86,12 +88,18 @@ def test_the_page_references_every_plot_and_lists_every_row(written: Path) -> No
     page = (written / "index.html").read_text()
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert sorted(sources) == sorted(p.name for p in written.glob("*.png"))
-    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", page.split("<tbody>")[1])
+    ranking = page.split('<table id="leaderboard"')[1].split("</tbody>")[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", ranking.split("<tbody>")[1])
     assert len(rows) == 4
     for name in ("close", "far", "constant"):
-        assert f'<td class="text">{name}</td>' in page
+        assert f'<td class="text" title="{name}">{name}</td>' in ranking
+    assert re.search(r'<td class="ranks">1-2</td><td class="text" title="far">', ranking)
     assert "&lt;b&gt;broken&lt;/b&gt;" in page and "<b>broken</b>" not in page
-    assert "&lt;script&gt;" in page
+    assert "&lt;script&gt;" in page and "<script" not in page
+    # the note is cut short in the ranking and whole in the notes below it
+    notes = page.split('<details id="notes">')[1].split("</details>")[0]
+    assert "8 of 8 runs failed; run 0: ValueError: &lt;script&gt;" in notes
+    assert "Tied for first (2 of 2 ranked): close, far." in page
 
 
 def test_the_page_is_self_contained(written: Path) -> None:
@@ -234,13 +242,104 @@ def test_the_page_renders_in_headless_chromium(written: Path, tmp_path) -> None:
     assert attributes.get("data-images") == str(len(expected)), attributes
     assert sorted(attributes["data-rendered"].split(",")) == expected
     assert attributes["data-rows"] == "4"
-    assert '<table id="leaderboard">' in dom and "constant" in dom
+    assert '<table id="leaderboard"' in dom and "constant" in dom
 
     shot = tmp_path / "shot.png"
     result = browser(written / "index.html", tmp_path / "profile2", "--window-size=1100,2400",
                      f"--screenshot={shot}")
     assert result.returncode == 0 and shot.read_bytes().startswith(PNG_MAGIC)
     assert imread(shot).std() > 0
+
+
+# The layout at 1280 px: measured in the page (after opening every <details>, where the full
+# settings and notes are) and seen in a screenshot.
+LAYOUT_PROBE = """<script>
+window.addEventListener("load", () => {
+  const body = document.body;
+  const lines = (selector) => Math.max(0, ...Array.from(document.querySelectorAll(selector))
+    .map((row) => {
+      const style = getComputedStyle(row.cells[0]);
+      const inner = row.getBoundingClientRect().height - parseFloat(style.paddingTop)
+        - parseFloat(style.paddingBottom);
+      return inner / parseFloat(style.lineHeight);
+    }));
+  document.querySelectorAll("details").forEach((d) => { d.open = true; });
+  const right = Math.max(...Array.from(body.querySelectorAll("*"))
+    .map((e) => e.getBoundingClientRect().right));
+  body.setAttribute("data-width", String(window.innerWidth));
+  body.setAttribute("data-scroll", String(document.documentElement.scrollWidth));
+  body.setAttribute("data-right", String(right));
+  body.setAttribute("data-body", String(body.getBoundingClientRect().right
+    - parseFloat(getComputedStyle(body).paddingRight)));
+  body.setAttribute("data-ranking", String(lines("#leaderboard tbody tr")));
+  body.setAttribute("data-notes", String(lines("#notes tbody tr")));
+  body.setAttribute("data-splits", String(lines("#splits tbody tr")));
+});
+</script>
+</body>"""
+WIDTH = 1280
+
+
+def layout(folder: Path, profile: Path) -> dict[str, float]:
+    """The probe's measures of ``folder``'s page in a 1280 px wide window."""
+    probe = folder / "_layout.html"
+    probe.write_text((folder / "index.html").read_text().replace("</body>", LAYOUT_PROBE))
+    try:
+        result = browser(probe, profile, f"--window-size={WIDTH},900", "--dump-dom")
+    finally:
+        probe.unlink()
+    assert result.returncode == 0, result.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", result.stdout)
+    return {k: float(v) for k, v in re.findall(r'data-([a-z]+)="([^"]*)"', body.group(1))}
+
+
+def margins(shot: Path) -> tuple[int, int]:
+    """Blank columns left and right of what a screenshot shows."""
+    ink = (imread(shot)[..., :3].min(axis=2) < 0.9).any(axis=0)
+    columns = np.flatnonzero(ink)
+    return int(columns[0]), int(len(ink) - 1 - columns[-1])
+
+
+@pytest.fixture(scope="module")
+def full_board(tmp_path_factory) -> Path:
+    """The report of the committed leaderboard (both splits, 17 rows with their real settings and
+    the ceiling's long message) plus a row with a long name and a long unbroken message."""
+    whole = leaderboard.read_leaderboard(Path(__file__).parents[1] / "leaderboard.csv")
+    private = leaderboard.split_rows(whole, "private").copy()
+    ranked = private["rank"].notna()
+    count = int(ranked.sum())
+    private.loc[ranked, "rank_lo"] = [max(1, int(r) - 9) for r in private.loc[ranked, "rank"]]
+    private.loc[ranked, "rank_hi"] = [min(count, int(r) + 6) for r in private.loc[ranked, "rank"]]
+    broken = private.iloc[[0]].assign(
+        submission="a_submission_with_a_rather_long_name", status="error", rank=pd.NA,
+        rank_lo=pd.NA, rank_hi=pd.NA, final_score=np.nan, final_score_lo=np.nan,
+        final_score_hi=np.nan, forget_quality=np.nan, retain_acc=np.nan, test_acc=np.nan,
+        forget_acc=np.nan, runs_ok=0,
+        message="8 of 8 runs failed; run 0: FileNotFoundError: /tmp/" + "x" * 150 + ".pt")
+    board = pd.concat([private, broken], ignore_index=True)
+    _, pool, _ = synthetic()
+    out = tmp_path_factory.mktemp("full") / "report"
+    report.write_report(board, pool, {}, out, budget=0.2, both_splits=whole)
+    return out
+
+
+def test_the_page_fits_1280_px_with_one_line_per_ranking_row(full_board: Path, tmp_path) -> None:
+    measured = layout(full_board, tmp_path / "profile")
+    assert measured["width"] == WIDTH
+    assert measured["scroll"] <= WIDTH, measured  # no horizontal scrolling
+    assert measured["right"] <= measured["body"] + 1, measured  # nothing sticks out of the column
+    assert measured["ranking"] <= 1.2, measured  # every ranking row is one line
+    assert 0 < measured["notes"] <= 5, measured  # the full settings and notes wrap at words
+    assert 0 < measured["splits"] <= 3, measured
+    shot = tmp_path / "shot.png"
+    result = browser(full_board / "index.html", tmp_path / "profile2",
+                     f"--window-size={WIDTH},3000", f"--screenshot={shot}")
+    assert result.returncode == 0 and shot.read_bytes().startswith(PNG_MAGIC)
+    assert imread(shot).shape[1] == WIDTH
+    left, right = margins(shot)
+    assert left >= 16 and abs(right - left) <= 2, (left, right)  # centred: nothing runs off
+    page = (full_board / "index.html").read_text()
+    assert page.index('id="plot-scores"') < page.index('id="leaderboard"')  # the picture first
 
 
 def _split_board(split, rows):

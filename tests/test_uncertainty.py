@@ -1,6 +1,6 @@
 """Bootstrap intervals and paired comparisons, against independent evidence: the analytic
-standard error of a mean, the spread of scores over independent redraws of the models, and
-hand-made replicates for the grouping rule."""
+standard error of a mean and the spread of scores over independent redraws of the models (the
+rank intervals built on the paired comparisons: tests/test_ranks.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import pytest
 
 from harness.evaluation.metric import epsilons, forget_quality, points
 from harness.evaluation.uncertainty import (
-    Replicates,
     difference_se,
     own_seed,
     plan,
-    rank_groups,
     replicates,
     significantly_different,
 )
@@ -74,29 +72,6 @@ def test_a_set_compared_with_itself_never_differs():
     shared = plan(E, N, 4, model_replicates=4)
     a = replicates(*data, shared, own_seed(4, "a"))
     assert difference_se(a, a) == 0 and not significantly_different(a, a)
-
-
-def fake(score: float, spread: float) -> Replicates:
-    noise = np.linspace(-1, 1, 200) * spread
-    return Replicates(score, score, noise + score, noise + score, np.full(5, score),
-                      np.full(5, score))
-
-
-def test_groups_break_only_at_significant_gaps():
-    # independent-looking replicates: identical noise patterns cancel in differences, so build
-    # each with its own shuffled pattern
-    rng = np.random.default_rng(5)
-
-    def noisy(score: float, spread: float) -> Replicates:
-        noise = rng.normal(0, spread, 400)
-        return Replicates(score, score, noise + score, noise + score, np.full(5, score),
-                          np.full(5, score))
-
-    ordered = [noisy(0.50, 0.01), noisy(0.49, 0.01), noisy(0.20, 0.01), noisy(0.0, 0.0),
-               noisy(0.0, 0.0)]
-    assert rank_groups(ordered) == [1, 1, 2, 3, 3]
-    # the same gap with no noise at all is significant
-    assert rank_groups([fake(0.5, 0.0), fake(0.49, 0.0)]) == [1, 2]
 
 
 def test_plan_refuses_too_little_to_resample():

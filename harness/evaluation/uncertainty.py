@@ -188,17 +188,3 @@ def significantly_different(
     gap = abs(estimate_a - estimate_b)
     return gap > 0 and gap > z_score(level) * difference_se(a, b, what)
 
-
-def rank_groups(ordered: list[Replicates], level: float = LEVEL) -> list[int]:
-    """Rank groups of scores sorted best first: a new group starts where a score is
-    significantly below the one just above it; adjacent scores that do not differ significantly
-    share a group (so a group may span scores whose ends would differ)."""
-    groups: list[int] = []
-    for i, current in enumerate(ordered):
-        if i == 0:
-            groups.append(1)
-        elif significantly_different(ordered[i - 1], current, level=level):
-            groups.append(groups[-1] + 1)
-        else:
-            groups.append(groups[-1])
-    return groups

@@ -2,11 +2,12 @@
 
 Only submissions whose N runs all finished ``ok`` within the time budget are ranked. Every score
 carries its bootstrap interval (``harness.evaluation.uncertainty``: level ``LEVEL``, columns
-``*_lo``, ``*_hi`` and the standard error ``final_score_se``), and ranks are claimed only where
-they are significant: ``rank_group`` numbers groups of adjacent submissions whose paired difference
-is not significant. A ``(retrained ceiling)`` row scores an independent retrained pool as if it
-were a submission: the best score reachable on the task at this N. Every row carries what is needed
-to trace and reproduce it: N, task, root seed, file hash and versions.
+``*_lo``, ``*_hi`` and the standard error ``final_score_se``), and ranks are claimed only where they
+are significant: ``rank_lo``..``rank_hi`` is the range of ranks a submission could hold, from the
+paired comparison of every pair with Holm's correction (``harness.evaluation.ranks``). A
+``(retrained ceiling)`` row scores an independent retrained pool as if it were a submission: the
+best score reachable on the task at this N. Every row carries what is needed to trace and reproduce
+it: N, task, root seed, file hash and versions.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import pandas as pd
 
 from harness.core.defaults import LEVEL
 from harness.evaluation.metric import final_score, forget_quality
-from harness.evaluation.uncertainty import rank_groups, z_score
+from harness.evaluation.ranks import rank_intervals, rank_text
+from harness.evaluation.uncertainty import z_score
 from harness.execution.records import OK, OVER_BUDGET, typical_seconds
 from harness.methods.hyperparameters import PUBLISHED, encode
 
@@ -35,7 +37,7 @@ REJECTED = "rejected"
 REFERENCE = "reference"  # the status of the ceiling row: scored, never ranked
 CEILING_ROW = "(retrained ceiling)"
 COLUMNS = [
-    "rank", "rank_group", "submission", "status", "final_score", "final_score_lo",
+    "rank", "rank_lo", "rank_hi", "submission", "status", "final_score", "final_score_lo",
     "final_score_hi", "final_score_se", "forget_quality", "forget_quality_lo",
     "forget_quality_hi",
     "retain_acc", "test_acc", "forget_acc",
@@ -113,7 +115,7 @@ def build_leaderboard(
 ) -> pd.DataFrame:
     """The ranked table: ranked rows by final score, then unranked scored rows (the ceiling
     among them), then failures. ``uncertainty`` holds the bootstrap replicates of every scored
-    row (by name); without it the interval columns stay empty and every rank is its own group.
+    row (by name); without it the interval columns and the rank ranges stay empty.
     ``settings`` holds each submission's hyperparameters (absent: the published constants)."""
     uncertainty = uncertainty or {}
     settings = settings or {}
@@ -151,12 +153,11 @@ def build_leaderboard(
         [i + 1 if r else pd.NA for i, r in enumerate(board["status"] == OK)], dtype="Int64"
     )
     ranked_names = list(board.loc[board["status"] == OK, "submission"])
-    if all(name in uncertainty for name in ranked_names):
-        groups = rank_groups([uncertainty[name] for name in ranked_names])
-    else:
-        groups = list(range(1, len(ranked_names) + 1))
-    board["rank_group"] = pd.array([pd.NA] * len(board), dtype="Int64")
-    board.loc[board["status"] == OK, "rank_group"] = groups
+    for column in ("rank_lo", "rank_hi"):
+        board[column] = pd.array([pd.NA] * len(board), dtype="Int64")
+    if ranked_names and all(name in uncertainty for name in ranked_names):
+        intervals = rank_intervals([uncertainty[name] for name in ranked_names])
+        board.loc[board["status"] == OK, ["rank_lo", "rank_hi"]] = np.array(intervals)
     return board.reset_index(drop=True)
 
 
@@ -239,6 +240,19 @@ def read_leaderboard(path: Path) -> pd.DataFrame:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path} is not a readable CSV: {first}") from None
     check_board_columns(board, str(path))
+    return without_rank_groups(board)
+
+
+def without_rank_groups(board: pd.DataFrame) -> pd.DataFrame:
+    """A board written before rank intervals, read tolerantly: its ``rank_group`` (adjacent
+    scores chained into groups) cannot be turned into rank intervals (the CSV keeps no
+    replicates), so it is dropped and the rank ranges stay empty ("-") until it is re-scored."""
+    if "rank_group" not in board.columns:
+        return board
+    board = board.drop(columns="rank_group")
+    for column in ("rank_lo", "rank_hi"):
+        if column not in board.columns:
+            board[column] = pd.array([pd.NA] * len(board), dtype="Int64")
     return board
 
 
@@ -301,7 +315,7 @@ def rank_correlation(board: pd.DataFrame) -> float:
 def significantly_above(board: pd.DataFrame, reference: str, level: float = LEVEL) -> list[str]:
     """The ranked rows of one split whose final score lies above ``reference``'s beyond the
     noise: the gap exceeds z * sqrt(se_a^2 + se_b^2) from the bootstrap standard errors. Unpaired
-    (the CSV keeps no replicates), so it is conservative next to the paired rank groups."""
+    (the CSV keeps no replicates), so it is conservative next to the paired rank ranges."""
     ranked = board[board["status"] == OK].set_index("submission")
     if reference not in ranked.index:
         return []
@@ -325,11 +339,11 @@ def settings_kind(value: object) -> str:
 
 def markdown_table(board: pd.DataFrame) -> str:
     """The leaderboard as the README shows it: the final (private) ranking with intervals and
-    groups, and the public score beside it when both splits were scored."""
+    rank ranges, and the public score beside it when both splits were scored."""
     final = board_splits(board)[0]
     rows = split_rows(board, final)
     public = split_rows(board, "public").set_index("submission") if final == "private" else None
-    head = ["rank", "group", "submission", "final score", f"{LEVEL:.0%} interval", "F",
+    head = ["rank", "ranks", "submission", "final score", f"{LEVEL:.0%} interval", "F",
             "retain acc", "test acc", "s/run", "settings", "status"]
     if public is not None:
         head.insert(5, "public score")
@@ -343,7 +357,7 @@ def markdown_table(board: pd.DataFrame) -> str:
                     if finite(row.get("final_score_lo")) else "-")
         cells = [
             str(int(row["rank"])) if finite(row["rank"]) else "-",
-            str(int(row["rank_group"])) if finite(row.get("rank_group")) else "-",
+            rank_text(row.get("rank_lo"), row.get("rank_hi")),
             str(row["submission"]), number(row["final_score"]), interval,
             number(row["forget_quality"]), number(row["retain_acc"], 4),
             number(row["test_acc"], 4), number(row["seconds_per_run"], 3),

@@ -27,6 +27,13 @@ import pandas as pd
 from harness.core import files
 from harness.core.defaults import LEVEL
 from harness.evaluation.metric import BUCKET_WIDTH, EPSILON_CAP, epsilons, points
+from harness.evaluation.ranks import (
+    LEGEND,
+    TIED_FOR_FIRST,
+    rank_text,
+    tied_for_first,
+    tied_for_first_text,
+)
 from harness.execution.records import OK
 from harness.methods.hyperparameters import PUBLISHED, describe
 from harness.outputs.leaderboard import (
@@ -141,13 +148,19 @@ def plot_scores(board: pd.DataFrame, path: Path) -> None:
     high = _column(scored, "final_score_hi") if "final_score_hi" in scored else values
     low, high = np.where(np.isfinite(low), low, values), np.where(np.isfinite(high), high, values)
     y = np.arange(len(scored))[::-1]
+    first = set(tied_for_first(scored))
     for i, (_, row) in enumerate(scored.iterrows()):
         ceiling = row["status"] == "reference"
-        color = "#C44E52" if ceiling else COLORS[0] if row["status"] == OK else "#999"
+        color = ("#C44E52" if ceiling else COLORS[2] if row["submission"] in first
+                 else COLORS[0] if row["status"] == OK else "#999")
         ax.errorbar(values[i], y[i], xerr=[[values[i] - low[i]], [high[i] - values[i]]],
-                    fmt="D" if ceiling else "o", color=color, capsize=3, markersize=5)
+                    fmt="D" if ceiling else "o", color=color, capsize=3, markersize=5,
+                    label=TIED_FOR_FIRST if row["submission"] in first else None)
         if ceiling:
             ax.axvspan(low[i], high[i], color="#C44E52", alpha=0.08)
+    if first:
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles[:1], labels[:1], fontsize=8, loc="lower right")
     positive = values[values > 0]
     threshold = float(positive.min()) / 2 if positive.size else 1e-5
     ax.set_xscale("symlog", linthresh=threshold)
@@ -160,12 +173,17 @@ def plot_scores(board: pd.DataFrame, path: Path) -> None:
 
 
 def _labels(rows: pd.DataFrame) -> list[str]:
-    return [
-        f"#{int(r['rank'])} (group {int(r['rank_group'])}) {r['submission']}"
-        if finite(r.get("rank")) and finite(r.get("rank_group")) else
-        f"#{int(r['rank'])} {r['submission']}" if finite(r.get("rank")) else str(r["submission"])
-        for _, r in rows.iterrows()
-    ]
+    """``seif (#1, ranks 1-5)``; the ranks are left out when the board has none."""
+    labels = []
+    for _, r in rows.iterrows():
+        ranks = rank_text(r.get("rank_lo"), r.get("rank_hi"))
+        if not finite(r.get("rank")):
+            labels.append(str(r["submission"]))
+        elif ranks == "-":
+            labels.append(f"{r['submission']} (#{int(r['rank'])})")
+        else:
+            labels.append(f"{r['submission']} (#{int(r['rank'])}, ranks {ranks})")
+    return labels
 
 
 def plot_epsilons(
@@ -274,31 +292,41 @@ def plot_examples(
 
 
 # -- the page ----------------------------------------------------------------------------------
+# The ranking table, as (key, title, width in ch of the table's font): a fixed layout, one line
+# per row; what does not fit a cell (a long name, a message) is cut with an ellipsis and kept
+# whole in the cell's title and in the settings-and-notes table below it. The note column takes
+# what is left of the page.
 TABLE_COLUMNS = [
-    ("rank", "rank"), ("rank_group", "group"), ("submission", "submission"),
-    ("final_score", "final score"), ("final_score_lo", "low"), ("final_score_hi", "high"),
-    ("forget_quality", "F"), ("retain_acc", "retain acc"), ("test_acc", "test acc"),
-    ("forget_acc", "forget acc"), ("seconds_per_run", "s / run"), ("runs_ok", "runs ok"),
-    ("settings", "settings"), ("status", "status"), ("message", "message"),
+    ("rank", "rank", 6), ("ranks", "ranks", 7), ("submission", "submission", 19),
+    ("final_score", "final score", 9), ("final_score_lo", "low", 9),
+    ("final_score_hi", "high", 9), ("forget_quality", "F", 8), ("retain_acc", "retain acc", 8),
+    ("test_acc", "test acc", 8), ("forget_acc", "forget acc", 8), ("seconds_per_run", "s / run", 7),
+    ("runs_ok", "runs ok", 6), ("status", "status", 11), ("settings", "settings", 10),
+    ("message", "note", None),
 ]
+TEXT_COLUMNS = ("submission", "status", "settings", "message")
 BASELINES = ("do_nothing", "finetune")  # what a method must beat to have done anything
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
-       max-width: 1000px; padding: 0 1rem; color: #222; line-height: 1.45; }
+       max-width: 1200px; padding: 0 1rem; color: #222; line-height: 1.45; }
 h1 { font-size: 1.5rem; margin-bottom: 0.2rem; }
 h2 { font-size: 1.15rem; margin-top: 2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
 .meta { color: #555; font-size: 0.9rem; }
 table { border-collapse: collapse; width: 100%; font-size: 0.85rem; }
-th, td { padding: 0.3rem 0.5rem; border-bottom: 1px solid #e5e5e5; text-align: right;
-         vertical-align: top; }
+table.fixed { table-layout: fixed; }
+th, td { padding: 0.3rem 0.45rem; border-bottom: 1px solid #e5e5e5; text-align: right;
+         vertical-align: top; overflow-wrap: break-word; }
 th { background: #f4f4f4; }
 td.text, th.text { text-align: left; }
-td.status { white-space: nowrap; }
-td.message { color: #666; max-width: 22rem; overflow-wrap: anywhere; }
+#leaderboard td { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+td.message { color: #666; }
 tr.unranked td { color: #888; }
+tr.first td.ranks { font-weight: 600; }
 .status-ok { color: #2a7d3b; font-weight: 600; }
 .status-bad { color: #b3261e; font-weight: 600; }
+details { margin: 0.6rem 0; }
+summary { cursor: pointer; color: #333; font-size: 0.9rem; }
 figure { margin: 1rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.85rem; }
@@ -322,7 +350,7 @@ def _cell(key: str, value: object) -> str:
         "<NA>", "nan", ""
     ):
         return "-"
-    if key in ("rank", "rank_group", "runs_ok", "num_models", "root_seed") and finite(value):
+    if key in ("rank", "runs_ok", "num_models", "root_seed") and finite(value):
         return str(int(float(value)))
     if key == "seconds_per_run" and finite(value):
         return f"{float(value):.3f}"
@@ -333,32 +361,61 @@ def _cell(key: str, value: object) -> str:
     return str(value)
 
 
+def _ranks(row: pd.Series) -> str:
+    return rank_text(row.get("rank_lo"), row.get("rank_hi"))
+
+
 def _table(board: pd.DataFrame) -> str:
-    text_columns = ("submission", "status", "message", "settings")
-    head = "".join(
-        f'<th class="text">{t}</th>' if k in text_columns else f"<th>{t}</th>"
-        for k, t in TABLE_COLUMNS
-    )
+    """The ranking: one line per row (see ``TABLE_COLUMNS``)."""
+    columns = "".join(f'<col style="width: {w}ch">' if w else "<col>"
+                      for _, _, w in TABLE_COLUMNS)
+    head = "".join(f'<th class="text">{t}</th>' if k in TEXT_COLUMNS else f"<th>{t}</th>"
+                   for k, t, _ in TABLE_COLUMNS)
     rows = []
     for _, row in board.iterrows():
         cells = []
-        for key, _ in TABLE_COLUMNS:
-            text = html.escape(_cell(key, row.get(key)))
-            if key == "status":
-                css = "status-ok" if row["status"] == OK else "status-bad"
-                cells.append(f'<td class="text status {css}">{text}</td>')
-            elif key in ("message", "settings"):
-                cells.append(f'<td class="text message">{text}</td>')
-            elif key == "submission":
-                cells.append(f'<td class="text">{text}</td>')
+        for key, _, _ in TABLE_COLUMNS:
+            if key == "ranks":
+                cells.append(f'<td class="ranks">{html.escape(_ranks(row))}</td>')
+            elif key == "settings":
+                kind, full = settings_kind(row.get("settings")), _cell(key, row.get(key))
+                cells.append(f'<td class="text" title="{html.escape(full)}">{kind}</td>')
+            elif key in TEXT_COLUMNS:
+                text = html.escape(_cell(key, row.get(key)))
+                css = {"status": "text status status-" + ("ok" if row["status"] == OK else "bad"),
+                       "message": "text message"}.get(key, "text")
+                cells.append(f'<td class="{css}" title="{text}">{text}</td>')
             else:
-                cells.append(f"<td>{text}</td>")
-        ranked = "" if finite(row.get("rank")) else ' class="unranked"'
-        rows.append(f"<tr{ranked}>{''.join(cells)}</tr>")
+                cells.append(f"<td>{html.escape(_cell(key, row.get(key)))}</td>")
+        css = [] if finite(row.get("rank")) else ["unranked"]
+        if finite(row.get("rank_lo")) and int(float(row["rank_lo"])) == 1:
+            css.append("first")
+        rows.append(f'<tr class="{" ".join(css)}">{"".join(cells)}</tr>' if css else
+                    f"<tr>{''.join(cells)}</tr>")
     return (
-        f'<table id="leaderboard"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<table id="leaderboard" class="fixed"><colgroup>{columns}</colgroup>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _notes_table(board: pd.DataFrame) -> str:
+    """Every row's settings and note in full, on demand: what the ranking table cuts short."""
+    rows = []
+    for _, row in board.iterrows():
+        settings = _cell("settings", row.get("settings"))
+        note = _cell("message", row.get("message"))
+        if settings == "-" and note == "-":
+            continue
+        rows.append(f'<tr><td class="text">{html.escape(str(row["submission"]))}</td>'
+                    f'<td class="text">{html.escape(settings)}</td>'
+                    f'<td class="text message">{html.escape(note)}</td></tr>')
+    if not rows:
+        return ""
+    return (f"<details id=\"notes\"><summary>Settings and notes of {len(rows)} rows, in full"
+            f"</summary><table class=\"fixed\"><colgroup><col style=\"width: 19ch\">"
+            f"<col style=\"width: 45%\"><col></colgroup><thead><tr><th class=\"text\">"
+            f"submission</th><th class=\"text\">settings</th><th class=\"text\">note</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></details>")
 
 
 def _figure(key: str, caption: str) -> str:
@@ -380,21 +437,23 @@ def _splits_section(both: pd.DataFrame | None) -> str:
         other = public.loc[name] if name in public.index else None
         cells = [html.escape(str(name)), html.escape(_cell("settings", row.get("settings")))]
         for source in (row, other):
-            for key in ("final_score", "final_score_lo", "final_score_hi", "rank_group"):
+            for key in ("final_score", "final_score_lo", "final_score_hi"):
                 value = source.get(key) if source is not None else None
                 cells.append(html.escape(_cell(key, value)))
+            cells.append(html.escape(_ranks(source) if source is not None else "-"))
         rows.append("<tr><td class=\"text\">" + "</td><td>".join(cells[:1]) +
                     "</td><td class=\"text\">" + "</td><td>".join(cells[1:]) + "</td></tr>")
     head = ("<tr><th class=\"text\">submission</th><th class=\"text\">settings</th>"
-            "<th>private</th><th>low</th><th>high</th><th>group</th><th>public</th><th>low</th>"
-            "<th>high</th><th>group</th></tr>")
+            "<th>private</th><th>low</th><th>high</th><th>ranks</th><th>public</th><th>low</th>"
+            "<th>high</th><th>ranks</th></tr>")
     correlation = rank_correlation(both)
     text = f"{correlation:.3f}" if math.isfinite(correlation) else "- (fewer than 3 ranked)"
     return (f"<h2>Public and private splits</h2><p class=\"meta\">The final ranking is the "
             f"private split's. Tuned settings were chosen on the public split: a tuned row whose "
             f"private score falls far below its public one overfitted it. Spearman rank "
             f"correlation of the scores ranked on both: <b>{text}</b>. "
-            f"{html.escape(tuning_gap(both))}</p><table>{head}{''.join(rows)}</table>")
+            f"{html.escape(tuning_gap(both))}</p><table id=\"splits\"><thead>{head}</thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 def tuning_gap(both: pd.DataFrame) -> str:
@@ -447,8 +506,16 @@ def _phases_section(phases: pd.DataFrame | None) -> str:
             f"<table><thead><tr><th>phase</th>{head}</tr></thead>{''.join(rows)}</table>")
 
 
+def _ranking_legend(board: pd.DataFrame) -> str:
+    """Who is tied for first, what the rank ranges mean, what beats the baselines."""
+    tied = tied_for_first_text(board) or "no rank ranges on this board (scored before them)"
+    parts = [tied, LEGEND]
+    return " ".join(f"{p[:1].upper()}{p[1:]}." for p in parts) + (
+        f" {baselines_beaten(board)}" if baselines_beaten(board) else "")
+
+
 def _page(
-    board: pd.DataFrame, budget: float, figures: list[str], notes: list[str],
+    board: pd.DataFrame, budget: float, lead: str, figures: list[str], notes: list[str],
     both_splits: pd.DataFrame | None = None,
     phases: pd.DataFrame | None = None,
 ) -> str:
@@ -478,11 +545,13 @@ def _page(
 <p class="meta">{" &middot; ".join(meta)}</p>
 <p class="meta">{html.escape(", ".join(versions))}. Scores compare only at equal N and task.</p>
 <h2>Ranking ({html.escape(str(first.get("split", "public")))} split)</h2>
+{lead}
+<p class="meta">{html.escape(_ranking_legend(board))}</p>
 {_table(board)}
-<p class="meta">{html.escape(baselines_beaten(board))}</p>
+{_notes_table(board)}
 {note_html}
 {_splits_section(both_splits)}
-<h2>Plots</h2>
+<h2>More plots</h2>
 {"".join(figures)}
 {_phases_section(phases)}
 </body>
@@ -520,10 +589,10 @@ def write_report(
 
     figures = []
     plot_scores(board, out_dir / PLOT_FILES["scores"])
-    figures.append(_figure("scores", "Final score of every submission with its bootstrap "
-                           "interval; the shaded band is the retrained ceiling, an independent "
-                           "retrained pool scored as a submission. Ranks in one group do not "
-                           "differ significantly."))
+    lead = _figure("scores", "Final score of every submission with its bootstrap interval and "
+                   "the range of ranks it could hold (green: tied for first, its range contains "
+                   "1); the shaded band is the retrained ceiling, an independent retrained pool "
+                   "scored as a submission.")
     notes = []
     if eps:
         plot_epsilons(eps, num_models, order, out_dir / PLOT_FILES["epsilons"])
@@ -550,6 +619,6 @@ def write_report(
     if missing:
         notes.append(f"No run records for {', '.join(missing)}: left out of the epsilon plots.")
     page = out_dir / "index.html"
-    text = _page(board, budget, figures, notes, both_splits, phases)
+    text = _page(board, budget, lead, figures, notes, both_splits, phases)
     files.atomic_write(page, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return page
