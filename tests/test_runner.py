@@ -496,3 +496,59 @@ def test_emptying_the_scratch_keeps_what_the_sandbox_binds_inside_it(tmp_path):
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
         "checkout", "checkout/.venv", "checkout/.venv/lib", "checkout/.venv/lib/module.py"]
     assert Path("/") in mount_points()
+
+
+BROKEN_TASKS = '''
+import multiprocessing
+from dataclasses import dataclass
+
+import harness.reference.pool
+from harness.tasks.digits import DigitsTask
+
+
+@dataclass(frozen=True)
+class LoadersBreak(DigitsTask):
+    """Its loaders fail for a run (seed 0, the warm-up's, works)."""
+
+    def make_loaders(self, data, seed, num_workers=0):
+        if seed != 0:
+            raise RuntimeError("the task's loaders broke")
+        return super().make_loaders(data, seed, num_workers)
+
+
+def _broken_evaluation(*args, **kwargs):
+    raise RuntimeError("the evaluation broke")
+
+
+if multiprocessing.current_process().name != "MainProcess":  # in the workers only
+    harness.reference.pool.evaluate_model = _broken_evaluation
+
+
+@dataclass(frozen=True)
+class EvaluationBreaks(DigitsTask):
+    pass
+'''
+
+
+@pytest.mark.parametrize("kind, words", [("LoadersBreak", "the task's loaders broke"),
+                                         ("EvaluationBreaks", "the evaluation broke")])
+def test_a_failure_of_the_harness_s_code_stops_with_its_traceback_not_an_error_row(
+    setup, tmp_path, monkeypatch, kind, words
+):
+    """Preparing a run's loaders and evaluating its weights are the harness's code: when they
+    fail, the submission is not to blame (it once became an ``error`` row): the scoring stops
+    with a ``HarnessError`` that carries the harness's traceback."""
+    import importlib
+
+    from harness.execution.runner import HarnessError
+
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    (folder / "broken_tasks.py").write_text(BROKEN_TASKS)
+    monkeypatch.syspath_prepend(str(folder))
+    base, original = setup
+    cls = getattr(importlib.import_module("broken_tasks"), kind)
+    task = cls(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    with pytest.raises(HarnessError, match="not the submission's fault") as raised:
+        run_all(task, original, [EXAMPLES / "do_nothing.py"], jobs=1, sandbox="off")
+    assert words in str(raised.value) and "Traceback" in str(raised.value)

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -110,6 +111,20 @@ class _RetrainTiming:
     """A request to time one from-scratch training on the retain set (the budget's yardstick)."""
 
     seed: int
+
+
+class HarnessError(RuntimeError):
+    """The harness's own code failed while serving a run (preparing its model and loaders,
+    evaluating its weights, timing the yardstick): a bug to fix in the harness or the task, not a
+    submission's failure, so it stops the scoring with the harness's traceback instead of
+    becoming an ``error`` row."""
+
+
+@dataclass
+class _HarnessFailure:
+    """What a worker sends back instead of a result when the harness's code failed in it."""
+
+    traceback: str
 
 
 def visible_devices(device: str) -> str | None:
@@ -322,6 +337,8 @@ class _Worker:
             return request.result(
                 CRASHED, message=f"the process running the submission died (exit code {code})"
             )
+        if report["status"] == "harness-error":  # preparing the run failed, not the submission
+            raise HarnessError(f"{report['message']}:\n{report.get('output', '')}")
         result = request.result(
             {"ok": OK, "invalid": INVALID, "timeout": TIMEOUT, "crashed": CRASHED}.get(
                 report["status"], ERROR),
@@ -408,11 +425,14 @@ def _worker_main(
             worker.close()
             return
         request, timeout = message
-        if isinstance(request, _RetrainTiming):
-            connection.send(worker.time_retrain(request))
-            continue
-        result = worker.run(request, timeout)
-        connection.send((result, worker.last_evaluation_seconds))
+        try:
+            if isinstance(request, _RetrainTiming):
+                reply = worker.time_retrain(request)
+            else:
+                reply = (worker.run(request, timeout), worker.last_evaluation_seconds)
+        except Exception as error:  # the harness's code: what the submission did is caught below it
+            reply = _HarnessFailure("".join(traceback.format_exception(error)))
+        connection.send(reply)
 
 
 @contextlib.contextmanager
@@ -577,6 +597,12 @@ class WorkerPool:
             if not slot.ready:
                 slot.ready = message == "ready"
                 return
+            if isinstance(message, _HarnessFailure):
+                raise HarnessError(
+                    f"the harness's own code failed in worker {slot.index} while serving "
+                    f"{_describe(slot.request)} (not the submission's fault); in the worker:\n"
+                    f"{message.traceback}"
+                )
             slot.request = None
             if isinstance(message, tuple):  # a run's result and the seconds its evaluation took
                 message, evaluation = message
@@ -624,3 +650,9 @@ class WorkerPool:
         return request.result(
             status, message=message, seconds=time.monotonic() - slot.started, worker=slot.index
         )
+
+
+def _describe(request: RunRequest | _RetrainTiming | None) -> str:
+    if isinstance(request, RunRequest):
+        return f"run {request.run_index} of {request.submission.name}"
+    return "the yardstick's timing" if isinstance(request, _RetrainTiming) else "no request"

@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -632,6 +633,16 @@ def _model_supported(model: nn.Module) -> bool:
     )
 
 
+class EnsembleFallback(UserWarning):
+    """A pool that could not train as one kind of ensemble, and why (it trains another way)."""
+
+
+def _fell_back(kind: str, why: str) -> bool:
+    warnings.warn(f"the pool does not train as a {kind} ensemble ({why}); it trains another "
+                  "way (grouped, or one model at a time)", EnsembleFallback, stacklevel=3)
+    return False
+
+
 def _vmap_matches(models: list[nn.Module], inputs: torch.Tensor) -> bool:
     """Whether the vmapped functional forward runs and gives each model's own forward."""
     try:
@@ -639,9 +650,11 @@ def _vmap_matches(models: list[nn.Module], inputs: torch.Tensor) -> bool:
         with torch.no_grad():
             batched = stacked.forward(inputs.unsqueeze(0).expand(len(models), *inputs.shape))
             singles = torch.stack([m.train()(inputs) for m in models])
-    except Exception:  # any model vmap cannot trace: train it the ordinary way
-        return False
-    return batched.shape == singles.shape and torch.allclose(batched, singles, atol=1e-4)
+    except Exception as error:  # any model vmap cannot trace: train it the ordinary way
+        return _fell_back(STACKED, f"vmap cannot run the model: {type(error).__name__}: {error}")
+    if batched.shape == singles.shape and torch.allclose(batched, singles, atol=1e-4):
+        return True
+    return _fell_back(STACKED, "its outputs differ from the models' own")
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -659,9 +672,11 @@ def _grouped_matches(models: list[nn.Module], inputs: torch.Tensor, device: str)
     mixes channels, e.g. by concatenating them, fails here and trains one at a time)."""
     try:
         with _full_float32():
-            return _grouped_matches_unguarded(models, inputs, device)
-    except (UnsupportedModel, RuntimeError, TypeError, ValueError):
-        return False
+            if _grouped_matches_unguarded(models, inputs, device):
+                return True
+    except (UnsupportedModel, RuntimeError, TypeError, ValueError) as error:
+        return _fell_back(GROUPED, f"{type(error).__name__}: {error}")
+    return _fell_back(GROUPED, "its outputs or running statistics differ from the models' own")
 
 
 @contextmanager
