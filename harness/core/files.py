@@ -7,6 +7,7 @@ trust, so a damaged file is rebuilt, never used and never a crash.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -14,7 +15,8 @@ import platform
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +159,31 @@ def numeric_versions() -> dict[str, str]:
 
     found = versions()
     return {name: major_minor(found[name]) for name in ("torch", "numpy")}
+
+
+@contextmanager
+def exclusive(path: Path, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold an advisory lock on ``path`` (created if missing) for the block, so that two
+    commands working on the same cache (two terminals, a CI matrix on a shared folder) take
+    turns instead of both doing all the work. When another process holds it, ``waiting`` is
+    told once (with that process's id) and the block waits; the second then finds the first's
+    work done. The lock ends with its process, however that ends."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            if waiting is not None:
+                waiting(f"waiting for {holder}, which is working on {path.parent}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
