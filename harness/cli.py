@@ -349,9 +349,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         finite,
         read_leaderboard,
         split_rows,
-        task_for_board,
     )
-    from harness.outputs.report import load_records, write_report
+    from harness.outputs.report import write_report
+    from harness.pipeline.recorded import load_records, task_for_board
 
     path = Path(args.leaderboard)
     both = read_leaderboard(path)

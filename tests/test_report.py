@@ -22,6 +22,7 @@ from harness.execution.records import RunResult
 from harness.execution.store import ResultsStore
 from harness.outputs import leaderboard, report
 from harness.outputs.leaderboard import COLUMNS
+from harness.pipeline import recorded
 from harness.reference.pool import ReferenceStore
 from harness.tasks import get_task
 
@@ -127,17 +128,17 @@ def test_chosen_examples_are_where_submissions_disagree() -> None:
 
 def test_identity_options_must_match_the_leaderboard() -> None:
     board, _, _ = synthetic()
-    task = leaderboard.task_for_board(board, "lb.csv")
+    task = recorded.task_for_board(board, "lb.csv")
     assert (task.name, task.num_models, task.root_seed) == ("digits", N, 0)
     with pytest.raises(ValueError, match="scored with N 8, not 512"):
-        leaderboard.task_for_board(board, "lb.csv", num_models=512)
+        recorded.task_for_board(board, "lb.csv", num_models=512)
 
 
 def test_load_records_needs_the_cached_pool_and_matches_runs_by_file_hash(tmp_path) -> None:
     board, _, runs = synthetic(n=2, e=1)
     task = get_task("digits", num_models=2, root_seed=0)
     with pytest.raises(FileNotFoundError, match="run `harness score` first"):
-        report.load_records(board, task, tmp_path / "refs", tmp_path / "results")
+        recorded.load_records(board, task, tmp_path / "refs", tmp_path / "results")
 
     store = ReferenceStore(task, task.load_data(), tmp_path / "refs")
     e = len(store.data.forget_idx)
@@ -152,7 +153,7 @@ def test_load_records_needs_the_cached_pool_and_matches_runs_by_file_hash(tmp_pa
             results.append(RunResult(name, "file", provenance, i, seed=i, status="ok", seconds=0.1,
                                      retain_acc=1.0, test_acc=1.0, forget_acc=1.0,
                                      confidences=[float(i)] * e))
-    pool, found = report.load_records(board, task, tmp_path / "refs", tmp_path / "results")
+    pool, found = recorded.load_records(board, task, tmp_path / "refs", tmp_path / "results")
     assert pool.confidences.shape == (2, e)
     assert list(found) == ["close"]  # "far" ran another file version; "constant" never ran
     assert found["close"].shape == (2, e) and found["close"][1, 0] == 1.0
@@ -171,7 +172,7 @@ def test_report_command(tmp_path, monkeypatch) -> None:
         seen.append((task.name, task.num_models, Path(output_dir)))
         return pool, runs
 
-    monkeypatch.setattr(report, "load_records", fake_load)
+    monkeypatch.setattr(recorded, "load_records", fake_load)
     assert args.func(args) == 0
     assert seen == [("digits", N, Path("results"))]
     assert "Where the time went" not in (tmp_path / "out" / "index.html").read_text()

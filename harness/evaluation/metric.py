@@ -32,10 +32,13 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from harness.evaluation.model_stats import ModelStats
 
 DELTA = 1e-5
 EPSILON_CAP = 50.0
@@ -450,3 +453,11 @@ def final_score(
     if ra_r <= 0 or ta_r <= 0:
         raise ValueError("the retrained models' mean retain and test accuracies must be > 0")
     return f * (ra_u / ra_r) * (ta_u / ta_r)
+
+
+def official_scores(stats: ModelStats, pool: ModelStats) -> tuple[float, float]:
+    """(forgetting quality F, final score) of a set of models against the reference pool."""
+    quality = forget_quality(stats.confidences, pool.confidences)
+    return quality, final_score(
+        quality, stats.retain_acc, pool.retain_acc, stats.test_acc, pool.test_acc
+    )

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from harness.core.defaults import LEVEL
-from harness.evaluation.metric import final_score, forget_quality
+from harness.evaluation.metric import official_scores
 from harness.evaluation.ranks import rank_intervals, rank_text
 from harness.evaluation.uncertainty import z_score
 from harness.execution.records import OK, OVER_BUDGET, typical_seconds
@@ -47,14 +47,6 @@ COLUMNS = [
     "message",
     "harness_version", "torch_version", "python_version",
 ]
-
-
-def official_scores(stats: ModelStats, pool: ModelStats) -> tuple[float, float]:
-    """(forgetting quality F, final score) of a set of models against the reference pool."""
-    quality = forget_quality(stats.confidences, pool.confidences)
-    return quality, final_score(
-        quality, stats.retain_acc, pool.retain_acc, stats.test_acc, pool.test_acc
-    )
 
 
 def _row(task: Task, pool: ModelStats, outcome: Outcome, budget: float) -> dict:
@@ -272,29 +264,6 @@ def board_identity(board: pd.DataFrame, what: str = "leaderboard") -> tuple[str,
         raise ValueError(
             f"{what}: num_models and root_seed must be integers; got {num_models!r}, {root_seed!r}"
         ) from None
-
-
-def task_for_board(
-    board: pd.DataFrame,
-    what: str,
-    task_name: str | None = None,
-    num_models: int | None = None,
-    root_seed: int | None = None,
-    **options,
-) -> Task:
-    """The task a leaderboard was scored on (its public split); explicit options must agree with
-    the recorded ones; ``options`` (device, data_dir, ...) are passed on."""
-    from harness.tasks import get_task
-
-    recorded = board_identity(board, what)
-    asked = (task_name, num_models, root_seed)
-    for label, have, want in zip(("task", "N", "root seed"), recorded, asked, strict=True):
-        if want is not None and want != have:
-            raise ValueError(f"{what} was scored with {label} {have}, not {want}")
-    name, n, seed = recorded
-    overrides = {"num_models": n, "root_seed": seed}
-    overrides.update({k: v for k, v in options.items() if v})
-    return get_task(name, **overrides)
 
 
 def rank_correlation(board: pd.DataFrame) -> float:

@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from harness.evaluation.model_stats import ModelStats
-    from harness.tasks.base import Task
 
 PLOT_FILES = {
     "scores": "scores.png",
@@ -65,40 +64,6 @@ COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA
 
 
 # -- inputs ------------------------------------------------------------------------------------
-def load_records(
-    board: pd.DataFrame, task: Task, reference_root: Path, output_dir: Path
-) -> tuple[ModelStats, dict[str, np.ndarray]]:
-    """The cached pool and the forget-set confidences [N, E] of every scored row's runs.
-
-    Nothing is trained: a pool that is not fully cached is an error. Runs are matched by the
-    provenance the leaderboard recorded; a scored row whose N runs are not all recorded is left
-    out (and named on stderr by the command).
-    """
-    from harness.execution.records import Outcome
-    from harness.execution.store import ResultsStore
-    from harness.reference.pool import ReferenceStore
-    store = ReferenceStore(task, task.load_data(), Path(reference_root))
-    status = store.status()
-    if not status["original_model"] or status["models_done"] < status["models_total"]:
-        raise FileNotFoundError(
-            f"the reference pool of task {task.name} at N={task.num_models} is not cached under "
-            f"{store.directory} ({status['models_done']} of {status['models_total']} models): "
-            f"run `harness score` first"
-        )
-    pool = store.pool()
-    results = ResultsStore(Path(output_dir) / store.directory.name)
-    runs: dict[str, np.ndarray] = {}
-    for _, row in board.iterrows():
-        if not finite(row.get("final_score")):
-            continue
-        name, provenance = str(row["submission"]), row.get("provenance")
-        recorded = results.load_runs(name, provenance if isinstance(provenance, str) else "")
-        stats = Outcome(name, None, runs=recorded).stats(task.num_models)
-        if stats is not None:
-            runs[name] = stats.confidences
-    return pool, runs
-
-
 def example_epsilons(
     runs_by_submission: dict[str, np.ndarray], pool: ModelStats
 ) -> dict[str, np.ndarray]:

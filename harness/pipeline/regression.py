@@ -43,9 +43,9 @@ from harness.outputs.leaderboard import (
     finite,
     read_leaderboard,
     split_rows,
-    task_for_board,
 )
 from harness.pipeline import scoring
+from harness.pipeline.recorded import task_for_board
 
 K = 3.0
 

@@ -31,13 +31,13 @@ from harness.core import files
 from harness.core.defaults import REFERENCE_ROOT, TUNING_RUNS, TUNING_TRIALS
 from harness.core.progress import Reporter
 from harness.core.seeds import derive_seed
+from harness.evaluation.metric import official_scores
 from harness.execution.records import Outcome, too_slow, typical_seconds
 from harness.execution.runner import WorkerPool
 from harness.execution.store import ResultsStore
 from harness.methods.hyperparameters import Hyperparameter, describe
 from harness.methods.loading import discover
 from harness.methods.tuned_settings import record, tuned_path
-from harness.outputs.leaderboard import official_scores
 from harness.pipeline.scoring import (
     build_reference,
     hard_timeout,
