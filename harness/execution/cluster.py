@@ -66,7 +66,7 @@ from harness.execution.runner import (
     default_memory_limit,
     workers_for,
 )
-from harness.reference.pool import POOL, ReferenceStore
+from harness.reference.pool import ORIGINAL_FILE, POOL, ReferenceStore
 from harness.tasks.base import Task, TaskData, task_code
 
 if TYPE_CHECKING:
@@ -300,7 +300,7 @@ def _run_slot(task: Task, original: bytes, sandbox: str = "auto") -> Iterator[Wo
         # children. A run slot's process exits by itself once its parent is gone
         # (runner._exit_when_orphaned), which is what the rule protects against.
         multiprocessing.current_process().daemon = False
-        path = _scratch_file("models", "original.pt", original)
+        path = _scratch_file("models", ORIGINAL_FILE, original)
         slot = WorkerPool(task, path, jobs=1, memory_limit=_slot_memory_limit(),
                           sandbox=sandbox).__enter__()
     try:

@@ -329,7 +329,7 @@ def score(
                 provenance=digest,
             )
 
-    original = store.directory / "original.pt"
+    original = store.original_path
     if cluster is None:
         workers = WorkerPool(task, original, jobs=jobs, sandbox=sandbox)
     else:

@@ -190,7 +190,7 @@ def tune(
         + (f", {resumed} interrupted ones resumed" if resumed else "")
     )
 
-    with WorkerPool(task, store.directory / "original.pt", jobs=jobs,
+    with WorkerPool(task, store.original_path, jobs=jobs,
                     sandbox=sandbox) as workers:
         retrain = measure_retrain_seconds(store, workers)
         budget = time_budget(task, retrain, budget_seconds)

@@ -45,7 +45,7 @@ def validate(
     results: list[RunResult] = []
     requests = [RunRequest(submission, i, run_seed(task.seed, submission.name, i))
                 for i in range(runs)]
-    with WorkerPool(task, store.directory / "original.pt", jobs=jobs,
+    with WorkerPool(task, store.original_path, jobs=jobs,
                     sandbox=sandbox) as workers:
         retrain = measure_retrain_seconds(store, workers)
         workers.timeout = hard_timeout(retrain)

@@ -184,9 +184,14 @@ class ReferenceStore:
         return True
 
     # -- original model ---------------------------------------------------------------------
+    @property
+    def original_path(self) -> Path:
+        """Where the original model's weights are (written by ``original_model``)."""
+        return self.directory / ORIGINAL_FILE
+
     def original_model(self) -> nn.Module:
         """The model trained on the whole training set (trained once, then loaded)."""
-        path = self.directory / ORIGINAL_FILE
+        path = self.original_path
         model = self.task.make_model()
         if self._valid(ORIGINAL_FILE):
             state = torch.load(path, map_location="cpu", weights_only=True)
