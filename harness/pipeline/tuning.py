@@ -32,11 +32,12 @@ from harness.core.defaults import REFERENCE_ROOT, TUNING_RUNS, TUNING_TRIALS
 from harness.core.progress import Reporter
 from harness.core.seeds import derive_seed
 from harness.evaluation.metric import official_scores
+from harness.evaluation.model_stats import ModelStats
 from harness.execution.records import Outcome, too_slow, typical_seconds
 from harness.execution.runner import WorkerPool
 from harness.execution.store import ResultsStore
 from harness.methods.hyperparameters import Hyperparameter, describe
-from harness.methods.loading import discover
+from harness.methods.loading import Submission, discover
 from harness.methods.tuned_settings import record, tuned_path
 from harness.pipeline.scoring import (
     build_reference,
@@ -48,7 +49,7 @@ from harness.pipeline.scoring import (
     time_budget,
 )
 from harness.reference.pool import ReferenceStore
-from harness.tasks.base import Task
+from harness.tasks.base import Task, TaskData
 
 BUDGET_SHARE = 0.75  # a trial is feasible when its median run takes at most this share of budget
 SPLIT = "public"
@@ -124,6 +125,106 @@ def _resume_interrupted(study, optuna) -> int:
     return queued
 
 
+def _tunable(submissions_dir: Path, name: str) -> Submission:
+    """The submission ``name``, which must exist, run and declare a search space."""
+    found, rejected = discover(submissions_dir)
+    if name in rejected:
+        raise TuningError(f"{name} cannot be run: {rejected[name]}")
+    submission = next((s for s in found if s.name == name), None)
+    if submission is None:
+        known = ", ".join(sorted([s.name for s in found] + list(rejected)))
+        raise TuningError(f"unknown submission {name!r}; found: {known}")
+    if not submission.space:
+        raise TuningError(
+            f"{name} declares no SEARCH_SPACE: nothing to tune "
+            "(see `harness.methods.hyperparameters`)"
+        )
+    return submission
+
+
+def _open_study(optuna, path: Path, submission: Submission, task: Task, reporter: Reporter):
+    """The submission's study in SQLite at ``path``, new or continued, with its sampler seeded
+    and the published constants queued as the first trial; and its finished trials."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    space = submission.space
+    declaration = {k: vars(p) for k, p in sorted(space.items())}
+    study = optuna.create_study(
+        study_name=f"{submission.name}-{files.config_hash([submission.file_hash, declaration])}",
+        storage=f"sqlite:///{path}",
+        direction="maximize",
+        load_if_exists=True,
+    )
+    # seeded by the trials already there: a study run in one go is reproducible, and one that is
+    # continued draws fresh settings instead of repeating its first random ones
+    study.sampler = optuna.samplers.TPESampler(
+        seed=derive_seed(task.seed, "tune", submission.name, len(study.trials)) % 2**32
+    )
+    if not study.trials:
+        study.enqueue_trial({k: p.default for k, p in space.items()})  # the published constants
+    resumed = _resume_interrupted(study, optuna)
+    finished = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    reporter.message(
+        f"study {study.study_name} in {path}: {finished} trials finished"
+        + (f", {resumed} interrupted ones resumed" if resumed else "")
+    )
+    return study, finished
+
+
+@dataclass
+class _Trials:
+    """Scoring one submission with given settings on the workers: a trial, and Optuna's
+    objective made of it (feasible when its median run fits ``limit`` and every run is ok)."""
+
+    workers: WorkerPool
+    task: Task
+    data: TaskData
+    submission: Submission
+    results: ResultsStore
+    pool: ModelStats
+    limit: float
+    reporter: Reporter
+
+    def run(self, values: dict) -> tuple[TrialResult, Outcome]:
+        name, space = self.submission.name, self.submission.space
+        settings = changed_settings(space, values)
+        digest = provenance_of(self.task, self.data, self.submission, settings)
+        outcome = Outcome(
+            name, self.submission, runs=self.results.load_runs(name, digest), provenance=digest
+        )
+        run_submissions(self.workers, self.task, {name: outcome}, self.results, self.limit,
+                        {name: settings}, self.reporter)
+        timed = outcome.timed_seconds()
+        median = typical_seconds(timed)
+        stats = outcome.stats(self.task.num_models)
+        if outcome.over_budget or too_slow(timed, self.limit):
+            return TrialResult(settings, 0.0, median, False, "over the budget"), outcome
+        if stats is None:
+            failed = next(r for r in outcome.runs.values() if r.status != "ok")
+            why = f"run {failed.run_index} {failed.status}: {failed.message}"
+            return TrialResult(settings, 0.0, median, False, why), outcome
+        return TrialResult(settings, official_scores(stats, self.pool)[1], median, True), outcome
+
+    def objective(self, trial) -> float:
+        space = self.submission.space
+        result, _ = self.run({k: _suggest(trial, p) for k, p in space.items()})
+        trial.set_user_attr("median_seconds", result.median_seconds)
+        # feasible at <= 0: seconds over the limit, or a penalty for failed runs
+        seconds = result.median_seconds if math.isfinite(result.median_seconds) else 0.0
+        trial.set_constraint(
+            CONSTRAINT, seconds - self.limit if result.feasible else 1.0 + abs(seconds)
+        )
+        trial.set_user_attr("why", result.why)
+        verdict = f"score {result.score:.4g}" if result.feasible else (
+            f"infeasible ({result.why[:120]})"
+        )
+        self.reporter.message(
+            f"trial {trial.number}: {describe(result.settings)}: {verdict}, "
+            f"{result.median_seconds:.3f} s per run"
+        )
+        self.reporter.advance("trials")
+        return result.score
+
+
 def tune(
     task: Task,
     name: str,
@@ -146,19 +247,8 @@ def tune(
         raise TuningError("--trials must be at least 1 and -n at least 2")
     optuna = _optuna()
     reporter = reporter or Reporter()
-    found, rejected = discover(submissions_dir)
-    if name in rejected:
-        raise TuningError(f"{name} cannot be run: {rejected[name]}")
-    submission = next((s for s in found if s.name == name), None)
-    if submission is None:
-        known = ", ".join(sorted([s.name for s in found] + list(rejected)))
-        raise TuningError(f"unknown submission {name!r}; found: {known}")
+    submission = _tunable(submissions_dir, name)
     space = submission.space
-    if not space:
-        raise TuningError(
-            f"{name} declares no SEARCH_SPACE: nothing to tune "
-            "(see `harness.methods.hyperparameters`)"
-        )
 
     task = task.with_options(split=SPLIT, num_models=num_models)
     data = task.load_data()
@@ -166,29 +256,8 @@ def tune(
     results = ResultsStore(Path(output_dir) / store.directory.name)
     results.ensure_writable()
     pool = build_reference(store, reporter, jobs=jobs)
-
     study_path = Path(output_dir) / STUDY_FOLDER / store.directory.name / f"{name}.sqlite3"
-    study_path.parent.mkdir(parents=True, exist_ok=True)
-    declaration = {k: vars(p) for k, p in sorted(space.items())}
-    study = optuna.create_study(
-        study_name=f"{name}-{files.config_hash([submission.file_hash, declaration])}",
-        storage=f"sqlite:///{study_path}",
-        direction="maximize",
-        load_if_exists=True,
-    )
-    # seeded by the trials already there: a study run in one go is reproducible, and one that is
-    # continued draws fresh settings instead of repeating its first random ones
-    study.sampler = optuna.samplers.TPESampler(
-        seed=derive_seed(task.seed, "tune", name, len(study.trials)) % 2**32
-    )
-    if not study.trials:
-        study.enqueue_trial({k: p.default for k, p in space.items()})  # the published constants
-    resumed = _resume_interrupted(study, optuna)
-    finished = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
-    reporter.message(
-        f"study {study.study_name} in {study_path}: {finished} trials finished"
-        + (f", {resumed} interrupted ones resumed" if resumed else "")
-    )
+    study, finished = _open_study(optuna, study_path, submission, task, reporter)
 
     with WorkerPool(task, store.original_path, jobs=jobs,
                     sandbox=sandbox) as workers:
@@ -200,49 +269,11 @@ def tune(
             f"time budget per run {budget:.3f} s; a trial is feasible up to {limit:.3f} s "
             f"({BUDGET_SHARE:.0%})"
         )
-
-        def run_trial(values: dict) -> tuple[TrialResult, Outcome]:
-            settings = changed_settings(space, values)
-            digest = provenance_of(task, data, submission, settings)
-            outcome = Outcome(
-                name, submission, runs=results.load_runs(name, digest), provenance=digest
-            )
-            run_submissions(workers, task, {name: outcome}, results, limit, {name: settings},
-                            reporter)
-            timed = outcome.timed_seconds()
-            median = typical_seconds(timed)
-            stats = outcome.stats(num_models)
-            if outcome.over_budget or too_slow(timed, limit):
-                return TrialResult(settings, 0.0, median, False, "over the budget"), outcome
-            if stats is None:
-                failed = next(r for r in outcome.runs.values() if r.status != "ok")
-                why = f"run {failed.run_index} {failed.status}: {failed.message}"
-                return TrialResult(settings, 0.0, median, False, why), outcome
-            return TrialResult(settings, official_scores(stats, pool)[1], median, True), outcome
-
-        def objective(trial) -> float:
-            result, _ = run_trial({k: _suggest(trial, p) for k, p in space.items()})
-            trial.set_user_attr("median_seconds", result.median_seconds)
-            # feasible at <= 0: seconds over the limit, or a penalty for failed runs
-            seconds = result.median_seconds if math.isfinite(result.median_seconds) else 0.0
-            trial.set_constraint(
-                CONSTRAINT, seconds - limit if result.feasible else 1.0 + abs(seconds)
-            )
-            trial.set_user_attr("why", result.why)
-            verdict = f"score {result.score:.4g}" if result.feasible else (
-                f"infeasible ({result.why[:120]})"
-            )
-            reporter.message(
-                f"trial {trial.number}: {describe(result.settings)}: {verdict}, "
-                f"{result.median_seconds:.3f} s per run"
-            )
-            reporter.advance("trials")
-            return result.score
-
+        runner = _Trials(workers, task, data, submission, results, pool, limit, reporter)
         remaining = max(0, trials - finished)
         reporter.stage("trials", trials, done=trials - remaining)
         if remaining:
-            study.optimize(objective, n_trials=remaining)
+            study.optimize(runner.objective, n_trials=remaining)
 
         best = _best(study, optuna)
         if best is None:
@@ -251,8 +282,8 @@ def tune(
                 f"{limit:.3f} s per run"
             )
         published = {k: p.default for k, p in space.items()}
-        chosen, chosen_outcome = run_trial(best.params)  # every run is recorded: nothing reruns
-        base, base_outcome = run_trial(published)
+        chosen, chosen_outcome = runner.run(best.params)  # every run is recorded: none reruns
+        base, base_outcome = runner.run(published)
 
     scored = {"tuned": chosen_outcome.stats(num_models)}
     if base.feasible:
@@ -260,12 +291,21 @@ def tune(
     intervals = score_uncertainty(
         scored, pool, task, results.directory / "uncertainty", jobs, reporter
     )
+    entry = _entry(study, optuna, submission, task, chosen, base, intervals, budget)
+    record(tuned_path(submissions_dir, task.name), name, entry)
+    return entry
+
+
+def _entry(study, optuna, submission: Submission, task: Task, chosen: TrialResult,
+           base: TrialResult, intervals: dict, budget: float) -> dict:
+    """What the tuned-settings file records of a study: the chosen settings and their score,
+    the published constants' score, both intervals, and how they were found."""
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    entry = {
+    return {
         "settings": chosen.settings,
         "file_hash": submission.file_hash,
         "split": SPLIT,
-        "num_models": num_models,
+        "num_models": task.num_models,
         "root_seed": task.root_seed,
         "trials": len(complete),
         "feasible_trials": sum(_feasible(t) for t in complete),
@@ -284,6 +324,3 @@ def tune(
         "study": study.study_name,
         "tuned_on": time.strftime("%Y-%m-%d"),
     }
-    record(tuned_path(submissions_dir, task.name), name, entry)
-    return entry
-
