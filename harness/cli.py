@@ -455,35 +455,30 @@ def recorded_identity_options(parser: argparse.ArgumentParser, whose: str) -> No
                         help=f"the task's root seed (default: {whose})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="harness", description="Score machine-unlearning submissions like the NeurIPS 2023 "
-        "competition: a reference pool of retrained models, N seeded runs per submission, the "
-        "official per-example epsilon metric, and a ranked leaderboard.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+def task_options(sub: argparse.ArgumentParser) -> None:
+    """The options that name a task and where its data and caches are."""
+    sub.add_argument("--task", default="digits", help="task name (default: digits)")
+    sub.add_argument("--num-models", "-n", type=int, default=None,
+                     help="N: runs per submission and reference models (default: the task's, "
+                     "512); scores compare only at equal N")
+    sub.add_argument("--root-seed", type=int, default=None, help="the task's root seed")
+    sub.add_argument("--device", default=None,
+                     help="torch device, e.g. cpu or cuda:1 (default: the task's; real tasks "
+                     "use cuda when a GPU is visible)")
+    sub.add_argument("--data-dir", default=None,
+                     help="local folder of a real task's data (default: $HARNESS_<TASK>_DATA, "
+                     "e.g. HARNESS_CIFAR10_DATA); nothing is ever downloaded")
+    sub.add_argument("--checkpoint", default=None,
+                     help="a state-dict file to use as the original model instead of training "
+                     "it (the pool is still trained by the task's recipe)")
+    sub.add_argument("--forget-index", default=None,
+                     help="a .npy file of training-set indices to forget (cifar10, surf), "
+                     "kept in the file's order, on both splits")
+    sub.add_argument("--reference-root", default=str(REFERENCE_ROOT),
+                     help="cache folder for the original model and the pool")
 
-    def task_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--task", default="digits", help="task name (default: digits)")
-        sub.add_argument("--num-models", "-n", type=int, default=None,
-                         help="N: runs per submission and reference models (default: the task's, "
-                         "512); scores compare only at equal N")
-        sub.add_argument("--root-seed", type=int, default=None, help="the task's root seed")
-        sub.add_argument("--device", default=None,
-                         help="torch device, e.g. cpu or cuda:1 (default: the task's; real tasks "
-                         "use cuda when a GPU is visible)")
-        sub.add_argument("--data-dir", default=None,
-                         help="local folder of a real task's data (default: $HARNESS_<TASK>_DATA, "
-                         "e.g. HARNESS_CIFAR10_DATA); nothing is ever downloaded")
-        sub.add_argument("--checkpoint", default=None,
-                         help="a state-dict file to use as the original model instead of training "
-                         "it (the pool is still trained by the task's recipe)")
-        sub.add_argument("--forget-index", default=None,
-                         help="a .npy file of training-set indices to forget (cifar10, surf), "
-                         "kept in the file's order, on both splits")
-        sub.add_argument("--reference-root", default=str(REFERENCE_ROOT),
-                         help="cache folder for the original model and the pool")
 
+def _add_score(commands) -> None:
     score_parser = commands.add_parser("score", help="score submissions, write leaderboard.csv")
     task_options(score_parser)
     score_parser.add_argument("--submissions", default="submissions", help="submissions folder")
@@ -512,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_options(score_parser, "train the pools and do the runs")
     score_parser.set_defaults(func=cmd_score)
 
+
+def _add_tune(commands) -> None:
     tune_parser = commands.add_parser(
         "tune", conflict_handler="resolve",
         help="tune a submission's declared hyperparameters on the public split",
@@ -539,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
                              help="time budget per run in seconds (default: 20%% of retraining)")
     tune_parser.set_defaults(func=cmd_tune)
 
+
+def _add_pool(commands) -> None:
     pool_parser = commands.add_parser("pool", help="build or inspect the reference pool")
     task_options(pool_parser)
     pool_parser.add_argument("--status", action="store_true", help="only show what is cached")
@@ -549,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_options(pool_parser, "train the pools' chunks")
     pool_parser.set_defaults(func=cmd_pool)
 
+
+def _add_validate(commands) -> None:
     validate_parser = commands.add_parser(
         "validate", help="check one submission quickly and say what is wrong in plain words"
     )
@@ -559,6 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_option(validate_parser)
     validate_parser.set_defaults(func=cmd_validate)
 
+
+def _add_report(commands) -> None:
     report_parser = commands.add_parser(
         "report", conflict_handler="resolve",
         help="write a static HTML report (plots and table) of a scored leaderboard",
@@ -575,6 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
                                help="folder to write (default: report)")
     report_parser.set_defaults(func=cmd_report)
 
+
+def _add_check(commands) -> None:
     check_parser = commands.add_parser(
         "check", conflict_handler="resolve",
         help="CI gate: re-score and fail when a score drops below the baseline beyond its noise",
@@ -610,6 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_options(check_parser, "train the pools and do the runs")
     check_parser.set_defaults(func=cmd_check)
 
+
+def _add_table(commands) -> None:
     table_parser = commands.add_parser(
         "table", help="print the leaderboard as a Markdown table, or write it into the README"
     )
@@ -618,10 +625,24 @@ def build_parser() -> argparse.ArgumentParser:
                               help="write the table between the README's table markers")
     table_parser.set_defaults(func=cmd_table)
 
+
+def _add_tasks(commands) -> None:
     tasks_parser = commands.add_parser("tasks", help="list the tasks, or show some in detail")
     tasks_parser.add_argument("names", nargs="*", metavar="TASK",
                               help="tasks to show with their settings")
     tasks_parser.set_defaults(func=cmd_tasks)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Score machine-unlearning submissions like the NeurIPS 2023 "
+        "competition: a reference pool of retrained models, N seeded runs per submission, the "
+        "official per-example epsilon metric, and a ranked leaderboard.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_score, _add_tune, _add_pool, _add_validate, _add_report, _add_check,
+                _add_table, _add_tasks):
+        add(commands)
     return parser
 
 
