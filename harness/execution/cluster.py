@@ -462,67 +462,7 @@ class ClusterWorkers:
         with nothing else on the cluster. A suspect that kills its workers alone is the killer:
         its runs, and its submission's runs not yet done, are ``crashed`` rows, so a submission
         that kills workers costs a bounded number of them and harms no other."""
-        from distributed import as_completed
-
-        pending = deque(requests)
-        sources = {r.submission.name: r.submission.path.read_bytes() for r in pending}
-        seconds: dict[str, list[float]] = {}
-        batches: dict = {}  # future -> (its runs, whether it runs alone)
-        suspects: deque[list[RunRequest]] = deque()
-        finished = as_completed()
-
-        def submit(batch: list[RunRequest], alone: bool) -> None:
-            name = batch[0].submission.name
-            future = self.client.submit(
-                serve_runs, self.task, self._shared, batch, {name: sources[name]},
-                self.timeout, self.sandbox, resources=self._resources(), retries=self.retries,
-                pure=False,
-            )
-            batches[future] = (batch, alone)
-            finished.add(future)
-
-        def give_up(name: str) -> list[RunRequest]:
-            """Take every run of a confirmed killer out of the queues: none is tried again."""
-            theirs = [r for r in pending if r.submission.name == name]
-            theirs += [r for b in suspects if b[0].submission.name == name for r in b]
-            for queue, kept in (
-                (pending, [r for r in pending if r.submission.name != name]),
-                (suspects, [b for b in suspects if b[0].submission.name != name]),
-            ):
-                queue.clear()
-                queue.extend(kept)
-            return theirs
-
-        def send() -> None:
-            if suspects:  # one suspect at a time, alone, once the others have finished
-                if not batches:
-                    submit(suspects.popleft(), alone=True)
-                return
-            room = BATCHES_PER_SLOT * max(1, sum(self.slots().values())) - len(batches)
-            while pending and room > 0:
-                batch = self._next_batch(pending, skip, seconds)
-                if not batch:
-                    return
-                submit(batch, alone=False)
-                room -= 1
-
-        send()
-        try:
-            for future in finished:
-                batch, alone = batches.pop(future)
-                results = self._results(future, batch)
-                future.release()  # else a worker's death would make Dask redo it for nothing
-                if results is None and not alone:
-                    suspects.append(batch)
-                elif results is None:
-                    doomed = batch + give_up(batch[0].submission.name)
-                    results = [r.result(CRASHED, message=KILLER_RUN) for r in doomed]
-                for result in results or []:
-                    seconds.setdefault(result.submission, []).append(result.seconds)
-                    on_result(result)
-                send()
-        finally:
-            self.client.cancel(list(batches))
+        _Dispatch(self, requests, skip).serve(on_result)
 
     @staticmethod
     def _next_batch(
@@ -564,3 +504,75 @@ class ClusterWorkers:
             address, f"{self.done[address]} runs done, last of {batch[0].submission.name}"
         )
         return results
+
+
+class _Dispatch:
+    """One ``ClusterWorkers.run``: the runs not yet sent, the batches in flight, the suspects
+    (batches whose workers died beside others) and each submission's run times so far."""
+
+    def __init__(self, workers: ClusterWorkers, requests: Iterable[RunRequest],
+                 skip: Callable[[RunRequest], bool] | None) -> None:
+        from distributed import as_completed
+
+        self.workers = workers
+        self.skip = skip
+        self.pending = deque(requests)
+        self.sources = {r.submission.name: r.submission.path.read_bytes() for r in self.pending}
+        self.seconds: dict[str, list[float]] = {}
+        self.batches: dict = {}  # future -> (its runs, whether it runs alone)
+        self.suspects: deque[list[RunRequest]] = deque()
+        self.finished = as_completed()
+
+    def serve(self, on_result: Callable[[RunResult], None]) -> None:
+        self.send()
+        try:
+            for future in self.finished:
+                batch, alone = self.batches.pop(future)
+                results = self.workers._results(future, batch)
+                future.release()  # else a worker's death would make Dask redo it for nothing
+                if results is None and not alone:
+                    self.suspects.append(batch)
+                elif results is None:
+                    doomed = batch + self.give_up(batch[0].submission.name)
+                    results = [r.result(CRASHED, message=KILLER_RUN) for r in doomed]
+                for result in results or []:
+                    self.seconds.setdefault(result.submission, []).append(result.seconds)
+                    on_result(result)
+                self.send()
+        finally:
+            self.workers.client.cancel(list(self.batches))
+
+    def submit(self, batch: list[RunRequest], alone: bool) -> None:
+        workers, name = self.workers, batch[0].submission.name
+        future = workers.client.submit(
+            serve_runs, workers.task, workers._shared, batch, {name: self.sources[name]},
+            workers.timeout, workers.sandbox, resources=workers._resources(),
+            retries=workers.retries, pure=False,
+        )
+        self.batches[future] = (batch, alone)
+        self.finished.add(future)
+
+    def give_up(self, name: str) -> list[RunRequest]:
+        """Take every run of a confirmed killer out of the queues: none is tried again."""
+        theirs = [r for r in self.pending if r.submission.name == name]
+        theirs += [r for b in self.suspects if b[0].submission.name == name for r in b]
+        for queue, kept in (
+            (self.pending, [r for r in self.pending if r.submission.name != name]),
+            (self.suspects, [b for b in self.suspects if b[0].submission.name != name]),
+        ):
+            queue.clear()
+            queue.extend(kept)
+        return theirs
+
+    def send(self) -> None:
+        if self.suspects:  # one suspect at a time, alone, once the others have finished
+            if not self.batches:
+                self.submit(self.suspects.popleft(), alone=True)
+            return
+        room = BATCHES_PER_SLOT * max(1, sum(self.workers.slots().values())) - len(self.batches)
+        while self.pending and room > 0:
+            batch = self.workers._next_batch(self.pending, self.skip, self.seconds)
+            if not batch:
+                return
+            self.submit(batch, alone=False)
+            room -= 1
