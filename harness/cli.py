@@ -179,6 +179,24 @@ def _cell_text(key: str, value) -> str:
     return str(value)
 
 
+LOCK_FILE = ".harness.lock"
+
+
+@contextlib.contextmanager
+def caches_locked(console, *folders: str) -> Iterator[None]:
+    """The cache folders a command writes, held while it works (``files.exclusive``): a second
+    command on the same folders (another terminal, a CI matrix on a shared cache) waits, says
+    for whom, and then reuses the first's pools and runs instead of doing them again. Always
+    taken in the order reference root, then run records."""
+    from harness.core import files
+
+    with contextlib.ExitStack() as held:
+        for folder in folders:
+            held.enter_context(files.exclusive(
+                Path(folder) / LOCK_FILE, lambda text: console.print(f"{text} ...")))
+        yield
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -188,7 +206,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     task = _task_from_args(args)
     splits = ["public", "private"] if args.split == "both" else [args.split]
     phases: dict = {}
-    with cluster_client(args) as client, RichReporter(console) as reporter:
+    with caches_locked(console, args.reference_root, args.output), cluster_client(
+        args
+    ) as client, RichReporter(console) as reporter:
         board = score_splits(
             task, splits, Path(args.submissions), names=args.only or None,
             reference_root=Path(args.reference_root), output_dir=Path(args.output),
@@ -236,7 +256,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from harness.pipeline.tuning import tune
 
     task = _task_from_args(args)
-    with RichReporter(Console(stderr=True)) as reporter:
+    console = Console(stderr=True)
+    with caches_locked(console, args.reference_root, args.output), RichReporter(
+        console
+    ) as reporter:
         entry = tune(
             task, args.name, Path(args.submissions), trials=args.trials,
             num_models=args.num_models or TUNING_RUNS, reference_root=Path(args.reference_root),
@@ -294,7 +317,10 @@ def cmd_pool(args: argparse.Namespace) -> int:
     if args.status:
         store = ReferenceStore(task, task.load_data(), Path(args.reference_root))
     else:
-        with cluster_client(args) as client, RichReporter(Console(stderr=True)) as reporter:
+        errors = Console(stderr=True)
+        with caches_locked(errors, args.reference_root), cluster_client(
+            args
+        ) as client, RichReporter(errors) as reporter:
             store = ReferenceStore(task, task.load_data(), Path(args.reference_root))
             for which in (POOL, CEILING) if args.ceiling else (POOL,):
                 if client is None:
@@ -399,7 +425,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     mode = sandbox_mode(args)
     phases: dict = {}
-    with cluster_client(args) as client:
+    with caches_locked(Console(stderr=True), args.reference_root, args.output), cluster_client(
+        args
+    ) as client:
         if args.no_progress:
             report = run(None, client)
         else:

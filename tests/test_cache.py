@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lock_holder import hold
 
 import harness.cli as cli_module
 from harness.core import files, sources
@@ -342,21 +343,9 @@ def test_a_record_appended_after_a_torn_line_is_kept_whole(tmp_path):
     assert sorted(store.load_runs("sub", "p")) == [0, 2]
 
 
-def _hold(lock: Path, marker: Path, seconds: float):
-    import subprocess
-    import sys
-
-    code = (f"import time\nfrom pathlib import Path\nfrom harness.core.files import exclusive\n"
-            f"with exclusive(Path({str(lock)!r})):\n    print('held', flush=True)\n"
-            f"    time.sleep({seconds})\n    Path({str(marker)!r}).write_text('done')\n")
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    return holder
-
-
 def test_a_second_holder_of_the_lock_is_told_and_waits_for_the_first(tmp_path):
     lock, marker = tmp_path / "cache" / ".lock", tmp_path / "first-done"
-    holder = _hold(lock, marker, 1.0)
+    holder = hold(lock, marker, 1.0)
     told = []
     with files.exclusive(lock, told.append):
         assert marker.exists()  # entered only after the first had finished its work
@@ -370,7 +359,7 @@ def test_a_second_holder_of_the_lock_is_told_and_waits_for_the_first(tmp_path):
 
 def test_the_lock_ends_with_its_process(tmp_path):
     lock, marker = tmp_path / ".lock", tmp_path / "never"
-    holder = _hold(lock, marker, 60.0)
+    holder = hold(lock, marker, 60.0)
     holder.kill()
     holder.wait()
     with files.exclusive(lock):

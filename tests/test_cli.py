@@ -166,3 +166,28 @@ def test_a_bwrap_that_cannot_start_a_sandbox_counts_as_none(monkeypatch, tmp_pat
             sandbox.resolve("on")
     finally:
         sandbox._start_problem.cache_clear()
+
+
+def test_a_second_score_on_the_same_folders_waits_for_the_first(tmp_path, monkeypatch, capsys):
+    """Two ``harness score`` on the same caches once both built the pool and ran every run; the
+    second now waits for the first's lock, says so, and then finds the work done."""
+    from lock_holder import hold
+
+    from harness.cli import LOCK_FILE
+    from harness.pipeline import scoring
+
+    output, marker = tmp_path / "results", tmp_path / "first-done"
+    holder = hold(output / LOCK_FILE, marker, 1.0)
+    started = []
+
+    def fake_score_splits(task, splits, submissions_dir, **kwargs):
+        started.append(marker.exists())
+        raise SystemExit(0)
+
+    monkeypatch.setattr(scoring, "score_splits", fake_score_splits)
+    with pytest.raises(SystemExit):
+        main(["score", "--output", str(output), "--reference-root", str(tmp_path / "ref"),
+              "--leaderboard", str(tmp_path / "lb.csv"), "--sandbox", "off"])
+    holder.wait()
+    assert started == [True]  # the scoring began only once the first had finished
+    assert f"waiting for process {holder.pid}" in capsys.readouterr().err
