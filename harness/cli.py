@@ -179,12 +179,12 @@ def cmd_score(args: argparse.Namespace) -> int:
             timeout=args.timeout, budget_seconds=args.budget, reporter=reporter,
             ceiling=not args.no_ceiling, untuned=args.untuned, cluster=client,
             workers_per_device=args.workers_per_device, sandbox=sandbox_mode(args),
-            phases=phases,
+            phases=phases, run_root=args.run_seed,
         )
     out = Console(width=None if sys.stdout.isatty() else 160)
     print_leaderboard(board, out)
     print_phases(phases, out)
-    Console(stderr=True).print(f"wrote {args.leaderboard} and its phase times beside it")
+    Console(stderr=True).print(f"wrote {args.leaderboard}, its phase times and gate rows beside it")
     return 0
 
 
@@ -378,6 +378,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             splits=None if args.split == "both" else [args.split],
             budget_seconds=args.budget, untuned=args.untuned, cluster=client,
             workers_per_device=args.workers_per_device, sandbox=mode, phases=phases,
+            run_root=args.run_seed,
         )
 
     mode = sandbox_mode(args)
@@ -467,6 +468,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--reference-root", default=str(REFERENCE_ROOT),
                          help="cache folder for the original model and the pool")
 
+    def run_seed_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--run-seed", type=int, default=None,
+                         help="take the runs' seeds from this root instead of the split's seed; "
+                         "the pool and forget set are unchanged. Only for measuring the gate's "
+                         "false alarms (bench/bench_gate_false_alarms.py): a board scored with "
+                         "it is not the reference board")
+
     score_parser = commands.add_parser("score", help="score submissions, write leaderboard.csv")
     task_options(score_parser)
     score_parser.add_argument("--submissions", default="submissions", help="submissions folder")
@@ -492,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     score_parser.add_argument("--untuned", action="store_true",
                               help="score the published constants, ignoring the tuned settings "
                               "in <submissions>/tuned/<task>.json")
+    run_seed_option(score_parser)
     workers_option(score_parser)
     sandbox_option(score_parser)
     cluster_options(score_parser, "train the pools and do the runs")
@@ -569,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="CI gate: re-score and fail when a score drops below the baseline beyond its noise",
         description="Re-score the submissions with the baseline's task, N, root seed and splits "
         "(in memory; no leaderboard file is written) and compare. Exit 0: no regression; 1: a "
-        "recorded score dropped by more than its tolerance, a submission disappeared or started "
+        "recorded score dropped significantly (paired test), a submission disappeared or started "
         "failing, or task/N differ; 2: bad input. --task and -n, when given, must match the "
         "baseline.",
     )
@@ -578,9 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
     check_parser.add_argument("--baseline", default="leaderboard.csv",
                               help="the recorded leaderboard CSV (default: leaderboard.csv)")
     check_parser.add_argument("--tolerance", type=float, default=None,
-                              help="allowed absolute drop of final score for every submission "
-                              "(default: per submission 3 standard deviations of the difference, "
-                              "from the scores' bootstrap standard errors; see harness.regression)")
+                              help="allowed absolute drop of final score for every submission, "
+                              "instead of the paired test (default: a one-sided paired test per "
+                              "row against the baseline's gate rows in <baseline>.gate.csv, "
+                              "Holm-corrected; see harness.regression)")
     check_parser.add_argument("--submissions", default="submissions", help="submissions folder")
     check_parser.add_argument("--output", default="results", help="folder for run records")
     check_parser.add_argument("--jobs", "-j", type=int, default=None,
@@ -595,6 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="re-score the published constants (for a baseline scored "
                               "with `harness score --untuned`)")
     check_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run_seed_option(check_parser)
     workers_option(check_parser)
     sandbox_option(check_parser)
     cluster_options(check_parser, "train the pools and do the runs")

@@ -16,6 +16,7 @@ import pandas as pd
 from harness import cache, metric, uncertainty
 from harness.defaults import REFERENCE_ROOT
 from harness.ensemble import select_chunk_trainer
+from harness.gate import GateRow, gate_path, gate_rows, write_gate
 from harness.leaderboard import CEILING_ROW, build_leaderboard
 from harness.phases import EVALUATION, OWN_RUN_TIME, Phases, phase_table, phases_path
 from harness.pool import CEILING, POOL, ReferenceStore, train_chunk_sequential
@@ -140,17 +141,18 @@ def score_uncertainty(
 
 
 def provenance_of(
-    task: Task, data: TaskData, submission: Submission, settings: dict | None = None
+    task: Task, data: TaskData, submission: Submission, settings: dict | None = None,
+    run_root: int | None = None,
 ) -> str:
     """The digest a submission's run records must carry to be reused (``harness.provenance``):
     its code and the code it imports, its settings (tuned hyperparameters), the runner's code,
     the task's module and configuration (all but the time budget, which judges runs but does not
-    change them), the data, the versions."""
+    change them), the data, the versions, and ``run_root`` where the runs' seeds come from one."""
     config = task.config()
     config.pop("budget_fraction")
-    context = cache.config_hash(
-        [config, data.fingerprint, cache.numeric_versions(), dict(sorted((settings or {}).items()))]
-    )
+    parts = [config, data.fingerprint, cache.numeric_versions(),
+             dict(sorted((settings or {}).items()))]
+    context = cache.config_hash(parts if run_root is None else [*parts, {"run_root": run_root}])
     module = Path(sys.modules[type(task).__module__].__file__)
     return run_digest(submission.path, module, context)
 
@@ -194,10 +196,12 @@ def run_submissions(
     budget: float,
     settings: dict[str, dict] | None = None,
     reporter: Reporter | None = None,
+    run_root: int | None = None,
 ) -> list[RunResult]:
     """Do the runs each outcome (of a submission found) still lacks, recording every result as it
-    finishes; a submission whose first timed runs exceed ``budget`` is stopped. Returns the
-    results of the runs done."""
+    finishes; a submission whose first timed runs exceed ``budget`` is stopped. The runs' seeds
+    come from the task's seed, or from ``run_root`` where given. Returns the results of the runs
+    done."""
     reporter = reporter or Reporter()
     settings = settings or {}
     requests = []
@@ -210,7 +214,9 @@ def run_submissions(
             continue
         requests += [
             RunRequest(
-                outcome.submission, i, run_seed(task.seed, outcome.name, i), outcome.provenance,
+                outcome.submission, i,
+                run_seed(task.seed if run_root is None else run_root, outcome.name, i),
+                outcome.provenance,
                 settings.get(outcome.name, {}),
             )
             for i in todo
@@ -280,6 +286,9 @@ def score(
     workers_per_device: int | None = None,
     sandbox: str = "auto",
     phases: Phases | None = None,
+    run_root: int | None = None,
+    gate: dict[str, GateRow] | None = None,
+    gate_known: dict[str, GateRow] | None = None,
 ) -> pd.DataFrame:
     """Score every submission in ``submissions_dir`` (or only ``names``) on ``task``.
 
@@ -291,9 +300,15 @@ def score(
     (``harness.cluster``; ``workers_per_device`` runs share a worker's GPU), into the same
     caches and records as local work. Submissions run in the OS sandbox (``harness.sandbox``:
     ``auto`` where bubblewrap is installed, ``on`` requires it, ``off``). ``phases``, where
-    given, receives the wall seconds of each phase (``harness.phases``).
+    given, receives the wall seconds of each phase (``harness.phases``). ``run_root``: the runs'
+    seeds come from it instead of the task's seed (the pool is unchanged; for measuring the
+    gate's false alarms). ``gate``, where given, receives each row's ``harness.gate.GateRow``
+    (written beside the leaderboard when ``leaderboard_path`` is given); rows of ``gate_known``
+    (the baseline's) whose runs and pool are the same are taken as they are.
     """
     reporter = reporter or Reporter()
+    if gate is None and leaderboard_path is not None:
+        gate = {}
     phases = phases if phases is not None else Phases()
     with phases.phase("set-up"):
         found, rejected, settings = chosen_submissions(
@@ -327,7 +342,7 @@ def score(
     with phases.phase("set-up"):
         outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
         for submission in found:
-            digest = provenance_of(task, data, submission, settings[submission.name])
+            digest = provenance_of(task, data, submission, settings[submission.name], run_root)
             outcomes[submission.name] = Outcome(
                 submission.name, submission, runs=results.load_runs(submission.name, digest),
                 provenance=digest,
@@ -353,7 +368,8 @@ def score(
             f"time budget per run {budget:.3f} s"
         )
         with phases.phase("runs"):
-            done = run_submissions(workers, task, outcomes, results, budget, settings, reporter)
+            done = run_submissions(workers, task, outcomes, results, budget, settings, reporter,
+                                   run_root)
         own = [r.seconds for r in done if np.isfinite(r.seconds)]
         phases.add(OWN_RUN_TIME, sum(own) / workers.size)
         phases.add(EVALUATION, workers.evaluation_seconds / workers.size)
@@ -368,6 +384,12 @@ def score(
         uncertainty = score_uncertainty(
             scored, pool, task, results.directory / "uncertainty", jobs, reporter
         )
+    if gate is not None:
+        with phases.phase("gate"):
+            gate.update(gate_rows(
+                scored, pool, {name: derive_seed(task.seed, "gate", name) for name in scored},
+                results.directory / "gate", jobs, gate_known,
+            ))
     with phases.phase("leaderboard"):
         board = build_leaderboard(
             task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
@@ -375,15 +397,22 @@ def score(
             settings=settings,
         )
     if leaderboard_path is not None:
-        write_leaderboard(Path(leaderboard_path), board, {task.split: phases})
+        write_leaderboard(Path(leaderboard_path), board, {task.split: phases},
+                          {task.split: gate}, task.num_models)
     return board
 
 
-def write_leaderboard(path: Path, board: pd.DataFrame, phases: dict[str, Phases]) -> None:
-    """The leaderboard, and beside it the wall seconds of each split's phases."""
+def write_leaderboard(
+    path: Path, board: pd.DataFrame, phases: dict[str, Phases],
+    gate: dict[str, dict[str, GateRow]] | None = None, num_models: int | None = None,
+) -> None:
+    """The leaderboard, and beside it the wall seconds of each split's phases and, where
+    given, the paired gate's rows of each split (``harness.gate``; N = ``num_models``)."""
     cache.atomic_write(path, lambda tmp: board.to_csv(tmp, index=False))
     table = phase_table(phases)
     cache.atomic_write(phases_path(path), lambda tmp: table.to_csv(tmp, index=False))
+    if gate is not None:
+        write_gate(gate_path(path), gate, num_models)
 
 
 def score_splits(
@@ -393,23 +422,32 @@ def score_splits(
     *,
     leaderboard_path: Path | None = Path("leaderboard.csv"),
     phases: dict[str, Phases] | None = None,
+    gate: dict[str, dict[str, GateRow]] | None = None,
+    gate_known: dict[str, dict[str, GateRow]] | None = None,
     **options,
 ) -> pd.DataFrame:
     """``score`` on each of ``splits`` (``"public"``, ``"private"``), as the competition scored a
     public split and, for the final ranking, a private one made the same way with another seed.
     One table: the private rows (the final ranking) first, each row naming its split.
-    ``phases``, where given, receives each split's phase times (``harness.phases``)."""
+    ``phases``, where given, receives each split's phase times (``harness.phases``); ``gate``
+    each split's gate rows, and ``gate_known`` gives each split's baseline rows (see ``score``)."""
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
         raise ValueError(f"splits must be among {', '.join(SPLITS)}; got {', '.join(splits)}")
     order = [split for split in ("private", "public") if split in splits]
     phases = phases if phases is not None else {}
+    if gate is None and leaderboard_path is not None:
+        gate = {}
     boards = []
     for split in order:
         phases[split] = Phases()
+        if gate is not None:
+            gate[split] = {}
         boards.append(score(task.with_options(split=split), submissions_dir,
-                            leaderboard_path=None, phases=phases[split], **options))
+                            leaderboard_path=None, phases=phases[split],
+                            gate=None if gate is None else gate[split],
+                            gate_known=(gate_known or {}).get(split), **options))
     board = pd.concat(boards, ignore_index=True)
     if leaderboard_path is not None:
-        write_leaderboard(Path(leaderboard_path), board, phases)
+        write_leaderboard(Path(leaderboard_path), board, phases, gate, task.num_models)
     return board
