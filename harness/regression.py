@@ -292,7 +292,6 @@ def check(
         if absent:
             raise ValueError(f"{path} holds no {', '.join(absent)} split")
         baseline = pd.concat([split_rows(baseline, split) for split in splits])
-    known = None if tolerance is not None else read_gate(gate_path(path), baseline, str(path))
     options = dict(task_options or {})
     recorded = board_identity(baseline, str(path))
     asked = tuple(
@@ -302,6 +301,7 @@ def check(
     mismatch = identity_problems(recorded, asked)
     if mismatch:  # nothing to re-score: the numbers could not be compared anyway
         return CheckReport(problems=mismatch, rows=pd.DataFrame())
+    known = None if tolerance is not None else read_gate(gate_path(path), baseline, str(path))
     for key in ("task", "num_models", "root_seed"):
         options.pop(key, None)
     task = task_for_board(baseline, str(path), **options)
