@@ -371,6 +371,10 @@ def test_the_same_runs_scored_lower_fail_whatever_the_spread() -> None:
     report = compare(base, now, baseline_gate=gates({"finetune": row(0.3, se=0.05)}),
                      current_gate=gates({"finetune": row(0.2999, se=0.05)}))
     assert report.exit_status == 1 and report.rows.loc[0, "verdict"] == "DROP"
+    # also where the re-scoring took the baseline's gate row over (same runs): the boards decide
+    report = compare(base, now, baseline_gate=gates({"finetune": row(0.3, se=0.05)}),
+                     current_gate=gates({"finetune": row(0.3, se=0.05)}))
+    assert report.exit_status == 1 and report.rows.loc[0, "verdict"] == "DROP"
 
 
 def test_another_pool_or_forget_set_is_not_comparable() -> None:
