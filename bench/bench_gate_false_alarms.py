@@ -75,14 +75,15 @@ def baseline(repo: Path, args: argparse.Namespace, *only: str) -> None:
     extra = ["--only", *only] if only else []
     done = harness(repo, "score", "-n", args.num_models, "--split", args.split, "--no-ceiling",
                    "--budget", "1e9", "--jobs", args.jobs, "--reference-root",
-                   args.reference_root, *extra)
+                   args.reference_root, "--output", args.output, *extra)
     if done.returncode:
         sys.exit(done.stderr[-3000:])
 
 
 def check(repo: Path, args: argparse.Namespace, *extra: str) -> subprocess.CompletedProcess:
     return harness(repo, "check", "--no-progress", "--split", args.split, "--budget", "1e9",
-                   "--jobs", args.jobs, "--reference-root", args.reference_root, *extra)
+                   "--jobs", args.jobs, "--reference-root", args.reference_root, "--output",
+                   args.output, *extra)
 
 
 ROW = re.compile(r"^(public|private)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(.+)$")
@@ -107,7 +108,7 @@ def cmd_seeds(args: argparse.Namespace) -> None:
         baseline(repo, args)
         alarms, row_tests, row_alarms, z = 0, 0, 0, []
         for seed in args.seeds:
-            done = check(repo, args, "--run-seed", str(seed), "--output", f"out-{seed}")
+            done = check(repo, args, "--run-seed", str(seed))
             if done.returncode not in (0, 1):
                 sys.exit(done.stderr[-3000:])
             rows = tested_rows(done.stdout)
@@ -218,6 +219,9 @@ def main() -> None:
         sub.add_argument("--jobs", default="2")
         sub.add_argument("--reference-root", default=str(ROOT / "reference_models"),
                          help="pool cache (shared between runs of this benchmark)")
+        sub.add_argument("--output", default="results",
+                         help="run records (default: in the temporary copy); a folder given "
+                         "here keeps them, and a second call reuses the baseline's runs")
     commands.choices["seeds"].add_argument("--seeds", type=int, nargs="+",
                                            default=[1, 2, 3, 4, 5])
     commands.choices["seeds"].add_argument("--submissions", nargs="*", default=None,
