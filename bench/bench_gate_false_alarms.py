@@ -5,6 +5,8 @@
     .venv/bin/python bench/bench_gate_false_alarms.py halved-lr [-n 512] [--split private]
     .venv/bin/python bench/bench_gate_false_alarms.py parts --records results/digits-KEY
         --pool reference_models/digits-KEY [--leaderboard leaderboard.csv] [--split private]
+    .venv/bin/python bench/bench_gate_false_alarms.py halves --records results/digits-KEY
+        --pool reference_models/digits-KEY [--partitions 3]
 
 ``seeds``: copies the harness and the submissions (all shipped ones by default, with their tuned
 settings) into a temporary folder, scores a baseline there (no ceiling; a budget no run reaches),
@@ -16,6 +18,11 @@ bootstrap measures the seed-to-seed spread).
 
 ``halved-lr``: scores kookmin alone as the baseline, halves every epoch's learning rate in a COPY
 of submissions/kookmin.py (``_epoch_lrs``), and runs ``harness check``; prints its output.
+
+``halves``: false alarms at N/2 without running anything: the N recorded runs of each row split in
+two disjoint halves (runs 0..N/2-1 against the rest, then random splits), each half scored
+against the first N/2 pool models, and the paired test applied between the halves as the gate
+applies it (Holm over the rows).
 
 ``parts``: the variance parts of each row's final score, from the recorded runs of a scoring
 (any provenance; the latest ok record of each run) and its pool, computed directly: examples (the
@@ -45,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness import cache  # noqa: E402
-from harness.gate import LEVEL, detectable_drop, gate_row  # noqa: E402
+from harness.gate import LEVEL, detectable_drop, gate_row, holm, paired  # noqa: E402
 from harness.metric import epsilons, final_score, points  # noqa: E402
 from harness.records import ModelStats  # noqa: E402
 from harness.seeds import derive_seed  # noqa: E402
@@ -209,10 +216,53 @@ def cmd_parts(args: argparse.Namespace) -> None:
         print(table.to_string())
 
 
+def halves(stats: ModelStats, pool: ModelStats, order: np.ndarray, seed: int) -> tuple:
+    """(delta, se) of the paired test between the two halves of ``stats``' runs in ``order``
+    against the first half of the pool: two disjoint sets of runs of the same code."""
+    half = len(order) // 2
+    a, b = (ModelStats(*(getattr(stats, f)[idx] for f in vars(stats))) for idx in
+            (order[:half], order[half:]))
+    small = ModelStats(*(getattr(pool, f)[:half] for f in vars(pool)))
+    first, second = gate_row(a, small, seed), gate_row(b, small, seed + 1)
+    return paired(first, second)
+
+
+def cmd_halves(args: argparse.Namespace) -> None:
+    from joblib import Parallel, delayed
+
+    pool = ModelStats.concatenate([ModelStats(**cache.read_npz(p))
+                                   for p in sorted(Path(args.pool).glob("pool-*.npz"))])
+    runs = Path(args.records) / "runs"
+    named = {p.stem: s for p in sorted(runs.glob("*.jsonl")) if (s := recorded(runs, p.stem))}
+    named = {k: s for k, s in named.items() if len(s) == len(pool)}
+    n = len(pool)
+    alarms, z, row_alarms = 0, [], 0
+    for partition in range(args.partitions):
+        # partition 0: runs 0..N/2-1 against N/2..N-1 (the runs of N/2 and those another run
+        # seed would add); then random splits of the N runs into halves
+        order = (np.arange(n) if partition == 0
+                 else np.random.default_rng(partition).permutation(n))
+        tests = Parallel(n_jobs=int(args.jobs))(
+            delayed(halves)(s, pool, order, derive_seed(partition, "bench-halves", k))
+            for k, s in named.items())
+        adjusted = holm([t.p for t in tests])
+        failed = [k for k, p, t in zip(named, adjusted, tests, strict=True)
+                  if p <= LEVEL and t.delta < 0]
+        alarms += bool(failed)
+        row_alarms += len(failed)
+        z += [t.delta / t.se for t in tests if t.se > 0]
+        print(f"partition {partition}: {'FALSE ALARM ' + ', '.join(failed) if failed else 'pass'}"
+              f"; smallest Holm p {min(adjusted):.3f}", flush=True)
+    print(f"N = {n // 2} (halves of {n} recorded runs, first {n // 2} pool models), "
+          f"{len(named)} rows, level {LEVEL}: {alarms} false alarm(s) in {args.partitions} "
+          f"partitions; {row_alarms} of {len(z)} row tests failed; paired z: mean "
+          f"{np.mean(z):+.2f}, sd {np.std(z, ddof=1):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("seeds", "halved-lr", "parts"):
+    for name in ("seeds", "halved-lr", "parts", "halves"):
         sub = commands.add_parser(name)
         sub.add_argument("-n", "--num-models", default="64" if name == "seeds" else "512")
         sub.add_argument("--split", default="private")
@@ -226,14 +276,17 @@ def main() -> None:
                                            default=[1, 2, 3, 4, 5])
     commands.choices["seeds"].add_argument("--submissions", nargs="*", default=None,
                                            help="default: every shipped submission")
-    commands.choices["parts"].add_argument("--records", required=True,
-                                           help="a scoring's results folder (holding runs/)")
-    commands.choices["parts"].add_argument("--pool", required=True,
-                                           help="the reference folder of that scoring's pool")
+    for name in ("parts", "halves"):
+        commands.choices[name].add_argument("--records", required=True,
+                                            help="a scoring's results folder (holding runs/)")
+        commands.choices[name].add_argument("--pool", required=True,
+                                            help="the reference folder of that scoring's pool")
+    commands.choices["halves"].add_argument("--partitions", type=int, default=3)
     commands.choices["parts"].add_argument("--leaderboard", default=None,
                                            help="the board of that scoring (its standard errors)")
     args = parser.parse_args()
-    {"seeds": cmd_seeds, "halved-lr": cmd_halved_lr, "parts": cmd_parts}[args.command](args)
+    {"seeds": cmd_seeds, "halved-lr": cmd_halved_lr, "parts": cmd_parts,
+     "halves": cmd_halves}[args.command](args)
 
 
 if __name__ == "__main__":
