@@ -206,6 +206,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     task = _task_from_args(args)
     splits = ["public", "private"] if args.split == "both" else [args.split]
     phases: dict = {}
+    sandbox = sandbox_mode(args)  # checked before anything is created
     with caches_locked(console, args.reference_root, args.output), cluster_client(
         args
     ) as client, RichReporter(console) as reporter:
@@ -216,13 +217,13 @@ def cmd_score(args: argparse.Namespace) -> int:
             jobs=args.jobs or default_jobs(task, args.workers_per_device),
             timeout=args.timeout, budget_seconds=args.budget, reporter=reporter,
             ceiling=not args.no_ceiling, untuned=args.untuned, cluster=client,
-            workers_per_device=args.workers_per_device, sandbox=sandbox_mode(args),
-            phases=phases,
+            workers_per_device=args.workers_per_device, sandbox=sandbox,
+            phases=phases, run_root=args.run_seed,
         )
     out = Console(width=None if sys.stdout.isatty() else 160)
     print_leaderboard(board, out)
     print_phases(phases, out)
-    Console(stderr=True).print(f"wrote {args.leaderboard} and its phase times beside it")
+    Console(stderr=True).print(f"wrote {args.leaderboard}, its phase times and gate rows beside it")
     return 0
 
 
@@ -257,6 +258,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     task = _task_from_args(args)
     console = Console(stderr=True)
+    sandbox = sandbox_mode(args)  # checked before anything is created
     with caches_locked(console, args.reference_root, args.output), RichReporter(
         console
     ) as reporter:
@@ -265,7 +267,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             num_models=args.num_models or TUNING_RUNS, reference_root=Path(args.reference_root),
             output_dir=Path(args.output), jobs=args.jobs or default_jobs(task),
             timeout=args.timeout, budget_seconds=args.budget, reporter=reporter,
-            sandbox=sandbox_mode(args),
+            sandbox=sandbox,
         )
     low, high = entry["score_interval"]
     print(f"{args.name}: {describe(entry['settings'])}")
@@ -421,6 +423,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             splits=None if args.split == "both" else [args.split],
             budget_seconds=args.budget, untuned=args.untuned, cluster=client,
             workers_per_device=args.workers_per_device, sandbox=mode, phases=phases,
+            run_root=args.run_seed,
         )
 
     mode = sandbox_mode(args)
@@ -506,6 +509,14 @@ def task_options(sub: argparse.ArgumentParser) -> None:
                      help="cache folder for the original model and the pool")
 
 
+def run_seed_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--run-seed", type=int, default=None,
+                     help="take the runs' seeds from this root instead of the split's seed; "
+                     "the pool and forget set are unchanged. Only for measuring the gate's "
+                     "false alarms (bench/bench_gate_false_alarms.py): a board scored with "
+                     "it is not the reference board")
+
+
 def _add_score(commands) -> None:
     score_parser = commands.add_parser("score", help="score submissions, write leaderboard.csv")
     task_options(score_parser)
@@ -530,6 +541,7 @@ def _add_score(commands) -> None:
     score_parser.add_argument("--untuned", action="store_true",
                               help="score the published constants, ignoring the tuned settings "
                               "in <submissions>/tuned/<task>.json")
+    run_seed_option(score_parser)
     workers_option(score_parser)
     sandbox_option(score_parser)
     cluster_options(score_parser, "train the pools and do the runs")
@@ -613,7 +625,7 @@ def _add_check(commands) -> None:
         help="CI gate: re-score and fail when a score drops below the baseline beyond its noise",
         description="Re-score the submissions with the baseline's task, N, root seed and splits "
         "(in memory; no leaderboard file is written) and compare. Exit 0: no regression; 1: a "
-        "recorded score dropped by more than its tolerance, a submission disappeared or started "
+        "recorded score dropped significantly (paired test), a submission disappeared or started "
         "failing, or task/N differ; 2: bad input. --task and -n, when given, must match the "
         "baseline.",
     )
@@ -622,10 +634,10 @@ def _add_check(commands) -> None:
     check_parser.add_argument("--baseline", default="leaderboard.csv",
                               help="the recorded leaderboard CSV (default: leaderboard.csv)")
     check_parser.add_argument("--tolerance", type=float, default=None,
-                              help="allowed absolute drop of final score for every submission "
-                              "(default: per submission 3 standard deviations of the difference, "
-                              "from the scores' bootstrap standard errors; see "
-                              "harness.pipeline.regression)")
+                              help="allowed absolute drop of final score for every submission, "
+                              "instead of the paired test (default: a one-sided paired test per "
+                              "row against the baseline's gate rows in <baseline>.gate.csv, "
+                              "Holm-corrected; see harness.pipeline.regression)")
     check_parser.add_argument("--submissions", default="submissions", help="submissions folder")
     check_parser.add_argument("--output", default="results", help="folder for run records")
     jobs_option(check_parser)
@@ -638,6 +650,7 @@ def _add_check(commands) -> None:
                               help="re-score the published constants (for a baseline scored "
                               "with `harness score --untuned`)")
     check_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run_seed_option(check_parser)
     workers_option(check_parser)
     sandbox_option(check_parser)
     cluster_options(check_parser, "train the pools and do the runs")

@@ -1,6 +1,7 @@
 """The CI regression gate: every outcome of ``compare`` on small synthetic leaderboards, reading
-a baseline CSV, the tolerance from the scores' standard errors, and the command with the scorer
-replaced by a fake. (``test_injected_regressions.py`` runs the gate on real injected changes.)"""
+a baseline CSV and its gate file, the paired test on hand-made gate rows with known answers, and
+the command with the scorer replaced by a fake. (``test_injected_regressions.py`` runs the gate on
+real injected changes.)"""
 
 from __future__ import annotations
 
@@ -13,9 +14,23 @@ import pytest
 
 from harness import cli
 from harness.cli import build_parser
+from harness.evaluation.gate import (
+    GateRow,
+    decode_points,
+    detectable_drop,
+    encode_points,
+    gate_path,
+    gate_row,
+    holm,
+    paired,
+    read_gate,
+    write_gate,
+)
+from harness.evaluation.metric import epsilons, points
+from harness.evaluation.model_stats import ModelStats
 from harness.outputs.leaderboard import read_leaderboard
 from harness.pipeline import scoring
-from harness.pipeline.regression import CheckReport, K, compare, row_tolerance
+from harness.pipeline.regression import CheckReport, compare
 
 
 def board(
@@ -63,27 +78,6 @@ def test_a_drop_within_the_tolerance_and_a_rise_pass() -> None:
     report = compare(board(BASE), current, 0.01)
     assert report.exit_status == 0
     assert report.rows.loc[0, "delta"] == pytest.approx(-0.005)
-
-
-def test_the_default_tolerance_is_three_standard_deviations_of_the_difference() -> None:
-    base = board(BASE, se=0.01)
-    # sqrt(0.01^2 + 0.01^2) * 3 = 0.0424: a drop of 0.04 passes, 0.05 fails
-    assert compare(base, board([("finetune", "ok", 0.26), *BASE[1:]], se=0.01)).exit_status == 0
-    report = compare(base, board([("finetune", "ok", 0.25), *BASE[1:]], se=0.01))
-    assert report.exit_status == 1
-    assert report.rows.loc[0, "tolerance"] == pytest.approx(K * math.sqrt(2) * 0.01)
-    # no fixed floor: a tiny score with a tiny standard error is guarded at its own scale
-    tiny = board([("salun", "ok", 0.0003)], se=0.00002)
-    assert compare(tiny, board([("salun", "ok", 0.0)], se=0.0)).exit_status == 1
-    with pytest.raises(ValueError, match="tolerance"):
-        compare(base, base, -1.0)
-
-
-def test_row_tolerance_borrows_the_current_error_when_the_baseline_has_none() -> None:
-    old = pd.Series({"final_score": 0.1, "final_score_se": np.nan})
-    new = pd.Series({"final_score": 0.1, "final_score_se": 0.002})
-    assert row_tolerance(old, new) == pytest.approx(K * math.sqrt(2) * 0.002)
-    assert math.isnan(row_tolerance(old, None))
 
 
 def test_every_split_is_compared() -> None:
@@ -211,7 +205,7 @@ def test_check_command_rescores_with_the_baselines_task_and_n(tmp_path, monkeypa
     assert "PASS" in capsys.readouterr().out
 
     monkeypatch.setattr(scoring, "score", fake_score)
-    args = parse(["--baseline", str(path), "--untuned", "--no-progress"])
+    args = parse(["--baseline", str(path), "--untuned", "--no-progress", "--tolerance", "0.05"])
     args.func(args)
     assert calls[-1][-1]["untuned"] is True
 
@@ -231,7 +225,7 @@ def test_check_trains_a_ceiling_pool_only_where_the_baseline_has_a_ceiling_row(
     path = tmp_path / "leaderboard.csv"
     for rows, wanted in ((BASE, False), ([*BASE, (CEILING_ROW, "reference", 0.2)], True)):
         board(rows, n=8).to_csv(path, index=False)
-        args = parse(["--baseline", str(path), "--no-progress",
+        args = parse(["--baseline", str(path), "--no-progress", "--tolerance", "1",
                       "--output", str(tmp_path / "results")])
         args.func(args)
         assert asked[-1] is wanted
@@ -262,10 +256,12 @@ def test_check_report_with_no_rows_formats() -> None:
 def test_check_can_be_limited_to_one_split(tmp_path, monkeypatch, capsys):
     path = tmp_path / "leaderboard.csv"
     pd.concat([board(BASE, split="private"), board(BASE, split="public")]).to_csv(path)
+    write_gate(gate_path(path), {split: rows_of(BASE) for split in ("private", "public")}, 16)
     scored = []
 
     def fake_score(task, submissions_dir, **kwargs):
         scored.append(task.split)
+        kwargs["gate"].update(rows_of(BASE))  # the same runs: every row reproduced
         return board(BASE, split=task.split)
 
     monkeypatch.setattr(scoring, "score", fake_score)
@@ -292,7 +288,8 @@ def test_check_starts_the_workers_score_would_on_the_baseline_s_device(tmp_path,
     monkeypatch.setattr(scoring, "score", fake_score)
     path = tmp_path / "leaderboard.csv"
     board(BASE, n=8).to_csv(path, index=False)
-    common = ["--baseline", str(path), "--no-progress", "--output", str(tmp_path / "results")]
+    common = ["--baseline", str(path), "--no-progress", "--output", str(tmp_path / "results"),
+              "--tolerance", "1"]
     for extra, wanted in (([], ("cpu", os.cpu_count())),
                           (["--device", "cuda"], ("cuda", WORKERS_PER_DEVICE)),
                           (["--device", "cuda", "--workers-per-device", "2"], ("cuda", 2)),
@@ -310,3 +307,220 @@ def test_check_starts_the_workers_score_would_on_the_baseline_s_device(tmp_path,
     args = parse(common)
     args.func(args)
     assert asked[-1] == ("cuda", WORKERS_PER_DEVICE)
+
+
+# -- the paired gate ---------------------------------------------------------------------------
+def row(score: float, se: float = 0.002, runs: str = "r0", pool: str = "p0",
+        e: int = 8) -> GateRow:
+    """A hand-made gate row: its per-example points are all 2**-3 (they only pin E here)."""
+    return GateRow(score, np.full(e, 0.125), se, 20, pool, runs)
+
+
+def rows_of(rows: list[tuple], se: float = 0.002) -> dict[str, GateRow]:
+    return {name: row(score, se) for name, _, score in rows if np.isfinite(score)}
+
+
+def gates(rows: dict[str, GateRow], split: str = "public") -> dict[tuple[str, str], GateRow]:
+    return {(split, name): r for name, r in rows.items()}
+
+
+def normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2))
+
+
+def test_the_paired_test_on_hand_made_rows_has_the_known_answer() -> None:
+    base, now = row(0.030, se=0.002), row(0.024, se=0.0015, runs="r1")
+    result = paired(base, now)
+    # se = sqrt(0.002^2 + 0.0015^2) = 0.0025; z = -0.006 / 0.0025 = -2.4
+    assert result.delta == pytest.approx(-0.006)
+    assert result.se == pytest.approx(0.0025)
+    assert result.p == pytest.approx(normal_cdf(-2.4))
+    assert result.p == pytest.approx(0.0081975, abs=1e-6)  # a normal table's value
+    lo, hi = result.interval()
+    assert (lo, hi) == pytest.approx((-0.006 - 1.959964 * 0.0025, -0.006 + 1.959964 * 0.0025))
+    # no spread at all: any drop is certain, no drop is not one
+    assert paired(row(0.01, 0.0), row(0.009, 0.0, runs="r1")).p == 0.0
+    assert paired(row(0.01, 0.0), row(0.01, 0.0, runs="r1")).p == 1.0
+    with pytest.raises(ValueError, match="same pool"):
+        paired(base, row(0.03, pool="other"))
+
+
+def test_holm_adjusted_p_values_by_hand() -> None:
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> running max
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm([]) == []
+
+
+def test_a_drop_the_unpaired_tolerance_passes_fails_the_paired_test() -> None:
+    # kookmin on the private split: baseline 0.01884 with a standard error of 0.0046 on the
+    # board; re-scored with its learning-rate schedule halved, 0.01224
+    base = board([("kookmin", "ok", 0.01884), ("finetune", "ok", 0.0195)], se=0.0046)
+    now = board([("kookmin", "ok", 0.01224), ("finetune", "ok", 0.0195)], se=0.0046)
+    old_tolerance = 3 * math.sqrt(0.0046**2 + 0.0046**2)  # the rule this gate replaces
+    assert 0.01884 - 0.01224 < old_tolerance  # the old gate passed it
+    kept = row(0.0195, runs="f")
+    report = compare(base, now,
+                     baseline_gate=gates({"kookmin": row(0.01884, 0.002), "finetune": kept}),
+                     current_gate=gates({"kookmin": row(0.01224, 0.002, runs="halved"),
+                                         "finetune": kept}))
+    assert report.exit_status == 1
+    (problem,) = report.problems
+    assert problem.startswith("kookmin (public): final score dropped by 0.00660")
+    rows = report.rows.set_index("submission")
+    # z = -0.0066 / (0.002 sqrt 2) = -2.333; one row tested, so Holm leaves p as it is
+    assert rows.loc["kookmin", "p"] == pytest.approx(normal_cdf(-0.0066 / (0.002 * math.sqrt(2))))
+    assert rows.loc["kookmin", "verdict"] == "DROP"
+    assert rows.loc["finetune", "verdict"] == "ok (same runs)"
+    assert math.isnan(rows.loc["finetune", "p"])  # reproduced rows are not in the family
+    text = report.format()
+    assert "-0.00660" in text and "DROP" in text and "p (Holm)" in text
+
+
+def test_the_correction_counts_every_row_tested() -> None:
+    names = ["a", "b", "c", "d"]
+    base = board([(n, "ok", 0.02) for n in names])
+    now = board([("a", "ok", 0.0142), *((n, "ok", 0.02) for n in names[1:])])
+    before = gates({n: row(0.02) for n in names})
+    # a alone: z = -0.0058 / 0.002828 = -2.05, p = 0.020 <= 0.05: a drop
+    alone = gates({"a": row(0.0142, runs="x"), **{n: row(0.02) for n in names[1:]}})
+    assert compare(base, now, baseline_gate=before, current_gate=alone).exit_status == 1
+    # every row re-run (others unchanged in score): p = 4 x 0.020 = 0.08 > 0.05, no drop
+    rerun = gates({"a": row(0.0142, runs="x"), **{n: row(0.02, runs="x") for n in names[1:]}})
+    report = compare(base, now, baseline_gate=before, current_gate=rerun)
+    assert report.exit_status == 0
+    assert report.rows.loc[0, "p"] == pytest.approx(4 * normal_cdf(-0.0058 / (0.002 * 2**0.5)))
+
+
+def test_identical_rescoring_passes_and_a_rise_is_never_a_drop() -> None:
+    rows = rows_of(BASE)
+    report = compare(board(BASE), board(BASE), baseline_gate=gates(rows),
+                     current_gate=gates(rows))
+    assert report.exit_status == 0
+    assert list(report.rows["verdict"]) == ["ok (same runs)", "ok (same runs)", "still error"]
+    risen = gates({**rows, "finetune": row(0.5, runs="new")})
+    report = compare(board(BASE), board([("finetune", "ok", 0.5), *BASE[1:]]),
+                     baseline_gate=gates(rows), current_gate=risen)
+    assert report.exit_status == 0 and report.rows.loc[0, "p"] == pytest.approx(1.0)
+
+
+def test_the_same_runs_scored_lower_fail_whatever_the_spread() -> None:
+    # the runs are the baseline's: a lower score can only come from the scoring code
+    base, now = board([("finetune", "ok", 0.3)]), board([("finetune", "ok", 0.2999)])
+    report = compare(base, now, baseline_gate=gates({"finetune": row(0.3, se=0.05)}),
+                     current_gate=gates({"finetune": row(0.2999, se=0.05)}))
+    assert report.exit_status == 1 and report.rows.loc[0, "verdict"] == "DROP"
+    # also where the re-scoring took the baseline's gate row over (same runs): the boards decide
+    report = compare(base, now, baseline_gate=gates({"finetune": row(0.3, se=0.05)}),
+                     current_gate=gates({"finetune": row(0.3, se=0.05)}))
+    assert report.exit_status == 1 and report.rows.loc[0, "verdict"] == "DROP"
+
+
+def test_another_pool_or_forget_set_is_not_comparable() -> None:
+    base, now = board([("finetune", "ok", 0.3)]), board([("finetune", "ok", 0.3)])
+    for other in (row(0.3, pool="p1"), row(0.3, e=9)):
+        report = compare(base, now, baseline_gate=gates({"finetune": row(0.3)}),
+                         current_gate=gates({"finetune": other}))
+        assert report.exit_status == 1
+        assert "reference pool or forget set differs" in report.problems[0]
+        assert report.rows.loc[0, "verdict"] == "not comparable"
+
+
+def test_the_paired_test_needs_gate_rows() -> None:
+    with pytest.raises(ValueError, match="gate rows"):
+        compare(board(BASE), board(BASE))
+    with pytest.raises(ValueError, match="no gate row"):
+        compare(board(BASE), board(BASE), baseline_gate={}, current_gate={})
+
+
+def test_points_are_written_one_character_each_and_read_back_exactly() -> None:
+    values = points(np.array([0.0, 0.4, 0.6, 1.2, 6.9, 7.0, 50.0, np.nan]), 512)
+    text = encode_points(values)
+    assert text == "0012d..."  # buckets 0, 0, 1, 2, 13, then 0 points thrice
+    assert np.array_equal(decode_points(text), values)
+    with pytest.raises(ValueError, match="not a point value"):
+        encode_points(np.array([0.3]))
+    with pytest.raises(ValueError, match="not an encoding"):
+        decode_points("01?")
+
+
+def test_the_gate_file_round_trips_and_is_checked_against_its_board(tmp_path) -> None:
+    path = tmp_path / "leaderboard.csv"
+    base = board(BASE, n=16)
+    base.to_csv(path, index=False)
+    rows = {"finetune": row(0.30, runs="a1"), "gradient_ascent": row(0.10, runs="b2")}
+    write_gate(gate_path(path), {"public": rows}, 16)
+    assert gate_path(path).name == "leaderboard.gate.csv"
+    assert gate_path(path).stat().st_size < 2000  # kilobytes, not megabytes
+    read = read_gate(gate_path(path), read_leaderboard(path), str(path))
+    assert set(read) == set(gates(rows)) and all(
+        (read[k].final_score, read[k].runs_se, read[k].runs, read[k].pool)
+        == (r.final_score, r.runs_se, r.runs, r.pool) and np.array_equal(read[k].points, r.points)
+        for k, r in gates(rows).items())
+    with pytest.raises(FileNotFoundError, match="not found.*harness score"):
+        read_gate(tmp_path / "nope.gate.csv", base, str(path))
+    other = board([("finetune", "ok", 0.31), *BASE[1:]], n=16)
+    with pytest.raises(ValueError, match="does not match.*finetune.*scores 0.31"):
+        read_gate(gate_path(path), other, str(path))
+    with pytest.raises(ValueError, match="N differs"):
+        read_gate(gate_path(path), board(BASE, n=32), str(path))
+    write_gate(gate_path(path), {"public": {"finetune": rows["finetune"]}}, 16)
+    with pytest.raises(ValueError, match="gradient_ascent .public. has no gate row"):
+        read_gate(gate_path(path), base, str(path))
+    write_gate(gate_path(path), {"public": {**rows, "finetune": row(0.30, e=9)}}, 16)
+    with pytest.raises(ValueError, match="different numbers of forget examples"):
+        read_gate(gate_path(path), base, str(path))
+    gate_path(path).write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="lacks column"):
+        read_gate(gate_path(path), base, str(path))
+
+
+def test_check_without_a_gate_file_says_what_to_do(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "leaderboard.csv"
+    board(BASE).to_csv(path, index=False)
+    monkeypatch.setattr(scoring, "score", lambda *a, **k: pytest.fail("must not score"))
+    with pytest.raises(FileNotFoundError, match="leaderboard.gate.csv not found"):
+        cli.cmd_check(parse(["--baseline", str(path), "--no-progress"]))
+    assert cli.main(["check", "--baseline", str(path), "--no-progress"]) == 2
+
+
+def stats(confidences: np.ndarray, retain: np.ndarray, test: np.ndarray) -> ModelStats:
+    n = len(retain)
+    return ModelStats(np.asarray(confidences, dtype=float), np.asarray(retain, dtype=float),
+                      np.asarray(test, dtype=float), np.ones(n), np.zeros(n))
+
+
+def test_gate_row_points_are_the_metrics_and_identical_runs_have_no_spread() -> None:
+    rng = np.random.default_rng(0)
+    pool = stats(rng.normal(0, 1, (16, 5)), np.full(16, 0.9), np.full(16, 0.8))
+    runs = stats(rng.normal(0.5, 1, (16, 5)), np.full(16, 0.9), np.full(16, 0.8))
+    result = gate_row(runs, pool, seed=1)
+    expected = points(epsilons(runs.confidences, pool.confidences), 16)
+    assert np.array_equal(result.points, expected)
+    assert result.final_score == pytest.approx(expected.mean())  # the ratios are 1 here
+    assert result.runs_se > 0
+    same = stats(np.tile(runs.confidences[:1], (16, 1)), runs.retain_acc, runs.test_acc)
+    assert gate_row(same, pool, seed=1).runs_se == 0.0
+
+
+def test_the_bootstrap_moves_the_utility_ratios_with_the_runs() -> None:
+    # every model gives every example the same confidence: no attack tells them apart, each
+    # epsilon is 0 and F = 1 in every resample; the runs differ in retain accuracy only, so the
+    # spread of the final score is sd(mean retain accuracy) / RA_R, known in closed form
+    n = 16
+    pool = stats(np.full((n, 4), 2.0), np.full(n, 0.8), np.full(n, 0.5))
+    retain = np.where(np.arange(n) % 2 == 0, 0.6, 1.0)  # mean 0.8, population sd 0.2
+    runs = stats(np.full((n, 4), 2.0), retain, np.full(n, 0.5))
+    result = gate_row(runs, pool, seed=3, replicates=300)
+    assert np.array_equal(result.points, np.ones(4))
+    assert result.final_score == pytest.approx(1.0)  # mean accuracies equal the pool's
+    # bootstrap of a mean of n values: sd = population sd / sqrt(n) = 0.2 / 4; over RA_R = 0.8
+    assert result.runs_se == pytest.approx(0.05 / 0.8, rel=0.15)  # 300 replicates: +-4%
+
+
+def test_the_detectable_drop_by_hand() -> None:
+    # one row, 50% power: z_0.95 sqrt(2) se = 1.644854 * 1.414214 * 0.002
+    assert detectable_drop(0.002) == pytest.approx(1.644854 * math.sqrt(2) * 0.002)
+    # 16 rows at once, 80% power: (z_{1 - 0.05/16} + z_0.8) sqrt(2) se
+    assert detectable_drop(0.002, tested=16, power=0.8) == pytest.approx(
+        (2.734369 + 0.841621) * math.sqrt(2) * 0.002, rel=1e-5)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.evaluation.gate import gate_path, read_gate
 from harness.execution.phases import EVALUATION, OWN_RUN_TIME, Phases, phases_path
 from harness.outputs.leaderboard import CEILING_ROW
 from harness.pipeline.scoring import score
@@ -39,6 +40,7 @@ def scored(tmp_path_factory):
     board = score(task, submissions, **kwargs, phases=phases)
     # read now: the module's later scorings write over it
     phases.written = pd.read_csv(phases_path(kwargs["leaderboard_path"]))
+    phases.gate = read_gate(gate_path(kwargs["leaderboard_path"]), board, "the board")
     return task, root, submissions, kwargs, board, phases
 
 
@@ -196,7 +198,7 @@ def test_the_phases_add_up_and_are_written_beside_the_leaderboard(scored):
     submissions' own time, and the table beside the leaderboard says the same."""
     task, _, _, _, board, phases = scored
     expected = ["set-up", "original model", "reference pool", "ceiling pool", "workers start",
-                "yardstick", "runs", OWN_RUN_TIME, EVALUATION, "intervals", "leaderboard"]
+                "yardstick", "runs", OWN_RUN_TIME, EVALUATION, "intervals", "gate", "leaderboard"]
     assert list(phases.seconds) == expected
     assert all(seconds > 0 for seconds in phases.seconds.values())
     # the runs' own seconds, divided by the 2 workers, fit in the runs phase's wall time
@@ -212,3 +214,6 @@ def test_the_phases_add_up_and_are_written_beside_the_leaderboard(scored):
     written = dict(zip(table["phase"], table["seconds"], strict=True))
     assert written["runs"] == pytest.approx(phases.seconds["runs"])
     assert written["total"] == pytest.approx(phases.total())
+    # the gate's rows beside it: one per row with a score (read_gate checks them against it)
+    scored_rows = board[board["final_score"].notna()]
+    assert sorted(name for _, name in phases.gate) == sorted(scored_rows["submission"])

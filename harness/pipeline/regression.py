@@ -1,37 +1,44 @@
 """The CI regression gate: re-score, compare with the committed leaderboard, fail on a real drop.
 
-``compare`` is pure: two leaderboards in, a ``CheckReport`` out. It fails when
+``compare`` is pure: two leaderboards (and their gate rows) in, a ``CheckReport`` out. It fails
+when
 
 * the task, N (``num_models``) or root seed differ (scores are only comparable at equal N), or a
   split of the baseline was not re-scored;
+* the reference pool or the forget set differ from the baseline's (the comparison is paired on
+  them: it cannot be made);
 * a submission recorded in the baseline is gone from the re-scored leaderboard;
 * a submission that was ``ok`` now has another status (error, timeout, over-budget, ...);
-* a recorded final score is missing now, or has dropped by more than its tolerance.
+* a recorded final score is missing now, or has dropped significantly in the paired test.
 
 Rises, and rows that are new or were already failing, never fail the check; new ones are listed.
 
-The tolerance comes from the scores' own uncertainty, with no fixed floor: every leaderboard row
-carries the bootstrap standard error of its final score (``final_score_se``, see
-``harness.evaluation.uncertainty``), and a drop fails when it exceeds ``K = 3`` standard deviations
-of the difference of two independent scorings, ``K * sqrt(se_baseline**2 + se_now**2)``. A score
-whose runs have no spread at all (doing nothing) has a standard error of 0: any drop of a score
-above it fails. With unchanged code on the same machine every run is reused or reproduced exactly,
-so the delta is 0. Whether code is unchanged is decided by each run's provenance digest (the
-submission, the repository code it imports, the harness code that runs it, the task): anything
-changed is run again. ``--tolerance X`` replaces the rule with one absolute tolerance.
+The paired test (``harness.evaluation.gate``): CI re-scores the same forget examples against the
+same pool, so a row's difference from its baseline varies only with the submission's own runs. Its
+standard error is ``sqrt(se_base^2 + se_now^2)``, each from a bootstrap over the runs with the pool
+and the examples fixed (the final score, utility ratios included, recomputed from each resample);
+the test is one-sided, with Holm's correction over the rows tested at family-wise level
+``harness.evaluation.gate.LEVEL``. A row whose runs and score are the baseline's is reproduced (with
+unchanged code every run is reused or reproduced exactly; a run is reused only for the same
+provenance digest: the submission, the repository code it imports, the harness code that runs it,
+the task) and is not tested. ``--tolerance X`` replaces the test with one absolute tolerance (it
+needs no gate file).
 
-``harness check`` re-scores in memory (no leaderboard file is written, the baseline least of all).
+``harness check`` re-scores in memory (no leaderboard file is written, the baseline least of all)
+and reads the baseline's gate rows from beside it (``leaderboard.gate.csv``, written by
+``harness score``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from harness.core.progress import Reporter
+from harness.evaluation.gate import LEVEL, GateRow, gate_path, holm, paired, read_gate
 from harness.execution.records import OK
 from harness.execution.runner import workers_for
 from harness.methods.hyperparameters import PUBLISHED
@@ -46,8 +53,6 @@ from harness.outputs.leaderboard import (
 )
 from harness.pipeline import scoring
 from harness.pipeline.recorded import task_for_board
-
-K = 3.0
 
 
 @dataclass
@@ -68,13 +73,16 @@ class CheckReport:
         if not self.rows.empty:
             width = max(10, *(len(str(s)) for s in self.rows["submission"]))
             lines.append(f"{'split':<7}  {'submission':<{width}}  {'baseline':>8}  "
-                         f"{'current':>8}  {'delta':>8}  {'tolerance':>9}  verdict")
+                         f"{'now':>8}  {'delta':>8}  {'95% paired interval':>19}  "
+                         f"{'p (Holm)':>8}  verdict")
             for _, row in self.rows.iterrows():
+                interval = (f"{_num(row['lo'], sign=True)}..{_num(row['hi'], sign=True)}"
+                            if finite(row["lo"]) else "-")
                 lines.append(
                     f"{row['split']:<7}  {row['submission']:<{width}}  "
                     f"{_num(row['baseline']):>8}  {_num(row['current']):>8}  "
-                    f"{_num(row['delta'], sign=True):>8}  {_num(row['tolerance']):>9}  "
-                    f"{row['verdict']}"
+                    f"{_num(row['delta'], sign=True):>8}  {interval:>19}  "
+                    f"{_p(row['p']):>8}  {row['verdict']}"
                 )
         lines += [f"note: {note}" for note in self.notes]
         if self.problems:
@@ -82,6 +90,12 @@ class CheckReport:
         else:
             lines.append(f"PASS: {len(self.rows)} row(s) compared, no regression")
         return "\n".join(lines)
+
+
+def _p(value: object) -> str:
+    if not finite(value):
+        return "-"
+    return f"{float(value):.4f}" if float(value) >= 1e-4 else f"{float(value):.0e}"
 
 
 def _num(value: object, sign: bool = False) -> str:
@@ -103,25 +117,27 @@ def identity_problems(
     ]
 
 
-def row_tolerance(old: pd.Series, new: pd.Series | None, k: float = K) -> float:
-    """``k`` standard deviations of the difference of two independent scorings; a baseline
-    without a standard error borrows the current one (nan when neither has one)."""
-    now = float(new["final_score_se"]) if new is not None and finite(
-        new.get("final_score_se")) else math.nan
-    before = float(old["final_score_se"]) if finite(old.get("final_score_se")) else now
-    return k * math.sqrt(before**2 + now**2)
-
-
 def compare(
-    baseline: pd.DataFrame, current: pd.DataFrame, tolerance: float | None = None, k: float = K
+    baseline: pd.DataFrame,
+    current: pd.DataFrame,
+    tolerance: float | None = None,
+    *,
+    baseline_gate: dict[tuple[str, str], GateRow] | None = None,
+    current_gate: dict[tuple[str, str], GateRow] | None = None,
+    level: float = LEVEL,
 ) -> CheckReport:
     """Compare a re-scored leaderboard with the recorded one, split by split.
 
-    ``tolerance`` (absolute, for every row) replaces the uncertainty rule (see the module
-    docstring). Raises ValueError when either leaderboard is malformed.
+    Without ``tolerance`` each score is tested paired (see the module docstring) on the gate rows
+    ((split, submission) -> ``harness.evaluation.gate.GateRow``) of both scorings; ``tolerance``
+    (absolute, for every row) replaces the test and needs no gate rows. Raises ValueError when
+    either leaderboard is malformed or the gate rows are missing.
     """
     if tolerance is not None and (not tolerance >= 0 or math.isinf(tolerance)):
         raise ValueError(f"tolerance must be a finite number >= 0; got {tolerance}")
+    if tolerance is None and (baseline_gate is None or current_gate is None):
+        raise ValueError("the paired test needs the gate rows of both scorings "
+                         "(harness.evaluation.gate); or give an absolute tolerance")
     check_board_columns(baseline, "baseline")
     identity = board_identity(baseline, "baseline")
     problems: list[str] = []
@@ -130,17 +146,40 @@ def compare(
         problems = identity_problems(identity, board_identity(current, "re-scored leaderboard"))
     comparable = not problems
     rescored_splits = board_splits(current) if not current.empty else []
-    rows, notes = [], []
+    rows, notes, tests = [], [], {}
     for split in board_splits(baseline):
         if not current.empty and split not in rescored_splits:
             problems.append(f"the {split} split was not re-scored")
             continue
         now = {str(r["submission"]): r for _, r in split_rows(current, split).iterrows()}
+        pool_problem = ""
         for _, old in split_rows(baseline, split).iterrows():
             name = str(old["submission"])
             new = now.get(name)
-            tol = tolerance if tolerance is not None else row_tolerance(old, new, k)
-            verdict, problem = _verdict(old, new, tol, comparable)
+            verdict, problem = _status_verdict(old, new, comparable)
+            test = None
+            if not verdict and tolerance is None:
+                base, again = baseline_gate.get((split, name)), current_gate.get((split, name))
+                if base is None or again is None:
+                    raise ValueError(f"{name} ({split}) has a score but no gate row")
+                # the boards' scores: a gate row taken over for the same runs keeps its old score
+                base = replace(base, final_score=float(old["final_score"]))
+                again = replace(again, final_score=float(new["final_score"]))
+                if base.pool != again.pool or len(base.points) != len(again.points):
+                    pool_problem = pool_problem or (
+                        f"the {split} split's reference pool or forget set differs from the "
+                        f"baseline's ({len(base.points)} forget examples then, "
+                        f"{len(again.points)} now): the paired test cannot compare; regenerate "
+                        "the baseline if the change is meant")
+                    verdict = "not comparable"
+                elif base.runs == again.runs and base.final_score == again.final_score:
+                    verdict = "ok (same runs)"
+                elif base.runs == again.runs:  # the same runs scored otherwise: no noise at all
+                    test = paired(replace(base, runs_se=0.0), replace(again, runs_se=0.0))
+                else:
+                    test = paired(base, again)
+            elif not verdict:
+                verdict, problem = _tolerance_verdict(old, new, tolerance)
             if problem:
                 problems.append(f"{name} ({split}): {problem}")
             if new is not None and _settings(old) != _settings(new):
@@ -148,18 +187,37 @@ def compare(
                              f"{_settings(new)} now, {_settings(old)} then (tuned again?)")
             before = old["final_score"]
             after = new["final_score"] if new is not None else math.nan
+            lo, hi = test.interval() if test is not None else (math.nan, math.nan)
+            if test is not None:
+                tests[len(rows)] = test
             rows.append({
                 "split": split, "submission": name, "baseline": before, "current": after,
                 "delta": float(after) - float(before)
                 if finite(before) and finite(after) else math.nan,
-                "tolerance": tol, "status": new["status"] if new is not None else "missing",
-                "verdict": verdict,
+                "lo": lo, "hi": hi, "p": math.nan,
+                "status": new["status"] if new is not None else "missing", "verdict": verdict,
             })
+        if pool_problem:
+            problems.append(pool_problem)
         recorded = set(split_rows(baseline, split)["submission"].astype(str))
         notes += [f"{name} ({split}) is new (not in the baseline): status {new['status']}, "
                   f"score {_num(new['final_score'])}" for name, new in now.items()
                   if name not in recorded]
-    columns = ["split", "submission", "baseline", "current", "delta", "tolerance", "status",
+    for index, p in zip(tests, holm([t.p for t in tests.values()]), strict=True):
+        row, test = rows[index], tests[index]
+        row["p"] = p
+        dropped = p <= level and test.delta < 0
+        row["verdict"] = "DROP" if dropped else "ok"
+        if dropped:
+            problems.append(
+                f"{row['submission']} ({row['split']}): final score dropped by {-test.delta:.5f} "
+                f"({_num(row['baseline'])} -> {_num(row['current'])}), paired 95% interval "
+                f"{test.interval()[0]:+.5f}..{test.interval()[1]:+.5f}, p = {_p(p)} after "
+                f"Holm's correction over {len(tests)} tested row(s) (level {level})")
+    if tests:
+        notes.append(f"{len(tests)} row(s) tested paired (one-sided, Holm over them, family-wise "
+                     f"level {level}); rows with the baseline's runs and score are not tested")
+    columns = ["split", "submission", "baseline", "current", "delta", "lo", "hi", "p", "status",
                "verdict"]
     return CheckReport(problems=problems, rows=pd.DataFrame(rows, columns=columns), notes=notes)
 
@@ -170,10 +228,9 @@ def _settings(row: pd.Series) -> str:
     return value if isinstance(value, str) and value else PUBLISHED
 
 
-def _verdict(
-    old: pd.Series, new: pd.Series | None, tol: float, comparable: bool
-) -> tuple[str, str]:
-    """(verdict, problem or "") of one recorded row against its re-scored twin."""
+def _status_verdict(old: pd.Series, new: pd.Series | None, comparable: bool) -> tuple[str, str]:
+    """(verdict, problem or "") of one recorded row against its re-scored twin, on everything
+    but the size of its score; ("", "") when the scores are to be compared."""
     before, was_ok = old["final_score"], old["status"] == OK
     if new is None:
         score = f", score {_num(before)}" if finite(before) else ""
@@ -187,12 +244,20 @@ def _verdict(
         return f"now {new['status']}", f"now {new['status']}, was ok{why}"
     if finite(before) and not finite(after):
         return "no score", f"has no final score now (status {new['status']}), was {_num(before)}"
-    if finite(before) and float(after) - float(before) < -tol:
-        return "DROP", (f"final score dropped by {float(before) - float(after):.5f} "
-                        f"({_num(before)} -> {_num(after)}), more than the tolerance {tol:.5f}")
+    if finite(before) and finite(after):
+        return "", ""
     if not was_ok:
         return (f"still {new['status']}" if new["status"] == old["status"]
                 else str(new["status"])), ""
+    return "ok", ""
+
+
+def _tolerance_verdict(old: pd.Series, new: pd.Series, tol: float) -> tuple[str, str]:
+    """(verdict, problem or "") of two scores under an absolute tolerance."""
+    before, after = float(old["final_score"]), float(new["final_score"])
+    if after - before < -tol:
+        return "DROP", (f"final score dropped by {before - after:.5f} "
+                        f"({_num(before)} -> {_num(after)}), more than the tolerance {tol:.5f}")
     return "ok", ""
 
 
@@ -213,15 +278,18 @@ def check(
     workers_per_device: int | None = None,
     sandbox: str = "auto",
     phases: dict | None = None,
+    run_root: int | None = None,
 ) -> CheckReport:
     """Re-score the baseline's submissions with its task, N, root seed and splits (in memory:
     nothing is written over the baseline; run records and the pool are cached as usual), then
     ``compare``. ``splits`` limits the check to some of the baseline's splits (a quicker gate).
     ``task_options`` may name the device or data folder; a task, N or root seed given there must
-    match the baseline's. ``untuned``: re-score with the published constants (for a baseline
-    scored with ``--untuned``). ``cluster``: a ``distributed.Client`` to re-score on, as in
-    ``scoring.score``. ``phases`` receives each split's phase times
-    (``harness.execution.phases``)."""
+    match the baseline's. ``untuned``: re-score with the published constants (for a baseline scored
+    with ``--untuned``). ``cluster``: a ``distributed.Client`` to re-score on, as in
+    ``scoring.score``. ``phases`` receives each split's phase times (``harness.execution.phases``).
+    ``run_root``: the runs' seeds come from it (``scoring.score``; for measuring false alarms). The
+    baseline's gate rows are read from beside it (``harness.evaluation.gate.gate_path``) unless a
+    ``tolerance`` replaces the paired test."""
     path = Path(baseline_path)
     baseline = read_leaderboard(path)
     if splits is not None:
@@ -238,9 +306,11 @@ def check(
     mismatch = identity_problems(recorded, asked)
     if mismatch:  # nothing to re-score: the numbers could not be compared anyway
         return CheckReport(problems=mismatch, rows=pd.DataFrame())
+    known = None if tolerance is not None else read_gate(gate_path(path), baseline, str(path))
     for key in ("task", "num_models", "root_seed"):
         options.pop(key, None)
     task = task_for_board(baseline, str(path), **options)
+    gate: dict = {}
     current = scoring.score_splits(
         task, board_splits(baseline), submissions_dir, leaderboard_path=None,
         # the ceiling only where the baseline has one: its pool is trained for nothing otherwise
@@ -250,5 +320,17 @@ def check(
         jobs=workers_for(task.device, jobs, workers_per_device),
         budget_seconds=budget_seconds, untuned=untuned, cluster=cluster,
         workers_per_device=workers_per_device, sandbox=sandbox, phases=phases,
+        run_root=run_root, gate=None if known is None else gate,
+        gate_known=None if known is None else _by_split(known),
     )
-    return compare(baseline, current, tolerance)
+    if known is None:
+        return compare(baseline, current, tolerance)
+    rescored = {(split, name): row for split, rows in gate.items() for name, row in rows.items()}
+    return compare(baseline, current, baseline_gate=known, current_gate=rescored)
+
+
+def _by_split(rows: dict[tuple[str, str], GateRow]) -> dict[str, dict[str, GateRow]]:
+    out: dict[str, dict[str, GateRow]] = {}
+    for (split, name), row in rows.items():
+        out.setdefault(split, {})[name] = row
+    return out

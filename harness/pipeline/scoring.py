@@ -17,6 +17,7 @@ from harness.core.defaults import REFERENCE_ROOT
 from harness.core.progress import Reporter
 from harness.core.seeds import derive_seed, run_seed
 from harness.evaluation import uncertainty
+from harness.evaluation.gate import GateRow, gate_path, gate_rows, write_gate
 from harness.evaluation.model_stats import ModelStats
 from harness.evaluation.uncertainty import (
     EXAMPLE_REPLICATES,
@@ -134,18 +135,19 @@ def score_uncertainty(
 
 
 def provenance_of(
-    task: Task, data: TaskData, submission: Submission, settings: dict | None = None
+    task: Task, data: TaskData, submission: Submission, settings: dict | None = None,
+    run_root: int | None = None,
 ) -> str:
     """The digest a submission's run records must carry to be reused
     (``harness.execution.provenance``):
     its code and the code it imports, its settings (tuned hyperparameters), the runner's code,
     the task's module and configuration (all but the time budget, which judges runs but does not
-    change them), the data, the versions."""
+    change them), the data, the versions, and ``run_root`` where the runs' seeds come from one."""
     config = task.config()
     config.pop("budget_fraction")
-    context = files.config_hash(
-        [config, data.fingerprint, files.numeric_versions(), dict(sorted((settings or {}).items()))]
-    )
+    parts = [config, data.fingerprint, files.numeric_versions(),
+             dict(sorted((settings or {}).items()))]
+    context = files.config_hash(parts if run_root is None else [*parts, {"run_root": run_root}])
     task_files, task_text = task_code(type(task))
     return run_digest(submission.path, task_files, f"{context}|{task_text}")
 
@@ -189,10 +191,12 @@ def run_submissions(
     budget: float,
     settings: dict[str, dict] | None = None,
     reporter: Reporter | None = None,
+    run_root: int | None = None,
 ) -> list[RunResult]:
     """Do the runs each outcome (of a submission found) still lacks, recording every result as it
-    finishes; a submission whose first timed runs exceed ``budget`` is stopped. Returns the
-    results of the runs done."""
+    finishes; a submission whose first timed runs exceed ``budget`` is stopped. The runs' seeds
+    come from the task's seed, or from ``run_root`` where given. Returns the results of the runs
+    done."""
     reporter = reporter or Reporter()
     settings = settings or {}
     requests = []
@@ -205,7 +209,9 @@ def run_submissions(
             continue
         requests += [
             RunRequest(
-                outcome.submission, i, run_seed(task.seed, outcome.name, i), outcome.provenance,
+                outcome.submission, i,
+                run_seed(task.seed if run_root is None else run_root, outcome.name, i),
+                outcome.provenance,
                 settings.get(outcome.name, {}),
             )
             for i in todo
@@ -275,21 +281,30 @@ def score(
     workers_per_device: int | None = None,
     sandbox: str = "auto",
     phases: Phases | None = None,
+    run_root: int | None = None,
+    gate: dict[str, GateRow] | None = None,
+    gate_known: dict[str, GateRow] | None = None,
 ) -> pd.DataFrame:
     """Score every submission in ``submissions_dir`` (or only ``names``) on ``task``.
 
-    Returns the ranked leaderboard (also written to ``leaderboard_path`` unless it is None),
-    every score with its bootstrap interval, ranks in significance groups and, with ``ceiling``,
-    a row for an independent retrained pool scored as a submission. Submissions run with their
-    tuned settings (``submissions/tuned/<task>.json``) unless ``untuned``. With ``cluster`` (a
+    Returns the ranked leaderboard (also written to ``leaderboard_path`` unless it is None), every
+    score with its bootstrap interval, ranks in significance groups and, with ``ceiling``, a row for
+    an independent retrained pool scored as a submission. Submissions run with their tuned settings
+    (``submissions/tuned/<task>.json``) unless ``untuned``. With ``cluster`` (a
     ``distributed.Client``) the pools and the runs are done on its workers
     (``harness.execution.cluster``; ``workers_per_device`` runs share a worker's GPU), into the same
     caches and records as local work. Submissions run in the OS sandbox
     (``harness.execution.sandbox``: ``auto`` where bubblewrap is installed, ``on`` requires it,
     ``off``). ``phases``, where given, receives the wall seconds of each phase
-    (``harness.execution.phases``).
+    (``harness.execution.phases``). ``run_root``: the runs' seeds come from it instead of the task's
+    seed (the pool is unchanged; for measuring the gate's false alarms). ``gate``, where given,
+    receives each row's ``harness.evaluation.gate.GateRow`` (written beside the leaderboard when
+    ``leaderboard_path`` is given); rows of ``gate_known`` (the baseline's) whose runs and pool are
+    the same are taken as they are.
     """
     reporter = reporter or Reporter()
+    if gate is None and leaderboard_path is not None:
+        gate = {}
     phases = phases if phases is not None else Phases()
     with phases.phase("set-up"):
         found, rejected, settings = chosen_submissions(
@@ -323,7 +338,7 @@ def score(
     with phases.phase("set-up"):
         outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
         for submission in found:
-            digest = provenance_of(task, data, submission, settings[submission.name])
+            digest = provenance_of(task, data, submission, settings[submission.name], run_root)
             outcomes[submission.name] = Outcome(
                 submission.name, submission, runs=results.load_runs(submission.name, digest),
                 provenance=digest,
@@ -349,7 +364,8 @@ def score(
             f"time budget per run {budget:.3f} s"
         )
         with phases.phase("runs"):
-            done = run_submissions(workers, task, outcomes, results, budget, settings, reporter)
+            done = run_submissions(workers, task, outcomes, results, budget, settings, reporter,
+                                   run_root)
         own = [r.seconds for r in done if np.isfinite(r.seconds)]
         phases.add(OWN_RUN_TIME, sum(own) / workers.size)
         phases.add(EVALUATION, workers.evaluation_seconds / workers.size)
@@ -364,6 +380,12 @@ def score(
         uncertainty = score_uncertainty(
             scored, pool, task, results.directory / "uncertainty", jobs, reporter
         )
+    if gate is not None:
+        with phases.phase("gate"):
+            gate.update(gate_rows(
+                scored, pool, {name: derive_seed(task.seed, "gate", name) for name in scored},
+                results.directory / "gate", jobs, gate_known,
+            ))
     with phases.phase("leaderboard"):
         board = build_leaderboard(
             task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
@@ -371,15 +393,23 @@ def score(
             settings=settings,
         )
     if leaderboard_path is not None:
-        write_leaderboard(Path(leaderboard_path), board, {task.split: phases})
+        write_leaderboard(Path(leaderboard_path), board, {task.split: phases},
+                          {task.split: gate}, task.num_models)
     return board
 
 
-def write_leaderboard(path: Path, board: pd.DataFrame, phases: dict[str, Phases]) -> None:
-    """The leaderboard, and beside it the wall seconds of each split's phases."""
+def write_leaderboard(
+    path: Path, board: pd.DataFrame, phases: dict[str, Phases],
+    gate: dict[str, dict[str, GateRow]] | None = None, num_models: int | None = None,
+) -> None:
+    """The leaderboard, and beside it the wall seconds of each split's phases and, where
+    given, the paired gate's rows of each split (``harness.evaluation.gate``; N =
+    ``num_models``)."""
     files.atomic_write(path, lambda tmp: board.to_csv(tmp, index=False))
     table = phase_table(phases)
     files.atomic_write(phases_path(path), lambda tmp: table.to_csv(tmp, index=False))
+    if gate is not None:
+        write_gate(gate_path(path), gate, num_models)
 
 
 def score_splits(
@@ -389,23 +419,32 @@ def score_splits(
     *,
     leaderboard_path: Path | None = Path("leaderboard.csv"),
     phases: dict[str, Phases] | None = None,
+    gate: dict[str, dict[str, GateRow]] | None = None,
+    gate_known: dict[str, dict[str, GateRow]] | None = None,
     **options,
 ) -> pd.DataFrame:
     """``score`` on each of ``splits`` (``"public"``, ``"private"``), as the competition scored a
-    public split and, for the final ranking, a private one made the same way with another seed.
-    One table: the private rows (the final ranking) first, each row naming its split.
-    ``phases``, where given, receives each split's phase times (``harness.execution.phases``)."""
+    public split and, for the final ranking, a private one made the same way with another seed. One
+    table: the private rows (the final ranking) first, each row naming its split. ``phases``, where
+    given, receives each split's phase times (``harness.execution.phases``); ``gate`` each split's
+    gate rows, and ``gate_known`` gives each split's baseline rows (see ``score``)."""
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
         raise ValueError(f"splits must be among {', '.join(SPLITS)}; got {', '.join(splits)}")
     order = [split for split in ("private", "public") if split in splits]
     phases = phases if phases is not None else {}
+    if gate is None and leaderboard_path is not None:
+        gate = {}
     boards = []
     for split in order:
         phases[split] = Phases()
+        if gate is not None:
+            gate[split] = {}
         boards.append(score(task.with_options(split=split), submissions_dir,
-                            leaderboard_path=None, phases=phases[split], **options))
+                            leaderboard_path=None, phases=phases[split],
+                            gate=None if gate is None else gate[split],
+                            gate_known=(gate_known or {}).get(split), **options))
     board = pd.concat(boards, ignore_index=True)
     if leaderboard_path is not None:
-        write_leaderboard(Path(leaderboard_path), board, phases)
+        write_leaderboard(Path(leaderboard_path), board, phases, gate, task.num_models)
     return board

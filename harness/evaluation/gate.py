@@ -1,0 +1,280 @@
+"""What the paired CI gate needs of a scoring, and the paired test itself.
+
+Why paired. ``harness check`` re-scores the same forget examples against the same reference pool
+(both are fixed by the task's seeds), so a row's re-scored final score and its baseline share
+everything but the submission's own runs. Conditioned on the examples and the pool, the
+difference ``D = S_now - S_base`` of two scorings of the same method (say with other run seeds)
+has mean 0 and variance ``Var_runs(S_now) + Var_runs(S_base)``: the example and pool parts of a
+score's uncertainty, which make the leaderboard's intervals wide, cancel.
+
+What is estimated. ``Var_runs(S)`` is a bootstrap over the runs with the pool and the examples
+held fixed: the N runs are resampled with replacement, every example's epsilon is computed again,
+and the final score ``F x (RA_U / RA_R)(TA_U / TA_R)`` is recomputed from the same resampled runs,
+so the forgetting quality and the utility ratios move together (their covariance is kept; no
+delta-method approximation is needed). ``REPLICATES`` replicates per row (a standard error from 20
+replicates is itself uncertain by about 16%).
+
+The test. One-sided: a row fails when ``z = D / sqrt(se_base^2 + se_now^2)`` is significantly
+below 0, with Holm's step-down correction over the rows tested at once (Holm 1979, "A simple
+sequentially rejective multiple test procedure", Scand. J. Statist. 6: 65-70; valid under any
+dependence between the rows) at family-wise level ``LEVEL``. Rows whose runs are the baseline's
+(same numbers, fingerprinted) and whose score is the baseline's are reproduced, not tested: their
+difference is 0 by construction, so they are not counted in the family. Rows whose runs are the
+baseline's but whose score differs were changed by the scoring code itself, not by noise: any drop
+fails.
+
+Stored with the leaderboard (``leaderboard.gate.csv``, a few kilobytes): per split and row, the
+fingerprints of the pool (its confidences on the forget examples and accuracies) and of the runs,
+the final score, the runs' bootstrap standard error, and the per-example points (one character
+each: bucket k of the official metric, worth 2**-k, or ``.`` for 0), which pin the forget set and
+show which examples moved.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.core import files
+from harness.evaluation import metric
+from harness.evaluation.metric import epsilons, final_score, points
+from harness.evaluation.model_stats import ModelStats
+from harness.tasks.base import fingerprint
+
+REPLICATES = 20
+LEVEL = 0.05  # family-wise, one-sided
+CODES = "0123456789abcdefghijklmnopqrstuvwxyz"
+ZERO = "."
+COLUMNS = ["split", "submission", "num_models", "final_score", "pool", "runs", "runs_se",
+           "replicates", "points"]
+
+
+@dataclass(frozen=True)
+class GateRow:
+    """One row's share of the paired gate: its score and what a paired comparison needs."""
+
+    final_score: float
+    points: np.ndarray  # [E] per-example points of the official metric
+    runs_se: float  # bootstrap standard error of the final score over the runs (pool fixed)
+    replicates: int
+    pool: str  # fingerprint of the reference pool's numbers on this forget set
+    runs: str  # fingerprint of the runs' numbers
+
+
+def stats_fingerprint(stats: ModelStats) -> str:
+    """What identifies a set of models' numbers for the metric (confidences and accuracies)."""
+    return fingerprint(stats.confidences, stats.retain_acc, stats.test_acc)
+
+
+def gate_row(
+    stats: ModelStats, pool: ModelStats, seed: int, replicates: int = REPLICATES
+) -> GateRow:
+    """Per-example points of ``stats`` (runs) against ``pool``, and the bootstrap of the final
+    score over the runs with the pool and the forget examples fixed (see the module docstring)."""
+    unlearned = np.asarray(stats.confidences, dtype=np.float64)
+    reference = np.asarray(pool.confidences, dtype=np.float64)
+    n = unlearned.shape[0]
+    per_example = points(epsilons(unlearned, reference), n)
+    score = final_score(float(per_example.mean()), stats.retain_acc, pool.retain_acc,
+                        stats.test_acc, pool.test_acc)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(replicates):
+        own = rng.integers(0, n, n)
+        f = float(points(epsilons(unlearned[own], reference), n).mean())
+        draws.append(final_score(f, stats.retain_acc[own], pool.retain_acc, stats.test_acc[own],
+                                 pool.test_acc))
+    se = float(np.std(draws, ddof=1)) if replicates > 1 else 0.0
+    return GateRow(score, per_example, se, replicates, stats_fingerprint(pool),
+                   stats_fingerprint(stats))
+
+
+def gate_rows(
+    scored: dict[str, ModelStats],
+    pool: ModelStats,
+    seeds: dict[str, int],
+    directory: Path,
+    jobs: int = 1,
+    known: dict[str, GateRow] | None = None,
+) -> dict[str, GateRow]:
+    """``gate_row`` of every scored set of models, in ``jobs`` processes. A row of ``known``
+    (the baseline's) with the same pool and runs is taken as it is (the same numbers would come
+    out); others are cached in ``directory`` under a hash of what they depend on."""
+    known = known or {}
+    pool_print = stats_fingerprint(pool)
+    source = files.source_digest([Path(__file__), Path(metric.__file__)])
+    found, todo, paths = {}, [], {}
+    for name, stats in scored.items():
+        runs_print = stats_fingerprint(stats)
+        old = known.get(name)
+        if old is not None and (old.pool, old.runs) == (pool_print, runs_print):
+            found[name] = old
+            continue
+        paths[name] = directory / (
+            f"{name}-{files.config_hash([pool_print, runs_print, seeds[name], REPLICATES, source])}"
+            ".npz")
+        arrays = files.read_npz_or_none(paths[name])
+        if arrays is None:
+            todo.append(name)
+        else:
+            found[name] = GateRow(
+                float(arrays["final_score"]), arrays["points"], float(arrays["runs_se"]),
+                int(arrays["replicates"]), pool_print, runs_print)
+    if todo:
+        from joblib import Parallel, delayed
+
+        computed = Parallel(n_jobs=max(1, min(jobs, len(todo))))(
+            delayed(gate_row)(scored[name], pool, seeds[name]) for name in todo)
+        for name, row in zip(todo, computed, strict=True):
+            files.write_npz(paths[name], {
+                "final_score": np.float64(row.final_score), "points": row.points,
+                "runs_se": np.float64(row.runs_se), "replicates": np.int64(row.replicates)})
+            found[name] = row
+    return found
+
+
+# -- the file beside the leaderboard -------------------------------------------------------------
+def gate_path(leaderboard: Path) -> Path:
+    """Where a leaderboard's gate data lies: beside it (``leaderboard.gate.csv``)."""
+    return Path(leaderboard).with_suffix(".gate.csv")
+
+
+def encode_points(values: np.ndarray) -> str:
+    """Points 2**-k as the character ``CODES[k]``, 0 as ``ZERO``; one character per example."""
+    out = []
+    for value in np.asarray(values, dtype=np.float64):
+        if value == 0:
+            out.append(ZERO)
+            continue
+        k = -math.log2(value)
+        if k != round(k) or not 0 <= k < len(CODES):
+            raise ValueError(f"not a point value of the metric: {value!r}")
+        out.append(CODES[round(k)])
+    return "".join(out)
+
+
+def decode_points(text: str) -> np.ndarray:
+    """The inverse of ``encode_points``."""
+    if not isinstance(text, str) or any(c != ZERO and c not in CODES for c in text):
+        raise ValueError(f"not an encoding of per-example points: {str(text)[:40]!r}")
+    return np.array([0.0 if c == ZERO else 2.0 ** -CODES.index(c) for c in text])
+
+
+def write_gate(path: Path, rows: dict[str, dict[str, GateRow]], num_models: int) -> None:
+    """``rows`` (split -> submission -> GateRow) as the CSV ``read_gate`` reads."""
+    table = pd.DataFrame([
+        {"split": split, "submission": name, "num_models": num_models,
+         "final_score": row.final_score, "pool": row.pool, "runs": row.runs,
+         "runs_se": row.runs_se, "replicates": row.replicates,
+         "points": encode_points(row.points)}
+        for split, named in rows.items() for name, row in named.items()
+    ], columns=COLUMNS)
+    files.atomic_write(Path(path), lambda tmp: table.to_csv(tmp, index=False))
+
+
+def read_gate(path: Path, board: pd.DataFrame, board_name: str) -> dict[tuple[str, str], GateRow]:
+    """The gate rows of ``board`` ((split, submission) -> GateRow) from ``path``, checked against
+    the board: every row with a final score has its gate row, at the same N, with the same score
+    and the same number of forget examples in a split. Raises FileNotFoundError or ValueError
+    saying what to regenerate."""
+    path = Path(path)
+    redo = (f"regenerate both with `harness score` (it writes {path.name} beside "
+            f"{Path(board_name).name}), or give --tolerance for an unpaired absolute rule")
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: the paired gate needs the per-example points and run spread of "
+            f"the baseline {board_name}; {redo}")
+    try:
+        table = pd.read_csv(path, dtype={"pool": str, "runs": str, "points": str},
+                            keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a readable gate file ({error}); {redo}") from None
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {', '.join(missing)}; {redo}")
+    rows: dict[tuple[str, str], GateRow] = {}
+    for record in table.to_dict("records"):
+        rows[(str(record["split"]), str(record["submission"]))] = GateRow(
+            float(record["final_score"]), decode_points(record["points"]),
+            float(record["runs_se"]), int(record["replicates"]), str(record["pool"]),
+            str(record["runs"]))
+    problems = []
+    split_of = board["split"] if "split" in board.columns else pd.Series("public", board.index)
+    sizes: dict[str, set[int]] = {}
+    for (_, entry), split in zip(board.iterrows(), split_of, strict=True):
+        score = pd.to_numeric(entry["final_score"], errors="coerce")
+        if not math.isfinite(score):
+            continue
+        key = (str(split), str(entry["submission"]))
+        row = rows.get(key)
+        if row is None:
+            problems.append(f"{key[1]} ({key[0]}) has no gate row")
+        elif not math.isclose(row.final_score, float(score), rel_tol=1e-9, abs_tol=1e-15):
+            problems.append(f"{key[1]} ({key[0]}) scores {float(score):.6g} on the board, "
+                            f"{row.final_score:.6g} in the gate file")
+        else:
+            sizes.setdefault(key[0], set()).add(len(row.points))
+    n_file = set(table["num_models"].astype(int))
+    n_board = set(pd.to_numeric(board["num_models"]).dropna().astype(int))
+    if table.shape[0] and n_file != n_board:
+        problems.insert(0, f"N differs: {sorted(n_file)} in the gate file, {sorted(n_board)} on "
+                        "the board")
+    problems += [f"the {split} rows cover different numbers of forget examples: {sorted(e)}"
+                 for split, e in sizes.items() if len(e) > 1]
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if
+                                            len(problems) > 3 else "")
+        raise ValueError(f"{path} does not match {board_name}: {shown}; {redo}")
+    return rows
+
+
+# -- the paired test -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Paired:
+    """The paired comparison of one row: difference, its standard error, one-sided p."""
+
+    delta: float
+    se: float
+    p: float  # P(a difference this low | no change), before the multiplicity correction
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        half = statistics.NormalDist().inv_cdf(0.5 + level / 2) * self.se
+        return self.delta - half, self.delta + half
+
+
+def paired(base: GateRow, now: GateRow) -> Paired:
+    """The one-sided paired test of ``now`` against ``base`` (same pool and forget examples):
+    normal with the runs' two bootstrap variances (the module docstring says why)."""
+    if base.pool != now.pool or len(base.points) != len(now.points):
+        raise ValueError("a paired comparison needs the same pool and forget examples")
+    delta = now.final_score - base.final_score
+    se = math.sqrt(base.runs_se**2 + now.runs_se**2)
+    if se == 0:
+        return Paired(delta, 0.0, 0.0 if delta < 0 else 1.0)
+    return Paired(delta, se, statistics.NormalDist().cdf(delta / se))
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (same order): reject where adjusted <= level."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def detectable_drop(runs_se: float, level: float = LEVEL, tested: int = 1,
+                    power: float = 0.5) -> float:
+    """The smallest drop the gate detects with probability ``power`` when ``tested`` rows are
+    tested at once (Bonferroni's bound, which Holm's first step is) and the re-scored runs
+    spread as the baseline's: ``(z_{1 - level/tested} + z_power) * sqrt(2) * runs_se``."""
+    normal = statistics.NormalDist()
+    return (normal.inv_cdf(1 - level / tested) + normal.inv_cdf(power)) * math.sqrt(2) * runs_se
