@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from harness import cache, metric, uncertainty
+from harness import audits, cache, metric, outputs, uncertainty
 from harness.defaults import REFERENCE_ROOT
 from harness.ensemble import select_chunk_trainer
-from harness.leaderboard import CEILING_ROW, build_leaderboard
+from harness.leaderboard import CEILING_ROW, POOL_ROW, build_leaderboard
 from harness.phases import EVALUATION, OWN_RUN_TIME, Phases, phase_table, phases_path
 from harness.pool import CEILING, POOL, ReferenceStore, train_chunk_sequential
 from harness.provenance import run_digest
@@ -137,6 +137,88 @@ def score_uncertainty(
             found[name] = result
             reporter.advance("intervals")
     return found
+
+
+def _audit_values(stats: ModelStats, seed: int) -> dict[str, np.ndarray]:
+    return audits.per_model(
+        stats.forget_acc, stats.retain_acc, stats.test_acc,
+        stats.forget_losses, stats.test_losses, stats.retain_losses, seed,
+    )
+
+
+def _audit_row(
+    own: dict[str, np.ndarray], pool: dict[str, np.ndarray], confidences: np.ndarray | None,
+    pool_confidences: np.ndarray, seed: int,
+) -> dict[str, np.ndarray]:
+    found = audits.audit_columns(own, pool, confidences, pool_confidences, seed)
+    return {k: np.asarray(v) for k, v in found.items()}
+
+
+def _cached(
+    paths: dict[str, Path], tasks: dict[str, tuple], jobs: int, wanted: set[str],
+    reporter: Reporter,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Each name's arrays: read from its file in ``paths`` when it holds the ``wanted`` keys,
+    else computed as ``function(*args)`` from ``tasks[name]`` in ``jobs`` processes and written."""
+    found = {}
+    for name, path in paths.items():
+        arrays = cache.read_npz_or_none(path)
+        if arrays is not None and wanted <= set(arrays):
+            found[name] = arrays
+            reporter.advance("audits")
+    todo = [name for name in paths if name not in found]
+    if todo:
+        from joblib import Parallel, delayed
+
+        computed = Parallel(n_jobs=max(1, min(jobs, len(todo))), return_as="generator")(
+            delayed(tasks[name][0])(*tasks[name][1:]) for name in todo
+        )
+        for name, result in zip(todo, computed, strict=True):
+            cache.write_npz(paths[name], result)
+            found[name] = result
+            reporter.advance("audits")
+    return found
+
+
+def score_audits(
+    scored: dict[str, ModelStats],
+    pool: ModelStats,
+    task: Task,
+    directory: Path,
+    jobs: int = 1,
+    reporter: Reporter | None = None,
+) -> dict[str, dict[str, float]]:
+    """The literature's audit columns (``harness.audits``) of every scored set of models and of
+    the pool itself (``POOL_ROW``), by row name, computed in ``jobs`` processes and cached in
+    ``directory`` under hashes of the arrays they read and the code: first each set's per-model
+    values (the attacks' classifiers, the expensive part), then each row's columns (the gaps to
+    the pool's values and the likelihood-ratio attack against the pool's confidences)."""
+    reporter = reporter or Reporter()
+    seed = derive_seed(task.seed, "audits")
+    code = cache.source_digest([Path(audits.__file__), Path(outputs.__file__)])
+    sets = {POOL_ROW: pool, **scored}
+    reporter.stage("audits", 2 * len(sets))
+    read = ("forget_acc", "retain_acc", "test_acc", *(f"{k}_losses" for k in outputs.SETS))
+    keys = {}
+    for name, stats in sets.items():
+        arrays = {k: v for k, v in stats.to_arrays().items() if k in read}
+        keys[name] = cache.config_hash(
+            [code, seed, sorted(arrays), fingerprint(*arrays.values(), stats.confidences)])
+    values = _cached(
+        {name: directory / f"{name}-{key}.npz" for name, key in keys.items()},
+        {name: (_audit_values, stats, seed) for name, stats in sets.items()},
+        jobs, set(audits.MEASURES), reporter,
+    )
+    rows = _cached(
+        {name: directory / f"{name}-{cache.config_hash([key, keys[POOL_ROW]])}.columns.npz"
+         for name, key in keys.items()},
+        {name: (_audit_row, values[name], values[POOL_ROW],
+                None if name == POOL_ROW else stats.confidences, pool.confidences,
+                derive_seed(task.seed, "audits-bootstrap", name))
+         for name, stats in sets.items()},
+        jobs, {"ua"}, reporter,
+    )
+    return {name: {k: float(v) for k, v in found.items()} for name, found in rows.items()}
 
 
 def provenance_of(
@@ -368,11 +450,15 @@ def score(
         uncertainty = score_uncertainty(
             scored, pool, task, results.directory / "uncertainty", jobs, reporter
         )
+    with phases.phase("audits"):
+        audit_columns = score_audits(
+            scored, pool, task, results.directory / "audits", jobs, reporter
+        )
     with phases.phase("leaderboard"):
         board = build_leaderboard(
             task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
             versions=cache.versions(), uncertainty=uncertainty, ceiling=second,
-            settings=settings,
+            settings=settings, audits=audit_columns,
         )
     if leaderboard_path is not None:
         write_leaderboard(Path(leaderboard_path), board, {task.split: phases})
