@@ -269,3 +269,33 @@ def test_doing_nothing_is_more_exposed_than_the_retrained_ceiling(tmp_path):
             np.r_[np.ones(size), np.zeros(size)])
         efficacy.append(1 - classifier.predict(confidence["forget"].reshape(-1, 1)).mean())
     assert nothing["mia_efficacy"] == pytest.approx(np.mean(efficacy), abs=1e-12)
+
+
+# -- the report's section ----------------------------------------------------------------------
+def test_the_disagreement_section_ranks_by_each_measure_and_correlates_with_the_official(
+        tmp_path):
+    from harness.disagreement import (
+        correlations,
+        disagreement_section,
+        measure_ranks,
+        plot_disagreement,
+    )
+
+    board = pd.DataFrame({
+        "submission": ["a", "b", "c", "d", CEILING_ROW],
+        "status": [OK, OK, OK, OK, "reference"],
+        "final_score": [0.4, 0.3, 0.2, 0.1, 0.5],
+        "avg_gap": [0.01, 0.02, 0.03, 0.04, 0.0],  # the official order
+        "lira_auc": [0.9, 0.8, 0.7, 0.6, 0.5],  # the reverse
+        "mia_gap": [0.1, 0.3, 0.2, 0.4, 0.0],
+    })
+    ranks = measure_ranks(board)
+    assert list(ranks.index) == ["a", "b", "c", "d"]  # the ranked rows only
+    assert ranks["lira_auc"].tolist() == [4, 3, 2, 1]
+    found = correlations(ranks)
+    # Spearman by hand: ranks (1,2,3,4) against (1,3,2,4): 1 - 6 * (0+1+1+0) / (4 * 15) = 0.8
+    assert found == pytest.approx({"avg_gap": 1.0, "lira_auc": -1.0, "mia_gap": 0.8})
+    assert plot_disagreement(board, tmp_path / "plot.png") and (tmp_path / "plot.png").is_file()
+    page = disagreement_section(board, True)
+    assert "Where the measures disagree" in page and "LiRA mean AUC -1.00" in page
+    assert disagreement_section(board[["submission", "status", "final_score"]], False) == ""
