@@ -171,7 +171,10 @@ def kit_mia(forget_losses: np.ndarray, test_losses: np.ndarray, seed: int) -> np
     keep_test, keep_forget = balanced_indices(test_losses.shape[1], forget_losses.shape[1], seed)
     samples = np.concatenate([test_losses[:, keep_test], forget_losses[:, keep_forget]], axis=1)
     labels = np.r_[np.zeros(len(keep_test)), np.ones(len(keep_forget))]
-    train, test = kit_splits(len(keep_test))
+    try:
+        train, test = kit_splits(len(keep_test))
+    except ValueError:  # too few examples for a stratified 10% test split (under 6 a side)
+        return np.full(len(samples), np.nan)
     w, b = fit_logistic(samples[:, train], labels[train])  # [M, splits]
     decision = w[..., None] * samples[:, test] + b[..., None]
     predicted = decision > 0  # scikit-learn predicts label 1 where the decision is positive
@@ -194,6 +197,8 @@ def mia_efficacy(
     forget = true_class_confidence(np.atleast_2d(forget_losses))
     keep_retain, keep_test = balanced_indices(retain.shape[1], test.shape[1], seed)
     labels = np.r_[np.ones(len(keep_retain)), np.zeros(len(keep_test))]
+    if not len(keep_test) or not forget.shape[1]:
+        return np.full(len(forget), np.nan)
     values = np.empty(len(forget))
     for m in range(len(forget)):
         shadow = np.r_[retain[m, keep_retain], test[m, keep_test]][:, None]

@@ -299,3 +299,9 @@ def test_the_disagreement_section_ranks_by_each_measure_and_correlates_with_the_
     page = disagreement_section(board, True)
     assert "Where the measures disagree" in page and "LiRA mean AUC -1.00" in page
     assert disagreement_section(board[["submission", "status", "final_score"]], False) == ""
+
+
+def test_sets_too_small_for_the_attacks_give_nan_not_an_error():
+    forget, test, retain = losses_fixture(models=2, forget=3, test=4, retain=4)
+    assert np.isnan(audits.kit_mia(forget, test, 0)).all()  # no stratified 10% split of 6
+    assert np.isnan(audits.mia_efficacy(retain[:, :0], test[:, :0], forget, 0)).all()
