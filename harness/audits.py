@@ -164,8 +164,8 @@ def kit_mia(forget_losses: np.ndarray, test_losses: np.ndarray, seed: int) -> np
     cross-entropy losses, test (label 0) then forget (label 1), the larger set subsampled to the
     smaller's size (``balanced_indices`` from ``seed``, the same examples for every model); the
     accuracy is the mean over the 10 stratified shuffle splits of a logistic regression fitted on
-    the split's 90% and scored on its 10%. 0.5 cannot be told apart; a retrained model is the
-    target, not 0.5 (its forget examples were never trained on, but are still easier than test)."""
+    the split's 90% and scored on its 10%. The retrained models' value is the target, not 0.5
+    (a cross-validated classifier without signal need not score 0.5)."""
     forget_losses = np.atleast_2d(forget_losses)
     test_losses = np.atleast_2d(test_losses)
     keep_test, keep_forget = balanced_indices(test_losses.shape[1], forget_losses.shape[1], seed)
