@@ -190,8 +190,6 @@ def mia_efficacy(
     (non-members, 0), the two balanced (``harness.outputs`` keeps as many retain examples as test
     ones; ``balanced_indices`` from ``seed`` otherwise). Higher is more forgetting; a retrained
     model is the target."""
-    from sklearn.svm import SVC
-
     retain = true_class_confidence(np.atleast_2d(retain_losses))
     test = true_class_confidence(np.atleast_2d(test_losses))
     forget = true_class_confidence(np.atleast_2d(forget_losses))
@@ -201,21 +199,27 @@ def mia_efficacy(
         return np.full(len(forget), np.nan)
     values = np.empty(len(forget))
     for m in range(len(forget)):
-        shadow = np.r_[retain[m, keep_retain], test[m, keep_test]][:, None]
-        classifier = SVC(C=SVC_C, gamma="auto", kernel="rbf").fit(shadow, labels)
-        values[m] = 1.0 - svc_members(classifier, forget[m], gamma=1.0).mean()
+        shadow = np.r_[retain[m, keep_retain], test[m, keep_test]]
+        values[m] = 1.0 - svc_members(shadow, labels, forget[m]).mean()
     return values
 
 
-def svc_members(classifier, x: np.ndarray, gamma: float) -> np.ndarray:
-    """``classifier.predict(x[:, None]) == 1`` for a fitted binary RBF ``SVC`` on one feature
-    (``gamma="auto"`` is 1 / features = 1), from its decision function
-    ``sum_i dual_coef_i exp(-gamma (x - sv_i)^2) + intercept`` (positive: the second
-    class), computed for all of ``x`` at once: ``predict``'s own checks cost more than the sum
-    on these sizes."""
-    support = classifier.support_vectors_[:, 0]
-    kernel = np.exp(-gamma * (np.asarray(x, np.float64)[:, None] - support) ** 2)
-    return kernel @ classifier.dual_coef_[0] + classifier.intercept_[0] > 0
+def rbf_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``exp(-gamma (a_i - b_j)^2)`` of one feature, with ``gamma="auto"`` = 1 / features = 1."""
+    return np.exp(-((a[:, None] - b[None, :]) ** 2))
+
+
+def svc_members(shadow: np.ndarray, labels: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Which of ``x`` ``SVC(C=3, gamma="auto").fit(shadow[:, None], labels)`` predicts members
+    (label 1). The same fit, on the same kernel computed here (``kernel="precomputed"``: libsvm
+    then spends its time on the optimisation, not on the kernel), and the prediction from its
+    decision function ``sum_i dual_coef_i K(x, sv_i) + intercept`` (positive: the second class)
+    for all of ``x`` at once."""
+    from sklearn.svm import SVC
+
+    classifier = SVC(C=SVC_C, kernel="precomputed").fit(rbf_kernel(shadow, shadow), labels)
+    support = shadow[classifier.support_]
+    return rbf_kernel(x, support) @ classifier.dual_coef_[0] + classifier.intercept_[0] > 0
 
 
 def per_model(

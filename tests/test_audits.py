@@ -305,3 +305,22 @@ def test_sets_too_small_for_the_attacks_give_nan_not_an_error():
     forget, test, retain = losses_fixture(models=2, forget=3, test=4, retain=4)
     assert np.isnan(audits.kit_mia(forget, test, 0)).all()  # no stratified 10% split of 6
     assert np.isnan(audits.mia_efficacy(retain[:, :0], test[:, :0], forget, 0)).all()
+
+
+def test_a_pool_s_losses_are_the_same_trained_as_an_ensemble_or_one_by_one():
+    import dataclasses
+
+    from harness.ensemble import train_chunk_ensemble
+    from harness.pool import train_chunk_sequential
+    from harness.tasks import get_task
+
+    task = get_task("digits", num_models=4)
+    task = task.with_options(recipe=dataclasses.replace(task.recipe, epochs=1))
+    data = task.load_data()
+    fast = train_chunk_ensemble(task, data, [1, 2])
+    slow = train_chunk_sequential(task, data, [1, 2])
+    sizes = {"forget": len(data.forget_idx), "test": len(data.test), "retain": len(data.test)}
+    for name in SETS:
+        found = getattr(fast, f"{name}_losses")
+        assert found.shape == (2, sizes[name]) and found.dtype == np.float32
+        np.testing.assert_allclose(found, getattr(slow, f"{name}_losses"), atol=1e-3, rtol=1e-3)
