@@ -187,7 +187,7 @@ def caches_locked(console, *folders: str) -> Iterator[None]:
     """The cache folders a command writes, held while it works (``files.exclusive``): a second
     command on the same folders (another terminal, a CI matrix on a shared cache) waits, says
     for whom, and then reuses the first's pools and runs instead of doing them again. Always
-    taken in the order reference root, then run records."""
+    taken in the order reference root, then run records, once a cluster (if any) is reached."""
     from harness.core import files
 
     with contextlib.ExitStack() as held:
@@ -207,9 +207,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     splits = ["public", "private"] if args.split == "both" else [args.split]
     phases: dict = {}
     sandbox = sandbox_mode(args)  # checked before anything is created
-    with caches_locked(console, args.reference_root, args.output), cluster_client(
-        args
-    ) as client, RichReporter(console) as reporter:
+    with cluster_client(args) as client, caches_locked(
+        console, args.reference_root, args.output
+    ), RichReporter(console) as reporter:
         board = score_splits(
             task, splits, Path(args.submissions), names=args.only or None,
             reference_root=Path(args.reference_root), output_dir=Path(args.output),
@@ -320,9 +320,9 @@ def cmd_pool(args: argparse.Namespace) -> int:
         store = ReferenceStore(task, task.load_data(), Path(args.reference_root))
     else:
         errors = Console(stderr=True)
-        with caches_locked(errors, args.reference_root), cluster_client(
-            args
-        ) as client, RichReporter(errors) as reporter:
+        with cluster_client(args) as client, caches_locked(
+            errors, args.reference_root
+        ), RichReporter(errors) as reporter:
             store = ReferenceStore(task, task.load_data(), Path(args.reference_root))
             for which in (POOL, CEILING) if args.ceiling else (POOL,):
                 if client is None:
@@ -428,9 +428,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     mode = sandbox_mode(args)
     phases: dict = {}
-    with caches_locked(Console(stderr=True), args.reference_root, args.output), cluster_client(
-        args
-    ) as client:
+    with cluster_client(args) as client, caches_locked(
+        Console(stderr=True), args.reference_root, args.output
+    ):
         if args.no_progress:
             report = run(None, client)
         else:

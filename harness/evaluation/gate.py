@@ -40,8 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.core import files
-from harness.evaluation import metric
+from harness.core import files, sources
 from harness.evaluation.metric import epsilons, final_score, points
 from harness.evaluation.model_stats import ModelStats
 from harness.tasks.base import fingerprint
@@ -107,7 +106,7 @@ def gate_rows(
     out); others are cached in ``directory`` under a hash of what they depend on."""
     known = known or {}
     pool_print = stats_fingerprint(pool)
-    source = files.source_digest([Path(__file__), Path(metric.__file__)])
+    source = sources.code_digest([Path(__file__)], [sources.PACKAGE])  # and the metric it imports
     found, todo, paths = {}, [], {}
     for name, stats in scored.items():
         runs_print = stats_fingerprint(stats)

@@ -17,13 +17,23 @@ class ModelStats:
     test_acc: np.ndarray
     forget_acc: np.ndarray
     seconds: np.ndarray  # training (or unlearning) seconds per model
+    # per-example cross-entropy losses [models, examples] (``harness.evaluation.example_outputs``)
+    # on the forget set, the test set and the audits' retain subsample; None where some model's
+    # are not known
+    forget_losses: np.ndarray | None = None
+    test_losses: np.ndarray | None = None
+    retain_losses: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.retain_acc)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return dict(vars(self))
+        return {k: v for k, v in vars(self).items() if v is not None}
 
     @classmethod
     def concatenate(cls, parts: list[ModelStats]) -> ModelStats:
-        return cls(**{k: np.concatenate([vars(p)[k] for p in parts]) for k in vars(parts[0])})
+        return cls(**{
+            k: None if any(vars(p)[k] is None for p in parts)
+            else np.concatenate([vars(p)[k] for p in parts])
+            for k in vars(parts[0])
+        })

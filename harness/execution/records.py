@@ -20,6 +20,7 @@ OK, ERROR, TIMEOUT, INVALID, CRASHED, OVER_BUDGET = (
     "ok", "error", "timeout", "invalid-output", "crashed", "over-budget",
 )
 BUDGET_PROBE_RUNS = 3  # runs timed before a slow submission is stopped as over budget
+ARRAY_FIELDS = ("losses",)  # RunResult fields stored as arrays beside the JSON line
 
 
 @dataclass
@@ -42,10 +43,14 @@ class RunResult:
     worker: int = -1
     wall_seconds: float = float("nan")  # the two measurements ``seconds`` is made of
     cpu_seconds: float = float("nan")
+    # per-example losses by set (``harness.evaluation.example_outputs``): kept in their own array
+    # file, not in the JSON line; None for a failed run or a record whose array file is missing
+    losses: dict[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+        """The fields of a run's JSON line (the arrays are stored apart)."""
+        return [f.name for f in fields(cls) if f.name not in ARRAY_FIELDS]
 
 
 def typical_seconds(seconds: list[float]) -> float:
@@ -95,4 +100,12 @@ class Outcome:
             test_acc=np.array([r.test_acc for r in runs]),
             forget_acc=np.array([r.forget_acc for r in runs]),
             seconds=np.array([r.seconds for r in runs]),
+            **_stacked_losses(runs),
         )
+
+
+def _stacked_losses(runs: list[RunResult]) -> dict[str, np.ndarray]:
+    """``ModelStats``' loss arrays from the runs' own, when every run has them (else none)."""
+    if any(r.losses is None for r in runs):
+        return {}
+    return {f"{k}_losses": np.stack([r.losses[k] for r in runs]) for k in runs[0].losses}

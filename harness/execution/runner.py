@@ -395,6 +395,7 @@ class _Worker:
             result.status, result.message = INVALID, problem
             return
         result.confidences = [float(c) for c in stats["confidences"]]
+        result.losses = stats["losses"]
         for key in ("retain_acc", "test_acc", "forget_acc"):
             setattr(result, key, float(stats[key]))
 

@@ -1,9 +1,10 @@
 """The results store: raw records of every run, written as each run finishes.
 
-``<output>/<task>-<key>/runs/<submission>.jsonl`` holds one JSON line per finished run. A scoring
-that is interrupted resumes from these lines: ``ok`` runs of exactly the same code and task (same
-provenance digest, see ``harness.execution.provenance``) are never redone; failed ones are tried
-again. A torn last line from a killed process is ignored.
+``<output>/<task>-<key>/runs/<submission>.jsonl`` holds one JSON line per finished run; a run's
+per-example losses (``harness.evaluation.example_outputs``) are an array file beside it, written
+first. A scoring that is interrupted resumes from these lines: ``ok`` runs of exactly the same code
+and task (same provenance digest, see ``harness.execution.provenance``) are never redone; failed
+ones are tried again. A torn last line from a killed process is ignored.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import typing
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.execution.records import OK, RunResult
+from harness.evaluation.example_outputs import read_run_outputs, run_outputs_path, write_run_outputs
+from harness.execution.records import ARRAY_FIELDS, OK, RunResult
 
-_HINTS = typing.get_type_hints(RunResult)
+_HINTS = {k: v for k, v in typing.get_type_hints(RunResult).items() if k not in ARRAY_FIELDS}
 
 
 def _fits(value: object, hint: object) -> bool:
@@ -62,7 +64,9 @@ class ResultsStore:
         again; runs of other code are ignored. A line that is not a complete record (torn, not JSON,
         other fields or wrongly typed values) is skipped: its run is done again, not trusted.
         With ``ok_only=False``, each run's latest record whatever its status (failures with
-        their messages, for ``harness.notebook``)."""
+        their messages, for ``harness.notebook``). An ``ok`` run's losses are read from its
+        array file; a record without one (written before the losses were kept, or whose file
+        was lost) is still loaded, with ``losses`` None: its row's loss-based audits are empty."""
         path = self._path(name)
         runs: dict[int, RunResult] = {}
         if not path.exists():
@@ -79,9 +83,20 @@ class ResultsStore:
             record = RunResult(**fields)
             if record.provenance == provenance and (record.status == OK or not ok_only):
                 runs[record.run_index] = record
+        for record in runs.values():
+            if record.status == OK:
+                record.losses = read_run_outputs(run_outputs_path(
+                    self.runs_directory, name, provenance, record.run_index))
         return runs
 
     def append(self, result: RunResult) -> None:
+        """Record one finished run: its losses' array file first (when it has them), then its
+        JSON line."""
+        if result.losses is not None:
+            write_run_outputs(run_outputs_path(
+                self.runs_directory, result.submission, result.provenance, result.run_index),
+                result.losses)
+        record = {k: v for k, v in asdict(result).items() if k not in ARRAY_FIELDS}
         path = self._path(result.submission)
         with open(path, "a+b") as handle:
             handle.seek(0, os.SEEK_END)
@@ -89,6 +104,6 @@ class ResultsStore:
                 handle.seek(-1, os.SEEK_END)
                 if handle.read(1) != b"\n":
                     handle.write(b"\n")
-            handle.write((json.dumps(asdict(result)) + "\n").encode())
+            handle.write((json.dumps(record) + "\n").encode())
             handle.flush()
             os.fsync(handle.fileno())

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from harness.core.defaults import LEVEL
+from harness.evaluation.audits import AUDIT_COLUMNS
 from harness.evaluation.metric import official_scores
 from harness.evaluation.ranks import rank_intervals, rank_text
 from harness.evaluation.uncertainty import z_score
@@ -36,12 +37,14 @@ if TYPE_CHECKING:
 REJECTED = "rejected"
 REFERENCE = "reference"  # the status of the ceiling row: scored, never ranked
 CEILING_ROW = "(retrained ceiling)"
+POOL_ROW = "(retrained pool)"  # the reference pool's own audit values: the audits' targets
 COLUMNS = [
     "rank", "rank_lo", "rank_hi", "submission", "status", "final_score", "final_score_lo",
     "final_score_hi", "final_score_se", "forget_quality", "forget_quality_lo",
     "forget_quality_hi",
     "retain_acc", "test_acc", "forget_acc",
     "ref_retain_acc", "ref_test_acc", "ref_forget_acc",
+    *AUDIT_COLUMNS,
     "seconds_per_run", "budget_seconds", "retrain_seconds", "runs_ok", "num_models",
     "task", "split", "root_seed", "original_model", "settings", "file_hash", "provenance",
     "message",
@@ -104,19 +107,27 @@ def build_leaderboard(
     uncertainty: dict[str, Replicates] | None = None,
     ceiling: ModelStats | None = None,
     settings: dict[str, dict] | None = None,
+    audits: dict[str, dict[str, float]] | None = None,
 ) -> pd.DataFrame:
     """The ranked table: ranked rows by final score, then unranked scored rows (the ceiling
     among them), then failures. ``uncertainty`` holds the bootstrap replicates of every scored
     row (by name); without it the interval columns and the rank ranges stay empty.
-    ``settings`` holds each submission's hyperparameters (absent: the published constants)."""
+    ``settings`` holds each submission's hyperparameters (absent: the published constants).
+    ``audits`` holds the audit columns (``harness.evaluation.audits``) by row name; its
+    ``POOL_ROW`` entry adds an unranked row for the reference pool itself, whose values the
+    others' gaps are to."""
     uncertainty = uncertainty or {}
+    audits = audits or {}
     settings = settings or {}
     rows = [_row(task, pool, outcome, budget) for outcome in outcomes]
     for row in rows:
         row["settings"] = encode(settings.get(row["submission"], {}))
     if ceiling is not None:
         rows.append(_ceiling_row(pool, ceiling))
+    if POOL_ROW in audits:
+        rows.append(_pool_row(pool))
     for row in rows:
+        row.update(audits.get(row["submission"], {}))
         found = uncertainty.get(row["submission"])
         if found is not None:
             row["final_score_lo"], row["final_score_hi"] = found.interval("final_score")
@@ -167,6 +178,20 @@ def _ceiling_row(pool: ModelStats, ceiling: ModelStats) -> dict:
         "file_hash": "",
         "message": "an independent pool retrained from scratch with other seeds, scored as a "
         "submission: the best score reachable on this task at this N (not ranked)",
+    }
+
+
+def _pool_row(pool: ModelStats) -> dict:
+    return {
+        "submission": POOL_ROW,
+        "status": REFERENCE,
+        "runs_ok": len(pool),
+        "retain_acc": float(pool.retain_acc.mean()),
+        "test_acc": float(pool.test_acc.mean()),
+        "forget_acc": float(pool.forget_acc.mean()),
+        "file_hash": "",
+        "message": "the reference pool itself: its audit values are the targets the other rows' "
+        "gaps are measured to (no score: it is what the others are scored against)",
     }
 
 

@@ -36,6 +36,7 @@ from harness.evaluation.ranks import (
 )
 from harness.execution.records import OK
 from harness.methods.hyperparameters import PUBLISHED, describe
+from harness.outputs.disagreement import PLOT_FILE, disagreement_section, plot_disagreement
 from harness.outputs.leaderboard import (
     IDENTITY_COLUMNS,
     board_splits,
@@ -579,6 +580,8 @@ def write_report(
                                f"submission with run records) and of the retrained pool on the "
                                f"{len(examples)} forget examples {how}; the attacks try to "
                                f"separate exactly these two histograms."))
+    # its own section, after the plots: the audits' rankings against the official one
+    figures.append(disagreement_section(board, plot_disagreement(board, out_dir / PLOT_FILE)))
     missing = [n for n in order if n not in runs and finite(
         board.loc[board["submission"] == n, "final_score"].iloc[0])]
     if missing:

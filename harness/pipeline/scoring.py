@@ -16,7 +16,7 @@ from harness.core import files, sources
 from harness.core.defaults import REFERENCE_ROOT
 from harness.core.progress import Reporter
 from harness.core.seeds import derive_seed, run_seed
-from harness.evaluation import uncertainty
+from harness.evaluation import audits, example_outputs, uncertainty
 from harness.evaluation.gate import GateRow, gate_path, gate_rows, write_gate
 from harness.evaluation.model_stats import ModelStats
 from harness.evaluation.uncertainty import (
@@ -35,7 +35,7 @@ from harness.execution.runner import RunRequest, WorkerPool
 from harness.execution.store import ResultsStore
 from harness.methods.loading import Submission, discover
 from harness.methods.tuned_settings import settings_for, tuned_path
-from harness.outputs.leaderboard import CEILING_ROW, build_leaderboard
+from harness.outputs.leaderboard import CEILING_ROW, POOL_ROW, build_leaderboard
 from harness.reference.ensemble import select_chunk_trainer
 from harness.reference.pool import CEILING, POOL, ReferenceStore, train_chunk_sequential
 from harness.tasks.base import SPLITS, Task, TaskData, fingerprint, task_code
@@ -91,9 +91,8 @@ def score_uncertainty(
     model_replicates: int = MODEL_REPLICATES,
 ) -> dict[str, Replicates]:
     """Bootstrap replicates of every scored set of models (``harness.evaluation.uncertainty``),
-    cached in
-    ``directory`` under a hash of everything they depend on (the models' and the pool's numbers,
-    the plan, the code of the bootstrap and the metric), computed in ``jobs`` processes."""
+    cached in ``directory`` under a hash of everything they depend on (the models' and the pool's
+    numbers, the plan, the code of the bootstrap and the metric), computed in ``jobs`` processes."""
     reporter = reporter or Reporter()
     shared = plan(
         pool.confidences.shape[1], len(pool), derive_seed(task.seed, "bootstrap"),
@@ -132,6 +131,88 @@ def score_uncertainty(
             found[name] = result
             reporter.advance("intervals")
     return found
+
+
+def _audit_values(stats: ModelStats, seed: int) -> dict[str, np.ndarray]:
+    return audits.per_model(
+        stats.forget_acc, stats.retain_acc, stats.test_acc,
+        stats.forget_losses, stats.test_losses, stats.retain_losses, seed,
+    )
+
+
+def _audit_row(
+    own: dict[str, np.ndarray], pool: dict[str, np.ndarray], confidences: np.ndarray | None,
+    pool_confidences: np.ndarray, seed: int,
+) -> dict[str, np.ndarray]:
+    found = audits.audit_columns(own, pool, confidences, pool_confidences, seed)
+    return {k: np.asarray(v) for k, v in found.items()}
+
+
+def _cached(
+    paths: dict[str, Path], tasks: dict[str, tuple], jobs: int, wanted: set[str],
+    reporter: Reporter,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Each name's arrays: read from its file in ``paths`` when it holds the ``wanted`` keys,
+    else computed as ``function(*args)`` from ``tasks[name]`` in ``jobs`` processes and written."""
+    found = {}
+    for name, path in paths.items():
+        arrays = files.read_npz_or_none(path)
+        if arrays is not None and wanted <= set(arrays):
+            found[name] = arrays
+            reporter.advance("audits")
+    todo = [name for name in paths if name not in found]
+    if todo:
+        from joblib import Parallel, delayed
+
+        computed = Parallel(n_jobs=max(1, min(jobs, len(todo))), return_as="generator")(
+            delayed(tasks[name][0])(*tasks[name][1:]) for name in todo
+        )
+        for name, result in zip(todo, computed, strict=True):
+            files.write_npz(paths[name], result)
+            found[name] = result
+            reporter.advance("audits")
+    return found
+
+
+def score_audits(
+    scored: dict[str, ModelStats],
+    pool: ModelStats,
+    task: Task,
+    directory: Path,
+    jobs: int = 1,
+    reporter: Reporter | None = None,
+) -> dict[str, dict[str, float]]:
+    """The literature's audit columns (``harness.evaluation.audits``) of every scored set of models
+    and of the pool itself (``POOL_ROW``), by row name, computed in ``jobs`` processes and cached in
+    ``directory`` under hashes of the arrays they read and the code: first each set's per-model
+    values (the attacks' classifiers, the expensive part), then each row's columns (the gaps to the
+    pool's values and the likelihood-ratio attack against the pool's confidences)."""
+    reporter = reporter or Reporter()
+    seed = derive_seed(task.seed, "audits")
+    code = sources.code_digest([Path(audits.__file__)], [sources.PACKAGE])  # and all it imports
+    sets = {POOL_ROW: pool, **scored}
+    reporter.stage("audits", 2 * len(sets))
+    read = ("forget_acc", "retain_acc", "test_acc", *(f"{k}_losses" for k in example_outputs.SETS))
+    keys = {}
+    for name, stats in sets.items():
+        arrays = {k: v for k, v in stats.to_arrays().items() if k in read}
+        keys[name] = files.config_hash(
+            [code, seed, sorted(arrays), fingerprint(*arrays.values(), stats.confidences)])
+    values = _cached(
+        {name: directory / f"{name}-{key}.npz" for name, key in keys.items()},
+        {name: (_audit_values, stats, seed) for name, stats in sets.items()},
+        jobs, set(audits.MEASURES), reporter,
+    )
+    rows = _cached(
+        {name: directory / f"{name}-{files.config_hash([key, keys[POOL_ROW]])}.columns.npz"
+         for name, key in keys.items()},
+        {name: (_audit_row, values[name], values[POOL_ROW],
+                None if name == POOL_ROW else stats.confidences, pool.confidences,
+                derive_seed(task.seed, "audits-bootstrap", name))
+         for name, stats in sets.items()},
+        jobs, {"ua"}, reporter,
+    )
+    return {name: {k: float(v) for k, v in found.items()} for name, found in rows.items()}
 
 
 def provenance_of(
@@ -386,11 +467,15 @@ def score(
                 scored, pool, {name: derive_seed(task.seed, "gate", name) for name in scored},
                 results.directory / "gate", jobs, gate_known,
             ))
+    with phases.phase("audits"):
+        audit_columns = score_audits(
+            scored, pool, task, results.directory / "audits", jobs, reporter
+        )
     with phases.phase("leaderboard"):
         board = build_leaderboard(
             task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
             versions=files.versions(), uncertainty=uncertainty, ceiling=second,
-            settings=settings,
+            settings=settings, audits=audit_columns,
         )
     if leaderboard_path is not None:
         write_leaderboard(Path(leaderboard_path), board, {task.split: phases},

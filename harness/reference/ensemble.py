@@ -83,6 +83,7 @@ from torch.utils.data import Dataset
 
 from harness.core.seeds import pool_seed
 from harness.data.examples import ShuffleOrder, column_view, inputs_targets, labels_of
+from harness.evaluation.example_outputs import SETS, audit_retain_indices, example_losses
 from harness.evaluation.metric import logit_scaled_confidence
 from harness.evaluation.model_stats import ModelStats
 from harness.reference.pool import train_chunk_sequential
@@ -504,9 +505,12 @@ def train_ensemble(
 
 
 def evaluate_ensemble(ensemble: Ensemble, data: TaskData) -> dict[str, np.ndarray]:
-    """Per member, what ``pool.evaluate_model`` computes: forget-set logit-scaled confidences and
-    retain/test/forget accuracies (logits of all members from batched forward passes)."""
+    """Per member, what ``pool.evaluate_model`` computes: forget-set logit-scaled confidences,
+    retain/test/forget accuracies and the per-example losses
+    (``harness.evaluation.example_outputs``: the retain set's on the audits' subsample), logits of
+    all members from batched forward passes."""
     results: dict[str, np.ndarray] = {}
+    audited = audit_retain_indices(len(data.retain_idx), len(data.test))
     for split in ("forget", "retain", "test"):
         tensors = _tensors(getattr(data, split))
         if tensors is None:
@@ -519,6 +523,8 @@ def evaluate_ensemble(ensemble: Ensemble, data: TaskData) -> dict[str, np.ndarra
             results[f"{split}_acc"] = hits.mean(axis=1).astype(np.float64)
         else:
             results[f"{split}_acc"] = np.full(members, np.nan)
+        kept = audited if split == "retain" else slice(None)
+        results[f"{split}_losses"] = example_losses(logits[:, kept], split_targets[kept])
         if split == "forget":  # row-wise statistic: all members in one call
             results["confidences"] = logit_scaled_confidence(
                 logits.reshape(members * n, num_classes), np.tile(split_targets, members)
@@ -614,6 +620,7 @@ def train_chunk_ensemble(task: Task, data: TaskData, indices: list[int]) -> Mode
                 test_acc=stats["test_acc"],
                 forget_acc=stats["forget_acc"],
                 seconds=np.full(len(members), seconds / len(members)),
+                **{f"{k}_losses": stats[f"{k}_losses"] for k in SETS},
             )
         )
         del ensemble

@@ -23,6 +23,7 @@ from harness.core import files, sources
 from harness.core.defaults import REFERENCE_ROOT
 from harness.core.seeds import derive_seed, pool_seed
 from harness.data.examples import labels_of
+from harness.evaluation.example_outputs import SETS, audit_retain_indices, example_losses
 from harness.evaluation.metric import logit_scaled_confidence
 from harness.evaluation.model_stats import ModelStats
 from harness.tasks.base import Task, TaskData, task_code
@@ -37,12 +38,19 @@ Progress = Callable[[int], None]  # called with the number of models just finish
 
 
 def evaluate_model(model: nn.Module, data: TaskData, device: str) -> dict[str, object]:
-    """The numbers the metric needs from one model: forget confidences and accuracies."""
+    """The numbers the metric needs from one model (forget confidences and accuracies) and the
+    per-example losses the audits read (``harness.evaluation.example_outputs``)."""
     forget_logits, forget_targets = predict(model, data.forget, device)
     retain_logits, retain_targets = predict(model, data.retain, device)
     test_logits, test_targets = predict(model, data.test, device)
     finite = all(np.isfinite(x).all() for x in (forget_logits, retain_logits, test_logits))
+    audited = audit_retain_indices(len(retain_targets), len(test_targets))
     return {
+        "losses": {
+            "forget": example_losses(forget_logits, forget_targets),
+            "test": example_losses(test_logits, test_targets),
+            "retain": example_losses(retain_logits[audited], retain_targets[audited]),
+        } if finite else None,
         "confidences": logit_scaled_confidence(forget_logits, forget_targets) if finite else None,
         "retain_acc": accuracy(retain_logits, retain_targets),
         "test_acc": accuracy(test_logits, test_targets),
@@ -104,6 +112,7 @@ def train_chunk_sequential(task: Task, data: TaskData, indices: list[int]) -> Mo
         confidences=np.stack([r["confidences"] for r in rows]),
         **{k: np.array([r[k] for r in rows]) for k in ("retain_acc", "test_acc", "forget_acc")},
         seconds=np.array([r["seconds"] for r in rows]),
+        **{f"{k}_losses": np.stack([r["losses"][k] for r in rows]) for k in SETS},
     )
 
 
