@@ -16,7 +16,7 @@ import harness.cli as cli_module
 from harness.core import files, sources
 from harness.execution.runner import RunResult
 from harness.execution.store import ResultsStore
-from harness.pipeline.scoring import TIMING_FILE, measure_retrain_seconds
+from harness.pipeline.setup import TIMING_FILE, measure_retrain_seconds
 from harness.reference.pool import (
     MANIFEST_FILE,
     ORIGINAL_FILE,

@@ -36,6 +36,7 @@ from harness.execution.store import ResultsStore
 from harness.methods.loading import Submission, discover
 from harness.methods.tuned_settings import settings_for, tuned_path
 from harness.outputs.leaderboard import CEILING_ROW, POOL_ROW, build_leaderboard
+from harness.pipeline.setup import Setup, set_up, start_clock
 from harness.reference.ensemble import select_chunk_trainer
 from harness.reference.pool import CEILING, POOL, ReferenceStore, train_chunk_sequential
 from harness.tasks.base import SPLITS, Task, TaskData, fingerprint, task_code
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
     from harness.execution.cluster import ClusterWorkers
 
-TIMING_FILE = "timing.json"
 
 
 def build_reference(
@@ -233,37 +233,6 @@ def provenance_of(
     return run_digest(submission.path, task_files, f"{context}|{task_text}")
 
 
-def hard_timeout(retrain_seconds: float) -> float:
-    """Default per-run limit: a hung run is killed after 10 retrainings (at least a minute)."""
-    return max(60.0, 10 * retrain_seconds)
-
-
-def measure_retrain_seconds(
-    store: ReferenceStore, workers: WorkerPool | ClusterWorkers
-) -> float:
-    """Time of one from-scratch training, measured in the workers on this machine under the
-    concurrency of the runs it judges (``WorkerPool.time_retrain``). Cached per host, device and
-    way of measuring (with its number of workers); a timing file that is damaged or holds no
-    usable number is measured and written again."""
-    import socket
-
-    path = store.directory / TIMING_FILE
-    wanted = {
-        "host": socket.gethostname(), "device": store.task.device,
-        "method": workers.timing_method,  # how it is measured: a timing made otherwise is redone
-    }
-    timing = files.read_json_or_none(path)  # a damaged or malformed record is measured again
-    if timing is not None and all(timing.get(key) == value for key, value in wanted.items()):
-        recorded = timing.get("retrain_seconds")
-        # a positive, finite number of seconds (NaN fails the comparison; a bool is no number)
-        if isinstance(recorded, int | float) and not isinstance(recorded, bool):
-            if 0 < recorded < float("inf"):
-                return float(recorded)
-    seconds = workers.time_retrain()
-    files.write_json(path, {**wanted, "retrain_seconds": seconds})
-    return seconds
-
-
 def run_submissions(
     workers: WorkerPool | ClusterWorkers,
     task: Task,
@@ -313,14 +282,6 @@ def run_submissions(
 
     workers.run(requests, on_result, skip)
     return done
-
-
-def time_budget(task: Task, retrain_seconds: float, budget_seconds: float | None = None) -> float:
-    """Seconds one run may take: ``budget_seconds`` when given, else the task's fraction of one
-    retraining."""
-    if budget_seconds is not None:
-        return budget_seconds
-    return task.budget_fraction * retrain_seconds
 
 
 def chosen_submissions(
@@ -391,62 +352,23 @@ def score(
         found, rejected, settings = chosen_submissions(
             task, submissions_dir, names, untuned
         )
-        data = task.load_data()
-        store = ReferenceStore(task, data, reference_root)
-        results = ResultsStore(Path(output_dir) / store.directory.name)
-        results.ensure_writable()
-        reporter.message(f"reference cache: {store.directory}")
-    if cluster is None:
-        with phases.phase("original model"):
-            store.original_model()
-        with phases.phase("reference pool"):
-            pool = build_reference(store, reporter, train_chunk, jobs=jobs)
-        with phases.phase("ceiling pool"):
-            second = (
-                build_reference(store, reporter, train_chunk, jobs, CEILING) if ceiling else None
-            )
-    else:
-        from harness.execution.cluster import build_reference_on_cluster
-
-        with phases.phase("reference pool"):
-            pool = build_reference_on_cluster(store, cluster, reporter, train_chunk)
-        with phases.phase("ceiling pool"):
-            second = (
-                build_reference_on_cluster(store, cluster, reporter, train_chunk, CEILING)
-                if ceiling else None
-            )
-
+        setup = set_up(task, reference_root, output_dir)
+        reporter.message(f"reference cache: {setup.store.directory}")
+    pool, second = _reference_models(setup, cluster, reporter, train_chunk, jobs, ceiling, phases)
     with phases.phase("set-up"):
-        outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
-        for submission in found:
-            digest = provenance_of(task, data, submission, settings[submission.name], run_root)
-            outcomes[submission.name] = Outcome(
-                submission.name, submission, runs=results.load_runs(submission.name, digest),
-                provenance=digest,
-            )
-
-    original = store.original_path
-    if cluster is None:
-        workers = WorkerPool(task, original, jobs=jobs, sandbox=sandbox)
-    else:
-        from harness.execution.cluster import ClusterWorkers
-
-        workers = ClusterWorkers(cluster, task, data, original, workers_per_device,
-                                 reporter=reporter, sandbox=sandbox)
-    with workers:
+        outcomes = _outcomes(setup, found, rejected, settings, run_root)
+    with _workers(setup, cluster, jobs, workers_per_device, reporter, sandbox) as workers:
         with phases.phase("workers start"):
             workers.wait_until_ready()
         with phases.phase("yardstick"):
-            retrain_time = measure_retrain_seconds(store, workers)
-        budget = time_budget(task, retrain_time, budget_seconds)
-        workers.timeout = timeout if timeout is not None else hard_timeout(retrain_time)
+            retrain_time, budget = start_clock(setup.store, workers, budget_seconds, timeout)
         reporter.message(
             f"retraining one model takes {retrain_time:.3f} s here; "
             f"time budget per run {budget:.3f} s"
         )
         with phases.phase("runs"):
-            done = run_submissions(workers, task, outcomes, results, budget, settings, reporter,
-                                   run_root)
+            done = run_submissions(workers, task, outcomes, setup.results, budget, settings,
+                                   reporter, run_root)
         own = [r.seconds for r in done if np.isfinite(r.seconds)]
         phases.add(OWN_RUN_TIME, sum(own) / workers.size)
         phases.add(EVALUATION, workers.evaluation_seconds / workers.size)
@@ -457,20 +379,19 @@ def score(
     }
     if second is not None:
         scored[CEILING_ROW] = second
+    directory = setup.results.directory
     with phases.phase("intervals"):
         uncertainty = score_uncertainty(
-            scored, pool, task, results.directory / "uncertainty", jobs, reporter
+            scored, pool, task, directory / "uncertainty", jobs, reporter
         )
     if gate is not None:
         with phases.phase("gate"):
             gate.update(gate_rows(
                 scored, pool, {name: derive_seed(task.seed, "gate", name) for name in scored},
-                results.directory / "gate", jobs, gate_known,
+                directory / "gate", jobs, gate_known,
             ))
     with phases.phase("audits"):
-        audit_columns = score_audits(
-            scored, pool, task, results.directory / "audits", jobs, reporter
-        )
+        audit_columns = score_audits(scored, pool, task, directory / "audits", jobs, reporter)
     with phases.phase("leaderboard"):
         board = build_leaderboard(
             task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
@@ -481,6 +402,65 @@ def score(
         write_leaderboard(Path(leaderboard_path), board, {task.split: phases},
                           {task.split: gate}, task.num_models)
     return board
+
+
+def _reference_models(
+    setup: Setup, cluster: Client | None, reporter: Reporter, train_chunk: Callable | None,
+    jobs: int, ceiling: bool, phases: Phases,
+) -> tuple[ModelStats, ModelStats | None]:
+    """The pool and, with ``ceiling``, the ceiling pool: trained where not cached, here or on
+    the cluster."""
+    store = setup.store
+    if cluster is None:
+        with phases.phase("original model"):
+            store.original_model()
+        with phases.phase("reference pool"):
+            pool = build_reference(store, reporter, train_chunk, jobs=jobs)
+        with phases.phase("ceiling pool"):
+            second = (
+                build_reference(store, reporter, train_chunk, jobs, CEILING) if ceiling else None
+            )
+        return pool, second
+    from harness.execution.cluster import build_reference_on_cluster
+
+    with phases.phase("reference pool"):
+        pool = build_reference_on_cluster(store, cluster, reporter, train_chunk)
+    with phases.phase("ceiling pool"):
+        second = (
+            build_reference_on_cluster(store, cluster, reporter, train_chunk, CEILING)
+            if ceiling else None
+        )
+    return pool, second
+
+
+def _outcomes(
+    setup: Setup, found: list[Submission], rejected: dict[str, str], settings: dict[str, dict],
+    run_root: int | None,
+) -> dict[str, Outcome]:
+    """Every submission's outcome so far: the rejected ones with why, the others with the runs
+    already recorded for exactly this code and these settings."""
+    outcomes = {name: Outcome(name, None, rejected=why) for name, why in rejected.items()}
+    for submission in found:
+        digest = provenance_of(setup.task, setup.data, submission, settings[submission.name],
+                               run_root)
+        outcomes[submission.name] = Outcome(
+            submission.name, submission,
+            runs=setup.results.load_runs(submission.name, digest), provenance=digest,
+        )
+    return outcomes
+
+
+def _workers(
+    setup: Setup, cluster: Client | None, jobs: int, workers_per_device: int | None,
+    reporter: Reporter, sandbox: str,
+) -> WorkerPool | ClusterWorkers:
+    """The workers the runs go to: local processes, or the cluster's."""
+    if cluster is None:
+        return WorkerPool(setup.task, setup.store.original_path, jobs=jobs, sandbox=sandbox)
+    from harness.execution.cluster import ClusterWorkers
+
+    return ClusterWorkers(cluster, setup.task, setup.data, setup.store.original_path,
+                          workers_per_device, reporter=reporter, sandbox=sandbox)
 
 
 def write_leaderboard(

@@ -41,14 +41,11 @@ from harness.methods.loading import Submission, discover
 from harness.methods.tuned_settings import record, tuned_path
 from harness.pipeline.scoring import (
     build_reference,
-    hard_timeout,
-    measure_retrain_seconds,
     provenance_of,
     run_submissions,
     score_uncertainty,
-    time_budget,
 )
-from harness.reference.pool import ReferenceStore
+from harness.pipeline.setup import set_up, start_clock
 from harness.tasks.base import Task, TaskData
 
 BUDGET_SHARE = 0.75  # a trial is feasible when its median run takes at most this share of budget
@@ -251,20 +248,16 @@ def tune(
     space = submission.space
 
     task = task.with_options(split=SPLIT, num_models=num_models)
-    data = task.load_data()
-    store = ReferenceStore(task, data, reference_root)
-    results = ResultsStore(Path(output_dir) / store.directory.name)
-    results.ensure_writable()
+    setup = set_up(task, reference_root, output_dir)
+    data, store, results = setup.data, setup.store, setup.results
     pool = build_reference(store, reporter, jobs=jobs)
     study_path = Path(output_dir) / STUDY_FOLDER / store.directory.name / f"{name}.sqlite3"
     study, finished = _open_study(optuna, study_path, submission, task, reporter)
 
     with WorkerPool(task, store.original_path, jobs=jobs,
                     sandbox=sandbox) as workers:
-        retrain = measure_retrain_seconds(store, workers)
-        budget = time_budget(task, retrain, budget_seconds)
+        _, budget = start_clock(store, workers, budget_seconds, timeout)
         limit = BUDGET_SHARE * budget
-        workers.timeout = timeout if timeout is not None else hard_timeout(retrain)
         reporter.message(
             f"time budget per run {budget:.3f} s; a trial is feasible up to {limit:.3f} s "
             f"({BUDGET_SHARE:.0%})"

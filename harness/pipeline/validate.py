@@ -17,8 +17,7 @@ from harness.core.seeds import run_seed
 from harness.execution.records import OK, RunResult, too_slow, typical_seconds
 from harness.execution.runner import RunRequest, WorkerPool
 from harness.methods.loading import SubmissionError, inspect_submission
-from harness.pipeline.scoring import hard_timeout, measure_retrain_seconds, time_budget
-from harness.reference.pool import ReferenceStore
+from harness.pipeline.setup import set_up, start_clock
 from harness.tasks.base import Task
 
 
@@ -40,17 +39,15 @@ def validate(
         submission = inspect_submission(Path(path))
     except SubmissionError as error:
         return Validation(False, [f"rejected before any run: {error}"])
-    store = ReferenceStore(task, task.load_data(), reference_root)
+    store = set_up(task, reference_root).store
     store.original_model()
     results: list[RunResult] = []
     requests = [RunRequest(submission, i, run_seed(task.seed, submission.name, i))
                 for i in range(runs)]
     with WorkerPool(task, store.original_path, jobs=jobs,
                     sandbox=sandbox) as workers:
-        retrain = measure_retrain_seconds(store, workers)
-        workers.timeout = hard_timeout(retrain)
+        retrain, budget = start_clock(store, workers)
         workers.run(requests, results.append)
-    budget = time_budget(task, retrain)
 
     findings = []
     if submission.space:
