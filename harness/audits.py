@@ -22,7 +22,9 @@ Per set of models against the retrained pool:
 Intervals, all at ``LEVEL`` (95%): a mean over models has Student's t-interval
 ``mean +- t(n-1) * sd / sqrt(n)`` (``mean_interval``); a gap, Avg. Gap and the LiRA numbers have
 the percentile interval of a bootstrap over models (``BOOTSTRAP_REPLICATES`` replicates, the
-set's models and the pool's resampled independently; for LiRA, within each half).
+set's models and the pool's resampled independently; for LiRA, within each half). At small N
+LiRA's interval sits low: a resample's repeated models make its fitted Gaussians noisier than
+the estimate's, so its AUCs are lower; with hundreds of models a side the effect fades.
 """
 
 from __future__ import annotations
