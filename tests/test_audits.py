@@ -325,3 +325,14 @@ def test_a_pool_s_losses_are_the_same_trained_as_an_ensemble_or_one_by_one():
         found = getattr(fast, f"{name}_losses")
         assert found.shape == (2, sizes[name]) and found.dtype == np.float32
         np.testing.assert_allclose(found, getattr(slow, f"{name}_losses"), atol=1e-3, rtol=1e-3)
+
+
+def test_large_sets_take_the_same_attacks_in_bounded_pieces(monkeypatch):
+    forget, test, retain = losses_fixture(models=6, forget=40, test=60, retain=60)
+    whole = audits.kit_mia(forget, test, seed=3)
+    efficacy = audits.mia_efficacy(retain, test, forget, seed=0)
+    monkeypatch.setattr(audits, "MODEL_CHUNK_VALUES", 100)  # one model at a time
+    monkeypatch.setattr(audits, "PRECOMPUTED_KERNEL_MAX", 10)  # libsvm's own kernel
+    np.testing.assert_array_equal(audits.kit_mia(forget, test, seed=3), whole)
+    np.testing.assert_array_equal(audits.mia_efficacy(retain, test, forget, seed=0), efficacy)
+    assert len(audit_retain_indices(50_000, 10_000)) == 1000  # cifar10's sizes: capped

@@ -198,7 +198,8 @@ def test_the_phases_add_up_and_are_written_beside_the_leaderboard(scored):
     submissions' own time, and the table beside the leaderboard says the same."""
     task, _, _, _, board, phases = scored
     expected = ["set-up", "original model", "reference pool", "ceiling pool", "workers start",
-                "yardstick", "runs", OWN_RUN_TIME, EVALUATION, "intervals", "gate", "leaderboard"]
+                "yardstick", "runs", OWN_RUN_TIME, EVALUATION, "intervals", "gate", "audits",
+                "leaderboard"]
     assert list(phases.seconds) == expected
     assert all(seconds > 0 for seconds in phases.seconds.values())
     # the runs' own seconds, divided by the 2 workers, fit in the runs phase's wall time

@@ -22,7 +22,9 @@ Per set of models against the retrained pool:
 Intervals, all at ``LEVEL`` (95%): a mean over models has Student's t-interval
 ``mean +- t(n-1) * sd / sqrt(n)`` (``mean_interval``); a gap, Avg. Gap and the LiRA numbers have
 the percentile interval of a bootstrap over models (``BOOTSTRAP_REPLICATES`` replicates, the
-set's models and the pool's resampled independently; for LiRA, within each half).
+set's models and the pool's resampled independently; for LiRA, within each half). At small N
+LiRA's interval sits low: a resample's repeated models make its fitted Gaussians noisier than
+the estimate's, so its AUCs are lower; with hundreds of models a side the effect fades.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ EXPOSED_AUC = 0.9  # an example "told apart" when its per-example AUC reaches th
 BOOTSTRAP_REPLICATES = 1000  # for gaps and Avg. Gap (means of precomputed values: cheap)
 LIRA_REPLICATES = 100  # for the LiRA numbers (each replicate ranks every example again)
 NEWTON_STEPS = 100
+MODEL_CHUNK_VALUES = 1_000_000  # samples of the kit's attack fitted at once (models x examples)
+PRECOMPUTED_KERNEL_MAX = 2000  # shadow examples up to which the SVC gets its kernel as a matrix
 GAP_MEASURES = ("ua", "ra", "ta", "mia_efficacy")  # Avg. Gap's four (Jia et al. 2023)
 MEASURES = ("ua", "ra", "ta", "mia", "mia_efficacy")
 
@@ -175,10 +179,15 @@ def kit_mia(forget_losses: np.ndarray, test_losses: np.ndarray, seed: int) -> np
         train, test = kit_splits(len(keep_test))
     except ValueError:  # too few examples for a stratified 10% test split (under 6 a side)
         return np.full(len(samples), np.nan)
-    w, b = fit_logistic(samples[:, train], labels[train])  # [M, splits]
-    decision = w[..., None] * samples[:, test] + b[..., None]
-    predicted = decision > 0  # scikit-learn predicts label 1 where the decision is positive
-    return (predicted == (labels[test] > 0)).mean(axis=(1, 2))
+    accuracy = np.empty(len(samples))
+    step = max(1, MODEL_CHUNK_VALUES // samples.shape[1])  # bounded memory on large sets
+    for first in range(0, len(samples), step):
+        chunk = samples[first:first + step]
+        w, b = fit_logistic(chunk[:, train], labels[train])  # [models, splits]
+        decision = w[..., None] * chunk[:, test] + b[..., None]
+        predicted = decision > 0  # scikit-learn predicts label 1 where the decision is positive
+        accuracy[first:first + step] = (predicted == (labels[test] > 0)).mean(axis=(1, 2))
+    return accuracy
 
 
 def mia_efficacy(
@@ -212,13 +221,18 @@ def rbf_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def svc_members(shadow: np.ndarray, labels: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Which of ``x`` ``SVC(C=3, gamma="auto").fit(shadow[:, None], labels)`` predicts members
     (label 1). The same fit, on the same kernel computed here (``kernel="precomputed"``: libsvm
-    then spends its time on the optimisation, not on the kernel), and the prediction from its
+    then spends its time on the optimisation, not on the kernel) up to
+    ``PRECOMPUTED_KERNEL_MAX`` examples, and the prediction from its
     decision function ``sum_i dual_coef_i K(x, sv_i) + intercept`` (positive: the second class)
     for all of ``x`` at once."""
     from sklearn.svm import SVC
 
-    classifier = SVC(C=SVC_C, kernel="precomputed").fit(rbf_kernel(shadow, shadow), labels)
-    support = shadow[classifier.support_]
+    if len(shadow) <= PRECOMPUTED_KERNEL_MAX:
+        classifier = SVC(C=SVC_C, kernel="precomputed").fit(rbf_kernel(shadow, shadow), labels)
+        support = shadow[classifier.support_]
+    else:  # a matrix too large to hold: libsvm computes the kernel as it needs it
+        classifier = SVC(C=SVC_C, gamma="auto", kernel="rbf").fit(shadow[:, None], labels)
+        support = classifier.support_vectors_[:, 0]
     return rbf_kernel(x, support) @ classifier.dual_coef_[0] + classifier.intercept_[0] > 0
 
 

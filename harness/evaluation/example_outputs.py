@@ -4,9 +4,9 @@
 For each model (a submission's run, a pool or ceiling model) three float32 arrays of per-example
 cross-entropy losses ``-log softmax(logits)[y]``: on the forget set, the test set and a fixed
 seeded subsample of the retain set (``audit_retain_indices``: as many retain examples as test
-examples, the shadow set SalUn's and l1-sparse's MIA-Efficacy trains on). The true-class
-confidence the MIA-Efficacy attack uses is ``exp(-loss)`` (``true_class_confidence``): the
-cross-entropy is by definition minus the log of that softmax probability, so it is derived, not
+examples, at most 1,000, the shadow set SalUn's and l1-sparse's MIA-Efficacy trains on). The
+true-class confidence the MIA-Efficacy attack uses is ``exp(-loss)`` (``true_class_confidence``):
+the cross-entropy is by definition minus the log of that softmax probability, so it is derived, not
 stored twice. The forget-set logit-scaled confidences (the official metric's statistic) stay where
 they were (``RunResult.confidences``, ``ModelStats.confidences``).
 
@@ -30,16 +30,19 @@ SETS = ("forget", "test", "retain")  # the keys of a run's outputs, and their or
 # Seed of the retain subsample: fixed, so every model of every task with the same retain and test
 # sizes is evaluated on the same retain examples (sizes alone decide them).
 AUDIT_RETAIN_SEED = 20231
+# At most this many: an RBF SVC's cost grows with the square of its examples (a cifar10 test set
+# of 10,000 would make one fit per model take minutes); digits' 270 test examples are all kept.
+AUDIT_RETAIN_CAP = 1000
 OUTPUTS_SUFFIX = ".outputs"
 
 
 def audit_retain_indices(num_retain: int, num_test: int) -> np.ndarray:
     """Positions in the retain set of the retain examples the audits use: ``min(num_test,
-    num_retain)`` drawn without replacement from ``AUDIT_RETAIN_SEED``, sorted. As many as the
-    test set, as SalUn's MIA-Efficacy balances its shadow members (a retain subset the size of the
-    test set) against the test set."""
+    num_retain, AUDIT_RETAIN_CAP)`` drawn without replacement from ``AUDIT_RETAIN_SEED``, sorted.
+    As many as the test set (up to the cap), as SalUn's MIA-Efficacy balances its shadow members
+    (a retain subset the size of the test set) against the test set."""
     rng = np.random.default_rng(AUDIT_RETAIN_SEED)
-    size = min(num_test, num_retain)
+    size = min(num_test, num_retain, AUDIT_RETAIN_CAP)
     return np.sort(rng.choice(num_retain, size=size, replace=False)).astype(np.int64)
 
 
