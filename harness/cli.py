@@ -179,13 +179,21 @@ def _cell_text(key: str, value) -> str:
     return str(value)
 
 
-LOCK_FILE = ".harness.lock"
+def lock_path(folder: str | Path) -> Path:
+    """Where the lock of a cache folder is: in the system's temporary folder, named by the
+    folder's absolute path, so that locking creates nothing among the user's files (a command
+    refused for bad input leaves no trace)."""
+    import hashlib
+    import tempfile
+
+    name = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "unlearning-harness-locks" / f"{name}.lock"
 
 
 @contextlib.contextmanager
 def caches_locked(console, *folders: str) -> Iterator[None]:
     """The cache folders a command writes, held while it works (``files.exclusive``): a second
-    command on the same folders (another terminal, a CI matrix on a shared cache) waits, says
+    command on the same folders of this machine (another terminal, parallel CI jobs) waits, says
     for whom, and then reuses the first's pools and runs instead of doing them again. Always
     taken in the order reference root, then run records, once a cluster (if any) is reached."""
     from harness.core import files
@@ -193,7 +201,8 @@ def caches_locked(console, *folders: str) -> Iterator[None]:
     with contextlib.ExitStack() as held:
         for folder in folders:
             held.enter_context(files.exclusive(
-                Path(folder) / LOCK_FILE, lambda text: console.print(f"{text} ...")))
+                lock_path(folder), lambda text: console.print(f"{text} ..."),
+                what=str(Path(folder).resolve())))
         yield
 
 

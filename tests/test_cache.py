@@ -163,7 +163,7 @@ def test_a_damaged_manifest_is_rebuilt_and_its_files_retrained(
 ):
     root = tmp_path / "reference"
     shutil.copytree(built, root)
-    (directory,) = [p for p in root.iterdir() if p.is_dir()]  # beside the commands' lock
+    (directory,) = root.iterdir()
     chunk = directory / "pool-00000-00003.npz"
     good = files.read_npz(chunk)
     # a well-formed chunk with wrong numbers: only the (now unreadable) manifest vouched for the

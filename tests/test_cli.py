@@ -173,11 +173,11 @@ def test_a_second_score_on_the_same_folders_waits_for_the_first(tmp_path, monkey
     second now waits for the first's lock, says so, and then finds the work done."""
     from lock_holder import hold
 
-    from harness.cli import LOCK_FILE
+    from harness.cli import lock_path
     from harness.pipeline import scoring
 
     output, marker = tmp_path / "results", tmp_path / "first-done"
-    holder = hold(output / LOCK_FILE, marker, 1.0)
+    holder = hold(lock_path(output), marker, 1.0)
     started = []
 
     def fake_score_splits(task, splits, submissions_dir, **kwargs):
@@ -190,4 +190,6 @@ def test_a_second_score_on_the_same_folders_waits_for_the_first(tmp_path, monkey
               "--leaderboard", str(tmp_path / "lb.csv"), "--sandbox", "off"])
     holder.wait()
     assert started == [True]  # the scoring began only once the first had finished
-    assert f"waiting for process {holder.pid}" in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"waiting for process {holder.pid}, which is working on {output.resolve()}" in err
+    assert not output.exists()  # the lock lies elsewhere: nothing was created among the caches

@@ -162,12 +162,15 @@ def numeric_versions() -> dict[str, str]:
 
 
 @contextmanager
-def exclusive(path: Path, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+def exclusive(
+    path: Path, waiting: Callable[[str], None] | None = None, what: str | None = None
+) -> Iterator[None]:
     """Hold an advisory lock on ``path`` (created if missing) for the block, so that two
     commands working on the same cache (two terminals, a CI matrix on a shared folder) take
     turns instead of both doing all the work. When another process holds it, ``waiting`` is
-    told once (with that process's id) and the block waits; the second then finds the first's
-    work done. The lock ends with its process, however that ends."""
+    told once (with that process's id and ``what`` it works on, by default the lock's folder) and
+    the block waits; the second then finds the first's work done. The lock ends with its
+    process, however that ends."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+", encoding="utf-8") as handle:
@@ -177,7 +180,7 @@ def exclusive(path: Path, waiting: Callable[[str], None] | None = None) -> Itera
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             if waiting is not None:
-                waiting(f"waiting for {holder}, which is working on {path.parent}")
+                waiting(f"waiting for {holder}, which is working on {what or path.parent}")
             fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
         handle.truncate()
