@@ -12,9 +12,10 @@
 settings) into a temporary folder, scores a baseline there (no ceiling; a budget no run reaches),
 then runs ``harness check --run-seed R`` for each R: the same code and pool, other seeds for the
 runs. Every row is re-run, so every row is tested; a failing check is a false alarm. Prints each
-seed's verdict and smallest Holm-adjusted p, the false alarms over seeds and over row tests, and
-the mean and spread of the paired z = delta / se over all row tests (0 and 1 if the runs'
-bootstrap measures the seed-to-seed spread).
+seed's verdict and smallest Holm-adjusted p, each row's scores over the baseline and the seeds
+with their sd beside the runs' bootstrap standard error, the false alarms over seeds and over row
+tests, and the mean and spread of the paired z = delta / se over all row tests (0 and 1 if the
+runs' bootstrap measures the seed-to-seed spread).
 
 ``halved-lr``: scores kookmin alone as the baseline, halves every epoch's learning rate in a COPY
 of submissions/kookmin.py (``_epoch_lrs``), and runs ``harness check``; prints its output.
@@ -96,6 +97,12 @@ def check(repo: Path, args: argparse.Namespace, *extra: str) -> subprocess.Compl
 ROW = re.compile(r"^(public|private)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(.+)$")
 
 
+def scores_now(stdout: str) -> dict[str, tuple[float, float]]:
+    """(baseline, now) of each row of a check's table."""
+    return {m.group(2): (float(m.group(3)), float(m.group(4)))
+            for m in map(ROW.match, stdout.splitlines()) if m and m.group(4) != "-"}
+
+
 def tested_rows(stdout: str) -> list[tuple[str, float, float, float, str]]:
     """(submission, delta, half-width of the 95% interval, Holm p, verdict) of each tested row."""
     out = []
@@ -113,11 +120,13 @@ def cmd_seeds(args: argparse.Namespace) -> None:
         repo = Path(folder)
         names = copy_repo(repo, args.submissions)
         baseline(repo, args)
-        alarms, row_tests, row_alarms, z = 0, 0, 0, []
+        alarms, row_tests, row_alarms, z, spread = 0, 0, 0, [], {}
         for seed in args.seeds:
             done = check(repo, args, "--run-seed", str(seed))
             if done.returncode not in (0, 1):
                 sys.exit(done.stderr[-3000:])
+            for name, (before, now) in scores_now(done.stdout).items():
+                spread.setdefault(name, [before]).append(now)
             rows = tested_rows(done.stdout)
             alarms += done.returncode == 1
             row_tests += len(rows)
@@ -128,6 +137,13 @@ def cmd_seeds(args: argparse.Namespace) -> None:
                   f"{len(rows)} row(s) tested, smallest Holm p {smallest:.3f}", flush=True)
             if done.returncode:
                 print(done.stdout[-2500:])
+        import pandas as pd
+
+        gate = pd.read_csv(repo / "leaderboard.gate.csv").set_index("submission")
+        print("row: the baseline's score, then each seed's; their sd; the bootstrap's se")
+        for name, values in spread.items():
+            print(f"  {name}: {' '.join(f'{v:.5f}' for v in values)}; sd "
+                  f"{np.std(values, ddof=1):.5f}; bootstrap se {gate.loc[name, 'runs_se']:.5f}")
         print(f"N = {args.num_models}, {args.split} split, {len(names)} submissions, level "
               f"{LEVEL}: {alarms} false alarm(s) in {len(args.seeds)} seeds; {row_alarms} of "
               f"{row_tests} row tests failed; paired z over the row tests: mean "
