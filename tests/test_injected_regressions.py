@@ -67,7 +67,7 @@ def edit(path: Path, old: str, new: str) -> str:
 
 INJECTIONS = {
     # a method turned into a no-op through the shared module it imports
-    "no-op in the toolkit": ("harness/toolkit.py", '''    device = device_of(net)
+    "no-op in the toolkit": ("harness/methods/toolkit.py", '''    device = device_of(net)
     forget_batches = rebatch(forget)
 ''', '''    return net.eval()
     device = device_of(net)
