@@ -188,14 +188,14 @@ def _entry(
 
 
 def _submissions_folder(
-    folder: Path, files: dict[str, Path], tuned: dict[str, dict], task_name: str
+    folder: Path, paths: dict[str, Path], tuned: dict[str, dict], task_name: str
 ) -> None:
     """The folder ``score`` reads: a link per submission (the scorer resolves links, so runs are
     recorded under the real file, as ``harness score`` records them) and the tuned settings of
     these submissions only."""
     from harness.methods.tuned_settings import tuned_path
 
-    for name, path in files.items():
+    for name, path in paths.items():
         (folder / f"{name}.py").symlink_to(path)
     if tuned:
         files.write_json(tuned_path(folder, task_name), tuned)
@@ -649,7 +649,7 @@ def _evaluate(
     if name in others:
         raise ValueError(f"{name!r} is both the evaluated submission and in `against`: pass "
                          f"name='another_name'")
-    files = {name: path, **{other: _shipped(other, submissions_dir) for other in others}}
+    paths = {name: path, **{other: _shipped(other, submissions_dir) for other in others}}
     shipped = read_tuned(tuned_path(submissions_dir, task.name))
     tuned = {other: shipped[other] for other in others if other in shipped}
     if path.parent == submissions_dir.resolve() and path.stem in shipped:
@@ -660,7 +660,7 @@ def _evaluate(
     phases: dict[str, Phases] = {}
     reporter = ProgressReporter() if progress else None
     with tempfile.TemporaryDirectory(prefix="harness-evaluate-") as folder:
-        _submissions_folder(Path(folder), files, tuned, task.name)
+        _submissions_folder(Path(folder), paths, tuned, task.name)
         options = dict(
             reference_root=reference_root, output_dir=output_dir, leaderboard_path=None,
             jobs=workers_for(task.device, jobs, workers_per_device), timeout=timeout,
