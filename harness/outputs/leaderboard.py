@@ -336,6 +336,7 @@ def markdown_table(board: pd.DataFrame) -> str:
     rank ranges, and the public score beside it when both splits were scored."""
     final = board_splits(board)[0]
     rows = split_rows(board, final)
+    rows = rows[rows["submission"] != POOL_ROW]  # no score: its audit values are in the CSV
     public = split_rows(board, "public").set_index("submission") if final == "private" else None
     head = ["rank", "ranks", "submission", "final score", f"{LEVEL:.0%} interval", "F",
             "retain acc", "test acc", "s/run", "settings", "status"]
