@@ -645,8 +645,10 @@ class EnsembleFallback(UserWarning):
 
 
 def _fell_back(kind: str, why: str) -> bool:
-    warnings.warn(f"the pool does not train as a {kind} ensemble ({why}); it trains another "
-                  "way (grouped, or one model at a time)", EnsembleFallback, stacklevel=3)
+    then = ("a grouped ensemble is tried next" if kind == STACKED
+            else "it trains one model at a time")
+    warnings.warn(f"the pool does not train as a {kind} ensemble ({why}); {then}",
+                  EnsembleFallback, stacklevel=3)
     return False
 
 
