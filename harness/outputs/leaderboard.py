@@ -164,35 +164,32 @@ def build_leaderboard(
     return board.reset_index(drop=True)
 
 
+def _reference_row(name: str, models: ModelStats, message: str) -> dict:
+    """An unranked row for a set of retrained models (the ceiling pool, the pool itself)."""
+    return {
+        "submission": name,
+        "status": REFERENCE,
+        "runs_ok": len(models),
+        "retain_acc": float(models.retain_acc.mean()),
+        "test_acc": float(models.test_acc.mean()),
+        "forget_acc": float(models.forget_acc.mean()),
+        "file_hash": "",
+        "message": message,
+    }
+
+
 def _ceiling_row(pool: ModelStats, ceiling: ModelStats) -> dict:
     quality, score = official_scores(ceiling, pool)
-    return {
-        "submission": CEILING_ROW,
-        "status": REFERENCE,
-        "runs_ok": len(ceiling),
-        "forget_quality": quality,
-        "final_score": score,
-        "retain_acc": float(ceiling.retain_acc.mean()),
-        "test_acc": float(ceiling.test_acc.mean()),
-        "forget_acc": float(ceiling.forget_acc.mean()),
-        "file_hash": "",
-        "message": "an independent pool retrained from scratch with other seeds, scored as a "
-        "submission: the best score reachable on this task at this N (not ranked)",
-    }
+    row = _reference_row(
+        CEILING_ROW, ceiling, "an independent pool retrained from scratch with other seeds, scored "
+        "as a submission: the best score reachable on this task at this N (not ranked)")
+    return {**row, "forget_quality": quality, "final_score": score}
 
 
 def _pool_row(pool: ModelStats) -> dict:
-    return {
-        "submission": POOL_ROW,
-        "status": REFERENCE,
-        "runs_ok": len(pool),
-        "retain_acc": float(pool.retain_acc.mean()),
-        "test_acc": float(pool.test_acc.mean()),
-        "forget_acc": float(pool.forget_acc.mean()),
-        "file_hash": "",
-        "message": "the reference pool itself: its audit values are the targets the other rows' "
-        "gaps are measured to (no score: it is what the others are scored against)",
-    }
+    return _reference_row(
+        POOL_ROW, pool, "the reference pool itself: its audit values are the targets the other "
+        "rows' gaps are measured to (no score: it is what the others are scored against)")
 
 
 # -- reading a leaderboard file ----------------------------------------------------------------
