@@ -1,7 +1,7 @@
 """The paired regression gate (``harness.evaluation.gate``): its false alarms, its power, and why.
 
     .venv/bin/python bench/bench_gate_false_alarms.py seeds [-n 64] [--split private]
-        [--seeds 1 2 3 4 5] [--submissions kookmin fanchuan ...]
+        [--seeds 1 2 3 4 5] [--submissions kookmin fanchuan ...] [--baseline leaderboard.csv]
     .venv/bin/python bench/bench_gate_false_alarms.py halved-lr [-n 512] [--split private]
     .venv/bin/python bench/bench_gate_false_alarms.py parts --records results/digits-KEY
         --pool reference_models/digits-KEY [--leaderboard leaderboard.csv] [--split private]
@@ -11,11 +11,13 @@
 ``seeds``: copies the harness and the submissions (all shipped ones by default, with their tuned
 settings) into a temporary folder, scores a baseline there (no ceiling; a budget no run reaches),
 then runs ``harness check --run-seed R`` for each R: the same code and pool, other seeds for the
-runs. Every row is re-run, so every row is tested; a failing check is a false alarm. Prints each
-seed's verdict and smallest Holm-adjusted p, each row's scores over the baseline and the seeds
-with their sd beside the runs' bootstrap standard error, the false alarms over seeds and over row
-tests, and the mean and spread of the paired z = delta / se over all row tests (0 and 1 if the
-runs' bootstrap measures the seed-to-seed spread).
+runs. With ``--baseline leaderboard.csv`` it checks that board in this checkout instead (at the
+board's N; the seeds' run records go to ``--output``, where a second call reuses them). Every row
+is re-run, so every row is tested; a failing check is a false alarm. Prints each seed's verdict and
+smallest Holm-adjusted p, each row's scores over the baseline and the seeds with their sd beside
+the runs' bootstrap standard error, the false alarms over seeds and over row tests, and the mean
+and spread of the paired z = delta / se over all row tests (0 and 1 if the runs' bootstrap measures
+the seed-to-seed spread).
 
 ``halved-lr``: scores kookmin alone as the baseline, halves every epoch's learning rate in a COPY
 of submissions/kookmin.py (``_epoch_lrs``), and runs ``harness check``; prints its output.
@@ -94,7 +96,8 @@ def check(repo: Path, args: argparse.Namespace, *extra: str) -> subprocess.Compl
                    args.output, *extra)
 
 
-ROW = re.compile(r"^(public|private)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(.+)$")
+ROW = re.compile(r"^(public|private)\s+(\(.*?\)|\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)"
+                 r"\s+(.+)$")
 
 
 def scores_now(stdout: str) -> dict[str, tuple[float, float]]:
@@ -117,12 +120,16 @@ def tested_rows(stdout: str) -> list[tuple[str, float, float, float, str]]:
 
 def cmd_seeds(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        repo = Path(folder)
-        names = copy_repo(repo, args.submissions)
-        baseline(repo, args)
+        if args.baseline:  # the committed board, in this checkout
+            repo, board = ROOT, Path(args.baseline).resolve()
+            extra = ("--baseline", str(board))
+        else:
+            repo, board, extra = Path(folder), Path(folder) / "leaderboard.csv", ()
+            copy_repo(repo, args.submissions)
+            baseline(repo, args)
         alarms, row_tests, row_alarms, z, spread = 0, 0, 0, [], {}
         for seed in args.seeds:
-            done = check(repo, args, "--run-seed", str(seed))
+            done = check(repo, args, "--run-seed", str(seed), *extra)
             if done.returncode not in (0, 1):
                 sys.exit(done.stderr[-3000:])
             for name, (before, now) in scores_now(done.stdout).items():
@@ -139,12 +146,19 @@ def cmd_seeds(args: argparse.Namespace) -> None:
                 print(done.stdout[-2500:])
         import pandas as pd
 
-        gate = pd.read_csv(repo / "leaderboard.gate.csv").set_index("submission")
-        print("row: the baseline's score, then each seed's; their sd; the bootstrap's se")
+        gate = pd.read_csv(board.with_suffix(".gate.csv"))
+        gate = gate[gate["split"] == args.split].set_index("submission")
+        print("row: the baseline's score, then each seed's; their sd; the bootstrap's se; ratio")
+        ratios = []
         for name, values in spread.items():
-            print(f"  {name}: {' '.join(f'{v:.5f}' for v in values)}; sd "
-                  f"{np.std(values, ddof=1):.5f}; bootstrap se {gate.loc[name, 'runs_se']:.5f}")
-        print(f"N = {args.num_models}, {args.split} split, {len(names)} submissions, level "
+            sd, se = np.std(values, ddof=1), gate.loc[name, "runs_se"]
+            if se > 0:
+                ratios.append((sd / se) ** 2)
+            print(f"  {name}: {' '.join(f'{v:.5f}' for v in values)}; sd {sd:.5f}; bootstrap se "
+                  f"{se:.5f}; {sd / se if se > 0 else math.nan:.2f}")
+        print(f"variance over seeds / bootstrap variance, mean over {len(ratios)} rows: "
+              f"{np.mean(ratios):.2f}")
+        print(f"N = {gate['num_models'].iloc[0]}, {args.split} split, {len(spread)} rows, level "
               f"{LEVEL}: {alarms} false alarm(s) in {len(args.seeds)} seeds; {row_alarms} of "
               f"{row_tests} row tests failed; paired z over the row tests: mean "
               f"{np.mean(z):+.2f}, sd {np.std(z, ddof=1):.2f} (n = {len(z)})")
@@ -292,6 +306,10 @@ def main() -> None:
                                            default=[1, 2, 3, 4, 5])
     commands.choices["seeds"].add_argument("--submissions", nargs="*", default=None,
                                            help="default: every shipped submission")
+    commands.choices["seeds"].add_argument(
+        "--baseline", default=None,
+        help="a board scored in this checkout (e.g. leaderboard.csv, with its gate file): "
+        "checked as it is, at its N, instead of scoring a baseline in a copy")
     for name in ("parts", "halves"):
         commands.choices[name].add_argument("--records", required=True,
                                             help="a scoring's results folder (holding runs/)")

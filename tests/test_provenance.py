@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.sources import code_digest, code_files
+from harness.core.sources import PACKAGE, REPOSITORY, code_digest, code_files
 from harness.execution.provenance import RUNNER, run_digest, runner_digest
 from harness.tasks import get_task
 from harness.tasks.base import task_code
@@ -42,6 +42,21 @@ def test_code_files_follow_imports_within_the_roots(tmp_path):
     # json is installed code (represented by the versions), unrelated.py is not imported
     assert found == {"entry.py", "helper.py", "pkg/__init__.py", "pkg/inner.py"}
 
+
+
+def test_the_package_s_imports_are_followed_however_the_harness_is_started(monkeypatch):
+    """The pool key and the interval, audit and gate caches follow ``harness.*`` imports from
+    the package. The ``harness`` command of an editable install does not put the repository on
+    ``sys.path`` (``python -m harness.cli`` from the repository does): the files followed, and so
+    the keys, were three files in the first case and 21 in the second, so the pool was trained
+    again between the two and a change to the training loop did not invalidate it."""
+    entry = [PACKAGE / "reference" / "pool.py"]
+    without = [p for p in sys.path if Path(p or ".").resolve() != REPOSITORY]
+    monkeypatch.setattr(sys, "path", without)
+    found = code_files(entry, [PACKAGE])
+    assert {PACKAGE / "training" / "loop.py", PACKAGE / "evaluation" / "metric.py"} <= set(found)
+    monkeypatch.setattr(sys, "path", [str(REPOSITORY), *without])
+    assert code_files(entry, [PACKAGE]) == found
 
 def test_the_digest_follows_the_imported_code_not_the_folder(tmp_path):
     first = write(tmp_path / "a", PROJECT)

@@ -196,6 +196,7 @@ def test_check_command_rescores_with_the_baselines_task_and_n(tmp_path, monkeypa
     assert (name, n, seed, split) == ("digits", 8, 3, "public")
     assert kwargs["leaderboard_path"] is None  # nothing written, the baseline least of all
     assert kwargs["untuned"] is False  # the tuned settings, as `harness score` uses them
+    assert kwargs["measures"] is False  # no intervals or audits: the comparison needs neither
     assert path.read_bytes() == before
     out = capsys.readouterr().out
     assert "FAIL: finetune (public): final score dropped by 0.10000" in out
@@ -403,6 +404,18 @@ def test_identical_rescoring_passes_and_a_rise_is_never_a_drop() -> None:
                      baseline_gate=gates(rows), current_gate=risen)
     assert report.exit_status == 0 and report.rows.loc[0, "p"] == pytest.approx(1.0)
 
+
+
+def test_the_pool_row_of_the_audits_is_not_compared() -> None:
+    """The baseline's ``(retrained pool)`` row holds audit values and no score; the check
+    re-scores without the audits, so the row is absent there and must not fail as missing."""
+    from harness.outputs.leaderboard import POOL_ROW
+
+    rows = rows_of(BASE)
+    report = compare(board([*BASE, (POOL_ROW, "reference", np.nan)]), board(BASE),
+                     baseline_gate=gates(rows), current_gate=gates(rows))
+    assert report.exit_status == 0, report.problems
+    assert POOL_ROW not in set(report.rows["submission"])
 
 def test_the_same_runs_scored_lower_fail_whatever_the_spread() -> None:
     # the runs are the baseline's: a lower score can only come from the scoring code

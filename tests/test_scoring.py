@@ -92,6 +92,20 @@ def test_second_run_trains_nothing_and_reruns_nothing(scored, monkeypatch):
     assert status["models_done"] == N and status["original_model"]
 
 
+
+def test_without_measures_the_scores_come_without_intervals_or_audits(scored):
+    """What ``harness check`` asks for: the same scores and gate rows, no interval or audit
+    phase (each as long as the runs' evaluation on the default task)."""
+    task, _, submissions, kwargs, board, _ = scored
+    phases, gate = Phases(), {}
+    again = score(task, submissions, **{**kwargs, "leaderboard_path": None}, phases=phases,
+                  gate=gate, measures=False).set_index("submission")
+    before = board.set_index("submission")
+    assert again["final_score"].equals(before["final_score"])
+    assert again["final_score_se"].isna().all() and "intervals" not in phases.seconds
+    assert "audits" not in phases.seconds and "gate" in phases.seconds
+    assert set(gate) == set(before.index[before["final_score"].notna()])
+
 SLEEPS = '''
 import time
 

@@ -103,6 +103,9 @@ def _module_file(name: str, search: list[str]) -> Path | None:
 def code_files(entries: Iterable[Path], roots: Iterable[Path]) -> list[Path]:
     """``entries`` and every file they import, transitively, that lies under one of ``roots``."""
     roots = [Path(r).resolve() for r in roots]
+    # a root's parent too: ``harness.x`` is found from the folder holding ``harness/`` whether or
+    # not that folder is on ``sys.path`` (the ``harness`` command of an editable install: not)
+    search = [*map(str, roots), *(str(r.parent) for r in roots)]
     todo = [Path(e).resolve() for e in entries]
     seen: set[Path] = set()
     while todo:
@@ -116,9 +119,9 @@ def code_files(entries: Iterable[Path], roots: Iterable[Path]) -> list[Path]:
             tree = ast.parse(path.read_bytes(), filename=str(path))
         except (OSError, SyntaxError, ValueError):
             continue  # unreadable: its bytes still go into the digest
-        # resolved as a run would: beside the file, then in the roots (the repository holds the
-        # ``harness`` package however it is installed), then on ``sys.path``
-        for found in _imported_modules(tree, [str(path.parent), *map(str, roots)]):
+        # resolved as a run would: beside the file, then in the roots and their parents (the
+        # repository holds the ``harness`` package however it is installed), then on ``sys.path``
+        for found in _imported_modules(tree, [str(path.parent), *search]):
             if any(found.is_relative_to(root) for root in roots) and not _installed(found):
                 todo.append(found)
     return sorted(seen)

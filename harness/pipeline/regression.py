@@ -11,6 +11,9 @@ when
 * a submission that was ``ok`` now has another status (error, timeout, over-budget, ...);
 * a recorded final score is missing now, or has dropped significantly in the paired test.
 
+The reference pool's own row (audit values, no score) is not compared: the check re-scores
+without the audits.
+
 Rises, and rows that are new or were already failing, never fail the check; new ones are listed.
 
 The paired test (``harness.evaluation.gate``): CI re-scores the same forget examples against the
@@ -44,6 +47,7 @@ from harness.execution.runner import workers_for
 from harness.methods.hyperparameters import PUBLISHED
 from harness.outputs.leaderboard import (
     CEILING_ROW,
+    POOL_ROW,
     board_identity,
     board_splits,
     check_board_columns,
@@ -155,6 +159,8 @@ def compare(
         pool_problem = ""
         for _, old in split_rows(baseline, split).iterrows():
             name = str(old["submission"])
+            if name == POOL_ROW:  # audit values only, no score: nothing the gate guards
+                continue
             new = now.get(name)
             verdict, problem = _status_verdict(old, new, comparable)
             test = None
@@ -322,6 +328,7 @@ def check(
         workers_per_device=workers_per_device, sandbox=sandbox, phases=phases,
         run_root=run_root, gate=None if known is None else gate,
         gate_known=None if known is None else _by_split(known),
+        measures=False,  # the comparison needs scores and gate rows, not intervals or audits
     )
     if known is None:
         return compare(baseline, current, tolerance)

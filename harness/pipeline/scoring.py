@@ -326,6 +326,7 @@ def score(
     run_root: int | None = None,
     gate: dict[str, GateRow] | None = None,
     gate_known: dict[str, GateRow] | None = None,
+    measures: bool = True,
 ) -> pd.DataFrame:
     """Score every submission in ``submissions_dir`` (or only ``names``) on ``task``.
 
@@ -342,7 +343,8 @@ def score(
     seed (the pool is unchanged; for measuring the gate's false alarms). ``gate``, where given,
     receives each row's ``harness.evaluation.gate.GateRow`` (written beside the leaderboard when
     ``leaderboard_path`` is given); rows of ``gate_known`` (the baseline's) whose runs and pool are
-    the same are taken as they are.
+    the same are taken as they are. Without ``measures`` the intervals, ranks and audits are
+    left out (``harness check`` compares scores and gate rows only).
     """
     reporter = reporter or Reporter()
     if gate is None and leaderboard_path is not None:
@@ -380,18 +382,22 @@ def score(
     if second is not None:
         scored[CEILING_ROW] = second
     directory = setup.results.directory
-    with phases.phase("intervals"):
-        uncertainty = score_uncertainty(
-            scored, pool, task, directory / "uncertainty", jobs, reporter
-        )
+    uncertainty, audit_columns = None, None
+    if measures:
+        with phases.phase("intervals"):
+            uncertainty = score_uncertainty(
+                scored, pool, task, directory / "uncertainty", jobs, reporter
+            )
     if gate is not None:
         with phases.phase("gate"):
             gate.update(gate_rows(
                 scored, pool, {name: derive_seed(task.seed, "gate", name) for name in scored},
                 directory / "gate", jobs, gate_known,
             ))
-    with phases.phase("audits"):
-        audit_columns = score_audits(scored, pool, task, directory / "audits", jobs, reporter)
+    if measures:
+        with phases.phase("audits"):
+            audit_columns = score_audits(scored, pool, task, directory / "audits", jobs,
+                                         reporter)
     with phases.phase("leaderboard"):
         board = build_leaderboard(
             task, pool, list(outcomes.values()), budget=budget, retrain_seconds=retrain_time,
