@@ -152,7 +152,7 @@ def cmd_seeds(args: argparse.Namespace) -> None:
         ratios = []
         for name, values in spread.items():
             sd, se = np.std(values, ddof=1), gate.loc[name, "runs_se"]
-            if se > 0:
+            if se > 0 and sd > 0:  # sd 0: the same runs every time (a reference row), not tested
                 ratios.append((sd / se) ** 2)
             print(f"  {name}: {' '.join(f'{v:.5f}' for v in values)}; sd {sd:.5f}; bootstrap se "
                   f"{se:.5f}; {sd / se if se > 0 else math.nan:.2f}")
