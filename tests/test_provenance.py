@@ -43,7 +43,6 @@ def test_code_files_follow_imports_within_the_roots(tmp_path):
     assert found == {"entry.py", "helper.py", "pkg/__init__.py", "pkg/inner.py"}
 
 
-
 def test_the_package_s_imports_are_followed_however_the_harness_is_started(monkeypatch):
     """The pool key and the interval, audit and gate caches follow ``harness.*`` imports from
     the package. The ``harness`` command of an editable install does not put the repository on
@@ -57,6 +56,7 @@ def test_the_package_s_imports_are_followed_however_the_harness_is_started(monke
     assert {PACKAGE / "training" / "loop.py", PACKAGE / "evaluation" / "metric.py"} <= set(found)
     monkeypatch.setattr(sys, "path", [str(REPOSITORY), *without])
     assert code_files(entry, [PACKAGE]) == found
+
 
 def test_the_digest_follows_the_imported_code_not_the_folder(tmp_path):
     first = write(tmp_path / "a", PROJECT)

@@ -405,7 +405,6 @@ def test_identical_rescoring_passes_and_a_rise_is_never_a_drop() -> None:
     assert report.exit_status == 0 and report.rows.loc[0, "p"] == pytest.approx(1.0)
 
 
-
 def test_the_pool_row_of_the_audits_is_not_compared() -> None:
     """The baseline's ``(retrained pool)`` row holds audit values and no score; the check
     re-scores without the audits, so the row is absent there and must not fail as missing."""
@@ -416,6 +415,7 @@ def test_the_pool_row_of_the_audits_is_not_compared() -> None:
                      baseline_gate=gates(rows), current_gate=gates(rows))
     assert report.exit_status == 0, report.problems
     assert POOL_ROW not in set(report.rows["submission"])
+
 
 def test_the_same_runs_scored_lower_fail_whatever_the_spread() -> None:
     # the runs are the baseline's: a lower score can only come from the scoring code

@@ -92,10 +92,9 @@ def test_second_run_trains_nothing_and_reruns_nothing(scored, monkeypatch):
     assert status["models_done"] == N and status["original_model"]
 
 
-
 def test_without_measures_the_scores_come_without_intervals_or_audits(scored):
     """What ``harness check`` asks for: the same scores and gate rows, no interval or audit
-    phase (each as long as the runs' evaluation on the default task)."""
+    phase."""
     task, _, submissions, kwargs, board, _ = scored
     phases, gate = Phases(), {}
     before = board.set_index("submission").drop(index=POOL_ROW)  # the audits' row
@@ -107,6 +106,7 @@ def test_without_measures_the_scores_come_without_intervals_or_audits(scored):
     assert again["final_score_se"].isna().all() and "intervals" not in phases.seconds
     assert "audits" not in phases.seconds and "gate" in phases.seconds
     assert set(gate) == set(before.index[before["final_score"].notna()])
+
 
 SLEEPS = '''
 import time
