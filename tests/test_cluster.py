@@ -493,6 +493,45 @@ def test_runs_on_workers_with_other_data_are_an_error(client, task, data, tmp_pa
             workers.run([RunRequest(submission, 0, 0)], lambda result: None)
 
 
+@dataclass(frozen=True)
+class LoadersBreak(DigitsTask):
+    """Digits whose loaders fail for a run (seed 0, the warm-up's, works): a bug of the
+    harness's (or the task's) code, not of any submission."""
+
+    def make_loaders(self, data, seed, num_workers=0):
+        if seed != 0:
+            raise RuntimeError("the task's loaders broke")
+        return super().make_loaders(data, seed, num_workers)
+
+
+@pytest.mark.slow
+def test_a_harness_failure_on_a_worker_stops_with_its_traceback_not_a_row(
+    client, task, data, tmp_path
+):
+    """The harness's own failure on a Dask worker is what it is locally: a ``HarnessError``
+    with the worker's traceback, raised once (not retried), never a ``crashed`` or ``error``
+    row blamed on the submission."""
+    from harness.execution.cluster import ClusterWorkers
+    from harness.execution.runner import HarnessError, RunRequest
+    from harness.methods.loading import discover
+
+    broken = LoadersBreak(**{f.name: getattr(task, f.name) for f in fields(task)})
+    store = ReferenceStore(task, data, tmp_path)
+    store.original_model()
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    shutil.copy(COMPETITION_STYLE / "starting_kit_tuples.py", folder)
+    [submission], _ = discover(folder)
+    rows = []
+    with ClusterWorkers(client, broken, data, store.directory / pool.ORIGINAL_FILE,
+                        sandbox="off") as workers:
+        with pytest.raises(HarnessError, match="not the submission's fault") as raised:
+            workers.run([RunRequest(submission, 0, 7)], rows.append)
+    assert "the task's loaders broke" in str(raised.value)
+    assert "Traceback" in str(raised.value) and "Dask worker" in str(raised.value)
+    assert rows == []
+
+
 def test_batches_hold_about_five_seconds_of_runs():
     assert cluster.batch_size([]) == 1  # nothing known yet: one run
     assert cluster.batch_size([float("nan")]) == 1

@@ -35,7 +35,9 @@ client writes each batch's records as it arrives, through the same ``ResultsStor
 run uses: an interrupted scoring resumes from them, locally or on a cluster. A submission that
 kills its Dask worker (not only its own process) makes Dask rerun the batch elsewhere; after
 the scheduler's allowed failures the batch's runs are ``crashed`` rows, and the scoring goes
-on. GPU runs ask for ``1/K`` of a GPU, K = ``--workers-per-device``, so K runs share one.
+on. A failure of the harness's own code on a worker (``runner.HarnessError``) is not retried
+and stops the scoring, as locally. GPU runs ask for ``1/K`` of a GPU, K =
+``--workers-per-device``, so K runs share one.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from harness.execution.provenance import runner_digest
 from harness.execution.records import CRASHED, RunResult
 from harness.execution.runner import (
     RETRAIN_REPEATS,
+    HarnessError,
     RunRequest,
     WorkerPool,
     default_memory_limit,
@@ -330,17 +333,23 @@ def serve_runs(
     timeout: float, sandbox: str = "auto",
 ) -> tuple[list[RunResult], str, str, str]:
     """A batch of runs on a Dask worker: (results, worker address, data fingerprint, code
-    digest); the last two are checked by the client."""
+    digest, the harness's failure); the fingerprint and digest are checked by the client. A
+    failure of the harness's own code (``HarnessError``) comes back as its text, not raised:
+    Dask would retry it elsewhere, and it would fail there the same way."""
     requests = [  # the worker may not see the submissions folder: it runs the shipped source
         replace(r, submission=replace(r.submission, path=_scratch_file(
             "submissions", r.submission.path.name, sources[r.submission.name])))
         for r in requests
     ]
     results: list[RunResult] = []
-    with _run_slot(task, original, sandbox) as slot:
-        slot.timeout = timeout
-        slot.run(requests, results.append)
-    return results, _worker_address(), worker_data(task).fingerprint, code_digest(task)
+    failure = None
+    try:
+        with _run_slot(task, original, sandbox) as slot:
+            slot.timeout = timeout
+            slot.run(requests, results.append)
+    except HarnessError as error:
+        failure = str(error)
+    return results, _worker_address(), worker_data(task).fingerprint, code_digest(task), failure
 
 
 def serve_yardstick(task: Task, original: bytes, seed: int, sandbox: str = "auto") -> float:
@@ -485,7 +494,7 @@ class ClusterWorkers:
         from distributed import KilledWorker
 
         try:
-            results, address, data_fingerprint, code = future.result()
+            results, address, data_fingerprint, code, failure = future.result()
         except KilledWorker:
             return None
         except Exception as error:  # the harness failed on the worker, not the submission
@@ -499,6 +508,8 @@ class ClusterWorkers:
                 f"the Dask worker {address} has other {what} than this machine: every worker "
                 "needs the same data folder at the same path and the same harness installed"
             )
+        if failure is not None:
+            raise HarnessError(f"on the Dask worker {address}, {failure}")
         self.done[address] += len(results)
         self.reporter.activity(
             address, f"{self.done[address]} runs done, last of {batch[0].submission.name}"
