@@ -196,6 +196,40 @@ def test_the_retain_subsample_is_fixed_and_as_large_as_the_test_set():
     assert len(audit_retain_indices(50, 270)) == 50
 
 
+def test_model_outputs_are_each_model_s_own_worked_with_torch():
+    """The one evaluation of every model: per model, its accuracies, its losses (torch's
+    cross-entropy; the retain set's on the audits' subsample) and its forget confidences, each
+    model's the same whether evaluated alone or with others (bit for bit)."""
+    from harness.evaluation.example_outputs import model_outputs
+    from harness.evaluation.metric import logit_scaled_confidence
+
+    rng = np.random.default_rng(4)
+    sizes = {"forget": 7, "retain": 30, "test": 12}
+    targets = {k: rng.integers(0, 5, n) for k, n in sizes.items()}
+    logits = {k: rng.normal(0, 3, (3, n, 5)).astype(np.float32) for k, n in sizes.items()}
+    together = model_outputs(logits, targets)
+    kept = audit_retain_indices(30, 12)
+    for m in range(3):
+        alone = model_outputs({k: v[m : m + 1] for k, v in logits.items()}, targets)
+        for key, value in together.items():
+            np.testing.assert_array_equal(value[m], alone[key][0])
+        for split in sizes:
+            z, y = logits[split][m], targets[split]
+            assert together[f"{split}_acc"][m] == np.mean(z.argmax(axis=1) == y)
+            if split == "retain":
+                z, y = z[kept], y[kept]
+            expected = torch.nn.functional.cross_entropy(
+                torch.from_numpy(z).double(), torch.from_numpy(y), reduction="none")
+            np.testing.assert_allclose(together[f"{split}_losses"][m], expected, rtol=1e-6)
+        np.testing.assert_array_equal(
+            together["confidences"][m],
+            logit_scaled_confidence(logits["forget"][m], targets["forget"]))
+    assert together["retain_losses"].shape == (3, len(kept))
+    empty = model_outputs({**logits, "test": np.zeros((3, 0, 5), np.float32)},
+                          {**targets, "test": np.zeros(0, np.int64)})
+    assert np.isnan(empty["test_acc"]).all()
+
+
 def test_a_run_s_losses_are_stored_as_arrays_and_a_record_without_them_still_loads(tmp_path):
     store = ResultsStore(tmp_path)
     store.ensure_writable()

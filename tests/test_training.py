@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import pytest
 import torch
@@ -240,3 +241,35 @@ def test_class_weights_are_one_over_count_of_the_full_training_set(monkeypatch):
     retain_only = 1.0 / np.bincount(labels[data.retain_idx], minlength=10)
     assert not np.allclose(expected.numpy(), retain_only)
     assert seen and all(torch.equal(w, expected) for w in seen)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_optimise_steps_every_batch_of_every_epoch_on_the_recipe_s_schedule(schedule):
+    """The one training loop: one optimizer step per batch (the parameters move by lr * grad
+    under plain SGD), the learning rate of the recipe's schedule in each epoch, and the
+    end-of-epoch call after the epoch's last step."""
+    from harness.training.loop import optimise
+
+    recipe = Recipe(epochs=3, batch_size=1, lr=0.5, schedule=schedule)
+    weight = torch.zeros(1, requires_grad=True)
+    seen = []
+
+    def epoch_batches(epoch):
+        for _ in range(2):
+            seen.append(("batch", epoch))
+            yield torch.ones(1), torch.ones(1)
+
+    def loss_of(inputs, targets):
+        return -(weight * inputs).sum()  # gradient -1: each step adds the step's lr
+
+    def end_of_epoch(epoch):
+        seen.append(("end", epoch, float(weight)))
+
+    optimise([weight], recipe, epoch_batches, loss_of, end_of_epoch)
+    lrs = [0.5 * (1 + math.cos(math.pi * e / 3)) / 2 if schedule == "cosine" else 0.5
+           for e in range(3)]
+    expected, total = [], 0.0
+    for epoch, lr in enumerate(lrs):
+        total += 2 * lr
+        expected += [("batch", epoch), ("batch", epoch), ("end", epoch, pytest.approx(total))]
+    assert seen == expected

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.core import files
+from harness.evaluation.metric import logit_scaled_confidence
 
 SETS = ("forget", "test", "retain")  # the keys of a run's outputs, and their order
 # Seed of the retain subsample: fixed, so every model of every task with the same retain and test
@@ -56,6 +57,33 @@ def example_losses(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     log_norm = np.log(np.exp(z - shift).sum(axis=-1)) + shift[..., 0]
     true = np.take_along_axis(z, np.broadcast_to(t, z.shape[:-1])[..., None], axis=-1)[..., 0]
     return (log_norm - true).astype(np.float32)
+
+
+def model_outputs(
+    logits: dict[str, np.ndarray], targets: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """What the metric and the audits read from models, computed from their logits: the one
+    evaluation of every model the harness scores (a run's, a pool model trained alone, the
+    members of a pool ensemble). ``logits``: per split of ``SETS``, [models, n, C]; ``targets``:
+    per split, [n]. Per model: ``{split}_acc`` [models] (nan on an empty split), the forget set's
+    logit-scaled confidences ``confidences`` [models, n_forget] and ``{split}_losses`` [models,
+    n] (the retain set's on ``audit_retain_indices``). Raises ValueError on non-finite logits
+    (``logit_scaled_confidence``)."""
+    audited = audit_retain_indices(len(targets["retain"]), len(targets["test"]))
+    outputs = {}
+    for split in SETS:
+        z, y = logits[split], targets[split]
+        members, n = z.shape[:2]
+        outputs[f"{split}_acc"] = (
+            (np.argmax(z, axis=2) == y).mean(axis=1) if n else np.full(members, np.nan))
+        kept = audited if split == "retain" else slice(None)
+        outputs[f"{split}_losses"] = example_losses(z[:, kept], y[kept])
+    forget = logits["forget"]
+    members, n, num_classes = forget.shape
+    outputs["confidences"] = logit_scaled_confidence(  # row-wise: all models in one call
+        forget.reshape(members * n, num_classes), np.tile(targets["forget"], members)
+    ).reshape(members, n)
+    return outputs
 
 
 def true_class_confidence(losses: np.ndarray) -> np.ndarray:

@@ -24,6 +24,11 @@ class ModelStats:
     test_losses: np.ndarray | None = None
     retain_losses: np.ndarray | None = None
 
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, np.ndarray], seconds: np.ndarray) -> ModelStats:
+        """From ``example_outputs.model_outputs``'s arrays and each model's seconds."""
+        return cls(seconds=np.asarray(seconds), **outputs)
+
     def __len__(self) -> int:
         return len(self.retain_acc)
 

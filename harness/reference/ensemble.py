@@ -83,8 +83,7 @@ from torch.utils.data import Dataset
 
 from harness.core.seeds import pool_seed
 from harness.data.examples import ShuffleOrder, column_view, inputs_targets, labels_of
-from harness.evaluation.example_outputs import SETS, audit_retain_indices, example_losses
-from harness.evaluation.metric import logit_scaled_confidence
+from harness.evaluation.example_outputs import SETS, model_outputs
 from harness.evaluation.model_stats import ModelStats
 from harness.reference.pool import train_chunk_sequential
 from harness.tasks.base import Task, TaskData
@@ -96,6 +95,7 @@ from harness.training.loop import (
     backend_flags,
     class_weights,
     crop_flip_draws,
+    optimise,
     synchronize,
 )
 
@@ -450,7 +450,7 @@ def train_ensemble(
     weight = None
     if recipe.class_weighted:  # counted on the full training set, as train_reference_model's
         weight = class_weights(labels_of(data.train).numpy(), task.num_classes).to(device)
-    rule, saved, val = None, None, None
+    rule, val = None, None
     if recipe.pool_best_val_from is not None:
         val = _tensors(data.val)
         if val is None:
@@ -462,39 +462,38 @@ def train_ensemble(
     seeds = [pool_seed(task.seed, i) for i in indices]
     orders = [ShuffleOrder(n, seed, batch_size) for seed in seeds]
     augment = [torch.Generator().manual_seed(seed + 1) for seed in seeds]  # as train_model's
-    optimizer = recipe.make_optimizer(ensemble.parameters())
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
-        if recipe.schedule == "cosine"
-        else None
-    )
+
+    def epoch_batches(epoch_index: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch = torch.stack([order.next_epoch() for order in orders]).to(device)  # [M, n]
+        for first in range(0, n, batch_size):
+            batch = epoch[:, first : first + batch_size]
+            flat = batch.reshape(-1)  # index_select: a faster gather than advanced indexing
+            batch_inputs = inputs.index_select(0, flat).view(*batch.shape, *inputs.shape[1:])
+            batch_targets = targets.index_select(0, flat).view(batch.shape)
+            if recipe.augment == "crop-flip":
+                batch_inputs = _augment_members(batch_inputs, augment, recipe.crop_fill)
+            yield batch_inputs, batch_targets
+
+    def loss_of(batch_inputs: torch.Tensor, batch_targets: torch.Tensor) -> torch.Tensor:
+        with recipe.autocast(device):
+            logits = ensemble.forward(batch_inputs)
+        return _ensemble_loss(at_least_float32(logits), batch_targets, weight)
+
+    saved: dict[str, torch.Tensor] = {}
+
+    def keep_best_val(epoch_index: int) -> None:
+        save = rule.update(epoch_index, _val_correct(ensemble, *val))
+        if save.any():
+            if not saved:
+                saved.update({k: v.detach().clone() for k, v in ensemble.state().items()})
+            copy_members(saved, ensemble.state(), save)
+
     ensemble.train()
     with backend_flags(recipe, device):
         ensemble.prepare(recipe)
-        for epoch_index in range(recipe.epochs):
-            epoch = torch.stack([order.next_epoch() for order in orders]).to(device)  # [M, n]
-            for first in range(0, n, batch_size):
-                batch = epoch[:, first : first + batch_size]
-                flat = batch.reshape(-1)  # index_select: a faster gather than advanced indexing
-                batch_inputs = inputs.index_select(0, flat).view(*batch.shape, *inputs.shape[1:])
-                batch_targets = targets.index_select(0, flat).view(batch.shape)
-                if recipe.augment == "crop-flip":
-                    batch_inputs = _augment_members(batch_inputs, augment, recipe.crop_fill)
-                with recipe.autocast(device):
-                    logits = ensemble.forward(batch_inputs)
-                loss = _ensemble_loss(at_least_float32(logits), batch_targets, weight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            if rule is not None:
-                save = rule.update(epoch_index, _val_correct(ensemble, *val))
-                if save.any():
-                    if saved is None:
-                        saved = {k: v.detach().clone() for k, v in ensemble.state().items()}
-                    copy_members(saved, ensemble.state(), save)
-    if saved is not None:
+        optimise(ensemble.parameters(), recipe, epoch_batches, loss_of,
+                 None if rule is None else keep_best_val)
+    if saved:
         copy_members(ensemble.state(), saved, rule.epochs >= 0)
     synchronize(device)
     seconds = time.perf_counter() - start
@@ -505,31 +504,16 @@ def train_ensemble(
 
 
 def evaluate_ensemble(ensemble: Ensemble, data: TaskData) -> dict[str, np.ndarray]:
-    """Per member, what ``pool.evaluate_model`` computes: forget-set logit-scaled confidences,
-    retain/test/forget accuracies and the per-example losses
-    (``harness.evaluation.example_outputs``: the retain set's on the audits' subsample), logits of
-    all members from batched forward passes."""
-    results: dict[str, np.ndarray] = {}
-    audited = audit_retain_indices(len(data.retain_idx), len(data.test))
-    for split in ("forget", "retain", "test"):
+    """Every member's ``example_outputs.model_outputs``, from the logits of batched forward
+    passes of all members."""
+    logits, targets = {}, {}
+    for split in SETS:
         tensors = _tensors(getattr(data, split))
         if tensors is None:
             raise ValueError(f"the stacked ensemble needs the {split} set held in tensors")
-        logits = ensemble.predict(tensors[0]).numpy()  # [M, n, C]
-        split_targets = tensors[1].numpy()
-        members, n, num_classes = logits.shape
-        if n:
-            hits = np.argmax(logits, axis=2) == split_targets
-            results[f"{split}_acc"] = hits.mean(axis=1).astype(np.float64)
-        else:
-            results[f"{split}_acc"] = np.full(members, np.nan)
-        kept = audited if split == "retain" else slice(None)
-        results[f"{split}_losses"] = example_losses(logits[:, kept], split_targets[kept])
-        if split == "forget":  # row-wise statistic: all members in one call
-            results["confidences"] = logit_scaled_confidence(
-                logits.reshape(members * n, num_classes), np.tile(split_targets, members)
-            ).reshape(members, n)
-    return results
+        logits[split] = ensemble.predict(tensors[0]).numpy()  # [M, n, C]
+        targets[split] = tensors[1].numpy()
+    return model_outputs(logits, targets)
 
 
 def member_elements(task: Task, sample: torch.Tensor) -> int:
@@ -613,16 +597,7 @@ def train_chunk_ensemble(task: Task, data: TaskData, indices: list[int]) -> Mode
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             continue
-        parts.append(
-            ModelStats(
-                confidences=stats["confidences"],
-                retain_acc=stats["retain_acc"],
-                test_acc=stats["test_acc"],
-                forget_acc=stats["forget_acc"],
-                seconds=np.full(len(members), seconds / len(members)),
-                **{f"{k}_losses": stats[f"{k}_losses"] for k in SETS},
-            )
-        )
+        parts.append(ModelStats.from_outputs(stats, np.full(len(members), seconds / len(members))))
         del ensemble
         first += len(members)
     return ModelStats.concatenate(parts)

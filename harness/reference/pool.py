@@ -23,11 +23,10 @@ from harness.core import files, sources
 from harness.core.defaults import REFERENCE_ROOT
 from harness.core.seeds import derive_seed, pool_seed
 from harness.data.examples import labels_of
-from harness.evaluation.example_outputs import SETS, audit_retain_indices, example_losses
-from harness.evaluation.metric import logit_scaled_confidence
+from harness.evaluation.example_outputs import SETS, model_outputs
 from harness.evaluation.model_stats import ModelStats
 from harness.tasks.base import Task, TaskData, task_code
-from harness.training.loop import accuracy, predict, synchronize, torch_threads, train_model
+from harness.training.loop import predict, synchronize, torch_threads, train_model
 
 CHUNK_SIZE = 128
 ORIGINAL_FILE = "original.pt"
@@ -37,25 +36,31 @@ POOL, CEILING = "pool", "ceiling"  # the reference pool, and an independent one 
 Progress = Callable[[int], None]  # called with the number of models just finished
 
 
+def _logits(
+    model: nn.Module, data: TaskData, device: str
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One model's logits [1, n, C] and the targets [n] per split of ``SETS``."""
+    logits, targets = {}, {}
+    for split in SETS:
+        z, targets[split] = predict(model, getattr(data, split), device)
+        logits[split] = z[None]
+    return logits, targets
+
+
 def evaluate_model(model: nn.Module, data: TaskData, device: str) -> dict[str, object]:
-    """The numbers the metric needs from one model (forget confidences and accuracies) and the
-    per-example losses the audits read (``harness.evaluation.example_outputs``)."""
-    forget_logits, forget_targets = predict(model, data.forget, device)
-    retain_logits, retain_targets = predict(model, data.retain, device)
-    test_logits, test_targets = predict(model, data.test, device)
-    finite = all(np.isfinite(x).all() for x in (forget_logits, retain_logits, test_logits))
-    audited = audit_retain_indices(len(retain_targets), len(test_targets))
+    """One model's ``example_outputs.model_outputs`` (its logits on every split): the forget
+    confidences, the accuracies and the per-example losses (``losses``, per split); only
+    ``all_logits_finite`` False when some logit is not finite (a run's weights are then
+    invalid)."""
+    logits, targets = _logits(model, data, device)
+    if not all(np.isfinite(z).all() for z in logits.values()):
+        return {"all_logits_finite": False}
+    outputs = model_outputs(logits, targets)
     return {
-        "losses": {
-            "forget": example_losses(forget_logits, forget_targets),
-            "test": example_losses(test_logits, test_targets),
-            "retain": example_losses(retain_logits[audited], retain_targets[audited]),
-        } if finite else None,
-        "confidences": logit_scaled_confidence(forget_logits, forget_targets) if finite else None,
-        "retain_acc": accuracy(retain_logits, retain_targets),
-        "test_acc": accuracy(test_logits, test_targets),
-        "forget_acc": accuracy(forget_logits, forget_targets),
-        "all_logits_finite": finite,
+        "losses": {split: outputs[f"{split}_losses"][0] for split in SETS},
+        "confidences": outputs["confidences"][0],
+        **{f"{split}_acc": float(outputs[f"{split}_acc"][0]) for split in SETS},
+        "all_logits_finite": True,
     }
 
 
@@ -102,18 +107,14 @@ def train_reference_model(
 def train_chunk_sequential(task: Task, data: TaskData, indices: list[int]) -> ModelStats:
     """Train the pool models ``indices`` one after another (the path for large models), as the
     workers run submissions: one thread each."""
-    rows = []
+    rows, seconds = [], []
     with torch_threads(1):
         for index in indices:
-            model, seconds = train_reference_model(task, data, index)
-            stats = evaluate_model(model, data, task.device)
-            rows.append({**stats, "seconds": seconds})
-    return ModelStats(
-        confidences=np.stack([r["confidences"] for r in rows]),
-        **{k: np.array([r[k] for r in rows]) for k in ("retain_acc", "test_acc", "forget_acc")},
-        seconds=np.array([r["seconds"] for r in rows]),
-        **{f"{k}_losses": np.stack([r["losses"][k] for r in rows]) for k in SETS},
-    )
+            model, took = train_reference_model(task, data, index)
+            rows.append(model_outputs(*_logits(model, data, task.device)))
+            seconds.append(took)
+    return ModelStats.from_outputs(
+        {key: np.concatenate([row[key] for row in rows]) for key in rows[0]}, np.array(seconds))
 
 
 def _train_chunk_alone(

@@ -1,4 +1,5 @@
-"""Single-model training and evaluation: the recipe every task trains its models with."""
+"""The recipe every task trains its models with, and the one training loop (``optimise``) that
+trains a single model here and an ensemble of pool models in ``reference.ensemble``."""
 
 from __future__ import annotations
 
@@ -265,6 +266,38 @@ def val_correct(model: nn.Module, val: Dataset, device: str | torch.device) -> i
     return int(np.sum(np.argmax(logits, axis=1) == targets)) if len(targets) else 0
 
 
+def optimise(
+    parameters: list[torch.Tensor],
+    recipe: Recipe,
+    epoch_batches: Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]],
+    loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    end_of_epoch: Callable[[int], None] | None = None,
+) -> None:
+    """The recipe's optimisation, the one training loop of the harness: its optimizer over
+    ``parameters``, every batch of every epoch (``epoch_batches(epoch)`` yields inputs and
+    targets) one step on ``loss_of(inputs, targets)``, the cosine schedule stepped once per
+    epoch (``T_max = epochs``), then ``end_of_epoch(epoch)``. One model (:func:`train_model`)
+    and an ensemble of pool models (``reference.ensemble.train_ensemble``) differ only in the
+    batches, the loss and what they keep at an epoch's end, so that the two cannot drift
+    apart."""
+    optimizer = recipe.make_optimizer(parameters)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
+        if recipe.schedule == "cosine"
+        else None
+    )
+    for epoch in range(recipe.epochs):
+        for inputs, targets in epoch_batches(epoch):
+            loss = loss_of(inputs, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        if end_of_epoch is not None:
+            end_of_epoch(epoch)
+
+
 def train_model(
     model: nn.Module,
     dataset: Dataset,
@@ -296,36 +329,31 @@ def train_model(
     rule = None if best_val_from is None else BestVal(best_val_from)
     if rule is not None and val is None:
         raise ValueError("keeping the best val epoch needs a val set")
-    saved: dict[str, torch.Tensor] | None = None
+    saved: dict[str, torch.Tensor] = {}
     model.to(device).train()
-    optimizer = recipe.make_optimizer(model.parameters())
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
-        if recipe.schedule == "cosine"
-        else None
-    )
+
+    def epoch_batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in iterate_batches(dataset, recipe.batch_size, shuffle=True,
+                                     generator=generator, device=device, gather=gather):
+            inputs, targets = inputs_targets(batch)
+            if recipe.augment == "crop-flip":
+                inputs = crop_flip(inputs, augment_generator, recipe.crop_fill)
+            yield inputs, targets
+
+    def loss_of(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with recipe.autocast(device):
+            logits = forward(recipe.layout(inputs))
+        return nn.functional.cross_entropy(at_least_float32(logits), targets, weight=weight)
+
+    def keep_best_val(epoch: int) -> None:
+        if rule.update(epoch, [val_correct(model, val, device)])[0]:
+            saved.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+
     with backend_flags(recipe, device):
         forward = recipe.prepare(model)
-        for epoch in range(recipe.epochs):
-            batches = iterate_batches(
-                dataset, recipe.batch_size, shuffle=True, generator=generator, device=device,
-                gather=gather,
-            )
-            for batch in batches:
-                inputs, targets = inputs_targets(batch)
-                if recipe.augment == "crop-flip":
-                    inputs = crop_flip(inputs, augment_generator, recipe.crop_fill)
-                with recipe.autocast(device):
-                    logits = forward(recipe.layout(inputs))
-                loss = nn.functional.cross_entropy(at_least_float32(logits), targets, weight=weight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            if rule is not None and rule.update(epoch, [val_correct(model, val, device)])[0]:
-                saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if saved is not None:
+        optimise(list(model.parameters()), recipe, epoch_batches, loss_of,
+                 None if rule is None else keep_best_val)
+    if saved:
         model.load_state_dict(saved)
     if recipe.channels_last:
         model.to(memory_format=torch.contiguous_format)
@@ -352,8 +380,3 @@ def predict(
         logits, targets = np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
     model.train(was_training)
     return logits, targets
-
-
-def accuracy(logits: np.ndarray, targets: np.ndarray) -> float:
-    """Share of rows whose largest logit is the target."""
-    return float(np.mean(np.argmax(logits, axis=1) == targets)) if len(targets) else float("nan")
