@@ -44,11 +44,11 @@ def _read_only(*arrays):
 
 
 def _agree(u, r):
-    """epsilons and forget_quality agree with the literal reference."""
+    """epsilons and forget_quality agree with the literal reference (epsilons bit for bit)."""
     fast = metric.epsilons(u, r)
     slow = lit.literal_epsilons(u, r)
     assert fast.dtype == np.float64 and fast.shape == (u.shape[1],)
-    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(fast, slow)
     slow_points = lit.literal_points(slow, u.shape[0])
     np.testing.assert_array_equal(metric.points(fast, u.shape[0]), slow_points)
     assert metric.forget_quality(u, r) == sum(slow_points.tolist()) / u.shape[1]
@@ -498,20 +498,53 @@ def test_epsilons_match_on_arbitrary_small_values(data, n_u, n_r, e):
     _agree(u, r)
 
 
-# --- the two ways of counting the interval attacks -----------------------------------------------
+# --- the pruned search of the interval attacks ---------------------------------------------------
 
 
-def _both_ways(u, r, monkeypatch):
-    """Epsilons with the interval attacks counted from the values' side, then by searching every
-    left end (``metric._FEW_VALUES`` picks the way)."""
-    monkeypatch.setattr(metric, "_FEW_VALUES", 10**9)
-    from_values = metric.epsilons(u, r)
-    monkeypatch.setattr(metric, "_FEW_VALUES", 0)
-    return from_values, metric.epsilons(u, r)
+def _three_ways(u, r, monkeypatch):
+    """Epsilons from the pruned search of the interval attacks, from the same search without
+    pruning (every left end searched), and from searching linspace's left ends without a table."""
+    pruned = metric.epsilons(u, r)
+    monkeypatch.setattr(metric, "_BLOCK_SIZES", ())
+    every_left_end = metric.epsilons(u, r)
+    monkeypatch.setattr(metric, "_MAX_TABLE_ENTRIES", 0)
+    return pruned, every_left_end, metric.epsilons(u, r)
 
 
-@pytest.mark.parametrize("n", [2, 5, 16, 64, 130])
-def test_both_ways_of_counting_interval_attacks_agree_bit_for_bit(n, monkeypatch):
+def _edge_columns(n_u, n_r, rng):
+    """[N_u, E] and [N_r, E]: hand-made hard cases for the interval attacks, one per column."""
+    same = rng.normal(0.0, 1.0, max(n_u, n_r))
+    big = 1.5 * 2.0**53  # float64 spacing 2 there: many left ends round to the same value
+    columns = [
+        (np.round(rng.normal(1.0, 1.5, n_u), 1), np.round(rng.normal(1.3, 1.0, n_r), 1)),  # ties
+        (np.full(n_u, 0.7), rng.normal(0.5, 1.0, n_r)),  # a constant side inside the other
+        (rng.normal(0.0, 2.0, n_u), np.full(n_r, 5.5)),  # a constant side outside the other
+        (rng.normal(0.0, 0.3, n_u), rng.normal(0.0, 2.0, n_r)),  # one side inside the other
+        (rng.normal(0.2, 2.0, n_u), rng.normal(0.0, 0.3, n_r)),  # ... the other way round
+        (rng.uniform(0.0, 3.0, n_u), rng.uniform(2.6, 3.0, n_r)),  # inside, at the edge
+        (same[:n_u], same[:n_r]),  # the same values on both sides
+        (rng.normal(2.0, 1.0, n_u), rng.normal(2.0, 1.0, n_r)),  # identical distributions
+        (rng.uniform(0.0, 1.0, n_u), rng.uniform(1.5, 2.5, n_r)),  # apart by less than BUFFER
+        (rng.normal(0.0, 30.0, n_u), rng.normal(5.0, 20.0, n_r)),  # wide: many thresholds
+        (big + 2.0 * rng.integers(0, 150, n_u), big + 2.0 * rng.integers(40, 200, n_r)),
+    ]
+    return np.stack([c[0] for c in columns], 1), np.stack([c[1] for c in columns], 1)
+
+
+@pytest.mark.parametrize(
+    ("n_u", "n_r"), [(2, 2), (2, 5), (8, 8), (8, 13), (64, 64), (64, 40), (512, 512), (512, 300)]
+)
+def test_pruned_search_matches_literal_on_edge_cases(n_u, n_r, monkeypatch):
+    rng = np.random.default_rng(n_u * 1000 + n_r)
+    u, r = _edge_columns(n_u, n_r, rng)
+    pruned, every_left_end, searched = _three_ways(u, r, monkeypatch)
+    np.testing.assert_array_equal(pruned, lit.literal_epsilons(u, r))
+    np.testing.assert_array_equal(pruned, every_left_end)
+    np.testing.assert_array_equal(pruned, searched)
+
+
+@pytest.mark.parametrize("n", [2, 5, 16, 64, 130, 512])
+def test_pruned_and_exhaustive_searches_agree_bit_for_bit(n, monkeypatch):
     rng = np.random.default_rng(n)
     u = rng.normal(1.0, 1.5, size=(n, 40))
     r = rng.normal(1.3, 1.0, size=(n + 3, 40))
@@ -519,8 +552,9 @@ def test_both_ways_of_counting_interval_attacks_agree_bit_for_bit(n, monkeypatch
     r[:, 8:12] = np.round(u[0, 8:12], 1)  # a constant side
     u[:, 12:16] *= 40.0  # wide statistics: many thresholds
     r[:, 16:20] = np.resize(u[:, 16:20], (n + 3, 4))  # the same values on both sides
-    from_values, searched = _both_ways(u, r, monkeypatch)
-    np.testing.assert_array_equal(from_values, searched)
+    pruned, every_left_end, searched = _three_ways(u, r, monkeypatch)
+    np.testing.assert_array_equal(pruned, every_left_end)
+    np.testing.assert_array_equal(pruned, searched)
 
 
 @given(
@@ -530,8 +564,103 @@ def test_both_ways_of_counting_interval_attacks_agree_bit_for_bit(n, monkeypatch
                elements=st.floats(-30, 30, allow_nan=False).map(lambda x: round(x, 2))),
 )
 @PROPERTY_SETTINGS
-def test_both_ways_agree_on_arbitrary_values(u, r):
+def test_pruned_and_exhaustive_searches_agree_on_arbitrary_values(u, r):
     e = min(u.shape[1], r.shape[1])
     with pytest.MonkeyPatch.context() as monkeypatch:
-        from_values, searched = _both_ways(u[:, :e], r[:, :e], monkeypatch)
-    np.testing.assert_array_equal(from_values, searched)
+        pruned, every_left_end, searched = _three_ways(u[:, :e], r[:, :e], monkeypatch)
+    np.testing.assert_array_equal(pruned, every_left_end)
+    np.testing.assert_array_equal(pruned, searched)
+
+
+@pytest.fixture
+def fresh_bounds():
+    """The cached bounds are dropped before and after a test that replaces the epsilon table."""
+    metric._epsilon_bounds.cache_clear()
+    yield
+    metric._epsilon_bounds.cache_clear()
+
+
+@pytest.mark.parametrize(("n_pos", "n_neg"), [(1, 1), (7, 5), (4, 9)])
+def test_epsilon_bounds_are_the_largest_epsilon_with_at_least_those_counts(n_pos, n_neg):
+    table = metric._epsilon_table(n_pos, n_neg, 1e-5).reshape(n_pos + 1, n_neg + 1)
+    bounds = metric._epsilon_bounds(n_pos, n_neg, 1e-5).reshape(n_pos + 1, n_neg + 1)
+    for fn in range(n_pos + 1):
+        for fp in range(n_neg + 1):
+            assert bounds[fn, fp] == table[fn:, fp:].max()
+
+
+def test_pruning_is_exact_even_where_the_table_is_not_monotone(monkeypatch, fresh_bounds):
+    # Random bumps break the table's monotonicity in both counts; the pruned search must still
+    # find the largest epsilon, as searching every left end does.
+    real_table = metric._epsilon_table
+
+    def bumpy_table(n_pos, n_neg, delta):
+        table = real_table(n_pos, n_neg, delta).copy()
+        rng = np.random.default_rng(n_pos * 1000 + n_neg)
+        bumps = rng.random(table.shape) < 0.01
+        table[bumps] = rng.uniform(1.0, 9.0, bumps.sum()).astype(np.float32)
+        return table
+
+    rng = np.random.default_rng(11)
+    u = rng.normal(1.0, 1.5, size=(64, 30))
+    r = rng.normal(1.3, 1.0, size=(70, 30))
+    plain = metric.epsilons(u, r)
+    metric._epsilon_bounds.cache_clear()
+    monkeypatch.setattr(metric, "_epsilon_table", bumpy_table)
+    bumpy = metric.epsilons(u, r)
+    assert (bumpy != plain).sum() >= 10  # the bumps decide many examples
+    monkeypatch.setattr(metric, "_BLOCK_SIZES", ())
+    np.testing.assert_array_equal(bumpy, metric.epsilons(u, r))
+
+
+def test_pruned_search_finds_every_left_ends_attack():
+    # A value on every left end (linspace's own: one ulp off changes a count) gives each left
+    # end of a right end its own count, so its own attack. A table that rewards that attack and
+    # no other (every other entry -inf, bounds to match) is only found by a search that
+    # evaluates that very left end, whichever blocks the pruning drops.
+    rng = np.random.default_rng(12)
+    rights = np.array([-0.4, 0.3])
+    shifted = rights - 2.5  # a width above BUFFER: every left end lies below its right end
+    starts, stops = shifted - 2.0, shifted + 2.0
+    lefts = metric._left_thresholds(starts, stops)  # [400, 2], from linspace
+    values = np.sort(np.concatenate([lefts.ravel(), rng.uniform(-5.0, 1.0, 300)]))
+    below_in = np.concatenate([[0], np.cumsum(rng.random(values.shape[0]) < 0.5)])
+    below_out = np.arange(values.shape[0] + 1) - below_in
+    n_in, n_out = int(below_in[-1]), int(below_out[-1])
+    g_right = np.searchsorted(values, rights, side="right")
+    right_part = (n_in - below_in[g_right]) * (n_out + 1) + below_out[g_right]
+    left_part = below_in * (n_out + 1) - below_out
+    every = left_part[np.searchsorted(values, lefts, side="left")] + right_part  # [400, 2]
+    steps = (stops - starts) / (metric.NUM_LEFT_THRESHOLDS - 1)
+    for j in range(2):
+        assert np.unique(every[:, j]).shape[0] == metric.NUM_LEFT_THRESHOLDS
+        one = slice(j, j + 1)
+        for index in every[:, j]:
+            table = np.full((n_in + 1) * (n_out + 1), -np.inf, dtype=np.float32)
+            table[index] = 1.0
+            bounds = np.full((n_in + 1, n_out + 1), -np.inf, dtype=np.float32)
+            fn, fp = divmod(int(index), n_out + 1)
+            bounds[: fn + 1, : fp + 1] = 1.0
+            found = metric._best_interval(
+                values, starts[one], stops[one], steps[one], g_right[one], left_part,
+                right_part[one], below_out, table, bounds.ravel(), -math.inf,
+            )
+            assert found == 1.0, np.flatnonzero(every[:, j] == index)
+
+
+def test_zero_steps_fall_back_to_searching_every_left_end(monkeypatch):
+    # Near 1.5 * 2**54 float64 numbers are 4 apart: some right ends' +-2 buffers vanish, so
+    # linspace switches to its zero-step formula and the left ends are not k * step + start.
+    rng = np.random.default_rng(0)
+    u = 1.5 * 2.0**54 + 4.0 * rng.integers(0, 40, size=(8, 3))
+    r = 1.5 * 2.0**54 + 4.0 * rng.integers(10, 60, size=(9, 3))
+    steps = []
+    real_left_thresholds = metric._left_thresholds
+
+    def spy(starts, stops):
+        steps.append((stops - starts) / (metric.NUM_LEFT_THRESHOLDS - 1))
+        return real_left_thresholds(starts, stops)
+
+    monkeypatch.setattr(metric, "_left_thresholds", spy)
+    np.testing.assert_array_equal(metric.epsilons(u, r), lit.literal_epsilons(u, r))
+    assert steps and any((s == 0).any() and (s > 0).any() for s in steps)
