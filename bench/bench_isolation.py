@@ -10,6 +10,7 @@ It prints each measurement and the ratios (this checkout / the earlier one). The
 revision runs in the same virtual environment, from its own folder (``PYTHONPATH``).
 
     .venv/bin/python bench/bench_isolation.py --baseline 042aa8e [--rounds 2] [-n 64]
+        [--runner-only]
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=2, help="also measure at this many workers")
     parser.add_argument("-n", "--num-models", type=int, default=64)
+    parser.add_argument("--runner-only", action="store_true",
+                        help="measure the overhead per run only, not a whole scoring")
     args = parser.parse_args()
 
     with side_by_side(args.baseline) as checkouts, tempfile.TemporaryDirectory() as tmp:
@@ -68,9 +71,11 @@ def main() -> None:
                         checkout, environment, args.runs, 1),
                     f"overhead ms/run, {args.jobs} workers": overhead_ms(
                         checkout, environment, args.runs, args.jobs),
-                    f"harness score -n {args.num_models} --split both, s": score_seconds(
-                        checkout, environment, args.num_models, tmp / f"{name}-{round_}"),
                 }
+                if not args.runner_only:
+                    values[f"harness score -n {args.num_models} --split both, s"] = (
+                        score_seconds(checkout, environment, args.num_models,
+                                      tmp / f"{name}-{round_}"))
                 for what, value in values.items():
                     measured.setdefault((what, name), []).append(value)
                     print(f"round {round_ + 1}, {name}: {what} = {value:.2f}", flush=True)

@@ -552,3 +552,43 @@ def test_a_failure_of_the_harness_s_code_stops_with_its_traceback_not_an_error_r
     with pytest.raises(HarnessError, match="not the submission's fault") as raised:
         run_all(task, original, [EXAMPLES / "do_nothing.py"], jobs=1, sandbox="off")
     assert words in str(raised.value) and "Traceback" in str(raised.value)
+
+
+COLLAPSE = '''
+import os, sys
+import torch
+from harness.execution.ingestion import collapse_into_huge_pages
+
+def huge_mib():
+    for line in open("/proc/self/smaps_rollup"):
+        if line.startswith("AnonHugePages:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+before = huge_mib()
+asked = collapse_into_huge_pages()
+after = huge_mib()
+pid = os.fork()  # a run's process: forked from the collapsed memory, it works as before
+if pid == 0:
+    os._exit(0 if torch.ones(3).sum().item() == 3 else 1)
+_, status = os.waitpid(pid, 0)
+print(asked // 2**20, before, after, os.waitstatus_to_exitcode(status))
+'''
+
+
+def test_the_ingestion_process_s_memory_is_collapsed_into_huge_pages():
+    """Every run is a fork of the ingestion process, whose fork and exit cost one page-table
+    entry per 4 KiB of its ~280 MB of allocations; on Linux 6.1 or later they are backed by
+    2 MiB pages (``bench/bench_isolation.py`` measures the cost per run side by side)."""
+    import platform
+    import subprocess
+    import sys
+
+    output = subprocess.run([sys.executable, "-c", COLLAPSE], capture_output=True, text=True,
+                            check=True).stdout.split()
+    asked, before, after, child = map(int, output)
+    assert child == 0
+    release = tuple(int(part) for part in platform.release().split(".")[:2])
+    if release >= (6, 1):
+        assert asked >= 100, f"only {asked} MiB of the allocations asked to collapse"
+        assert after >= before + 50, f"{before} -> {after} MiB in huge pages"

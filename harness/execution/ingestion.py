@@ -68,6 +68,8 @@ _FRAME = struct.Struct("<Q")
 PIPE_BYTES = 2**20  # a run's result pipe (Linux's default limit for one)
 EXIT_GRACE = 2.0  # seconds a run whose pipe closed has to end before it counts as still running
 _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
+_MADV_COLLAPSE = 25  # Linux 6.1+: back a range with transparent huge pages now
+_HUGE_PAGE = 2**21
 
 
 def seed_everything(seed: int) -> None:
@@ -79,6 +81,34 @@ def seed_everything(seed: int) -> None:
 def _prctl(option: int, value: int) -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def collapse_into_huge_pages() -> int:
+    """Back this process's private anonymous memory (the heap, torch's and Python's
+    allocations: about 280 MB once torch is imported) with 2 MiB pages where the kernel can,
+    and return how many bytes it was asked to collapse. A fork copies one page-table entry per
+    4 KiB page of such memory and an exit releases each again: with huge pages, 512 times
+    fewer, and every run is a fork. Best effort: on a kernel without ``MADV_COLLAPSE`` (before
+    6.1) or without free huge pages nothing changes."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except (OSError, AttributeError):
+        return 0
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    asked = 0
+    for line in maps:
+        fields = line.split()
+        if not fields[1].startswith("rw") or fields[1][3] != "p":
+            continue
+        if len(fields) > 5 and fields[5] != "[heap]":
+            continue  # a file's mapping, the stack, vdso: not the allocations
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        start = -(-start // _HUGE_PAGE) * _HUGE_PAGE
+        end = end // _HUGE_PAGE * _HUGE_PAGE
+        if end > start and libc.madvise(start, end - start, _MADV_COLLAPSE) == 0:
+            asked += end - start
+    return asked
 
 
 def protect_process() -> None:
@@ -444,6 +474,7 @@ class Ingestion:
             warm_up(original, setup["task"], setup["data"])
         gc.collect()
         gc.freeze()  # objects inherited by every child stay shared, not copied on its first GC
+        collapse_into_huge_pages()  # every run is a fork of this process: make forks cheap
         self.spare = _Spare(self.state, self.closing)
 
     def serve(self, request: dict) -> None:
