@@ -8,6 +8,7 @@ import json
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -473,22 +474,31 @@ def test_submission_that_always_kills_its_worker_is_a_crashed_row(own_client, ta
     assert all("Dask worker" in line["message"] for line in lines)
 
 
-@pytest.mark.slow
-def test_runs_on_workers_with_other_data_are_an_error(client, task, data, tmp_path):
+@contextmanager
+def kit_on_workers(client, variant: type, task: Task, data: TaskData, tmp_path: Path):
+    """``ClusterWorkers`` serving ``variant`` (a digits task class of this file, built from
+    ``task``'s fields), and the starting kit's submission to run on them. Unsandboxed: the
+    variant's class lives in this test file, which reads files at import."""
     from harness.execution.cluster import ClusterWorkers
-    from harness.execution.runner import RunRequest
     from harness.methods.loading import discover
 
-    stale = StaleDigits(**{f.name: getattr(task, f.name) for f in fields(task)})
+    served = variant(**{f.name: getattr(task, f.name) for f in fields(task)})
     store = ReferenceStore(task, data, tmp_path)
     store.original_model()
     folder = tmp_path / "submissions"
     folder.mkdir()
     shutil.copy(COMPETITION_STYLE / "starting_kit_tuples.py", folder)
     [submission], _ = discover(folder)
-    # unsandboxed: the stale task's class lives in this test file, which reads files at import
-    with ClusterWorkers(client, stale, data, store.directory / pool.ORIGINAL_FILE,
+    with ClusterWorkers(client, served, data, store.directory / pool.ORIGINAL_FILE,
                         sandbox="off") as workers:
+        yield workers, submission
+
+
+@pytest.mark.slow
+def test_runs_on_workers_with_other_data_are_an_error(client, task, data, tmp_path):
+    from harness.execution.runner import RunRequest
+
+    with kit_on_workers(client, StaleDigits, task, data, tmp_path) as (workers, submission):
         with pytest.raises(ClusterError, match="other data than this machine"):
             workers.run([RunRequest(submission, 0, 0)], lambda result: None)
 
@@ -511,20 +521,10 @@ def test_a_harness_failure_on_a_worker_stops_with_its_traceback_not_a_row(
     """The harness's own failure on a Dask worker is what it is locally: a ``HarnessError``
     with the worker's traceback, raised once (not retried), never a ``crashed`` or ``error``
     row blamed on the submission."""
-    from harness.execution.cluster import ClusterWorkers
     from harness.execution.runner import HarnessError, RunRequest
-    from harness.methods.loading import discover
 
-    broken = LoadersBreak(**{f.name: getattr(task, f.name) for f in fields(task)})
-    store = ReferenceStore(task, data, tmp_path)
-    store.original_model()
-    folder = tmp_path / "submissions"
-    folder.mkdir()
-    shutil.copy(COMPETITION_STYLE / "starting_kit_tuples.py", folder)
-    [submission], _ = discover(folder)
     rows = []
-    with ClusterWorkers(client, broken, data, store.directory / pool.ORIGINAL_FILE,
-                        sandbox="off") as workers:
+    with kit_on_workers(client, LoadersBreak, task, data, tmp_path) as (workers, submission):
         with pytest.raises(HarnessError, match="not the submission's fault") as raised:
             workers.run([RunRequest(submission, 0, 7)], rows.append)
     assert "the task's loaders broke" in str(raised.value)

@@ -331,7 +331,7 @@ def _code_digest(task_class: type) -> str:
 def serve_runs(
     task: Task, original: bytes, requests: list[RunRequest], sources: dict[str, bytes],
     timeout: float, sandbox: str = "auto",
-) -> tuple[list[RunResult], str, str, str]:
+) -> tuple[list[RunResult], str, str, str, str | None]:
     """A batch of runs on a Dask worker: (results, worker address, data fingerprint, code
     digest, the harness's failure); the fingerprint and digest are checked by the client. A
     failure of the harness's own code (``HarnessError``) comes back as its text, not raised:
