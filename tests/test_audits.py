@@ -140,6 +140,21 @@ def test_example_aucs_are_roc_aucs():
     np.testing.assert_allclose(audits.example_aucs(positive, negative), expected, atol=1e-12)
 
 
+def test_example_aucs_count_every_pair_with_ties_as_halves():
+    """Against the literal double loop over (positive, negative) pairs, on columns with long
+    runs of equal scores (saturated confidences give them), one value only, and a nan."""
+    rng = np.random.default_rng(5)
+    positive = rng.integers(0, 4, (13, 5)).astype(float)
+    negative = rng.integers(1, 5, (9, 5)).astype(float)
+    positive[:, 3] = negative[:, 3] = 2.0
+    positive[4, 4] = np.nan
+    literal = [np.mean([(p > n) + 0.5 * (p == n) for p in positive[:, j] for n in negative[:, j]])
+               for j in range(4)]
+    found = audits.example_aucs(positive, negative)
+    np.testing.assert_array_equal(found[:4], literal)
+    assert found[3] == 0.5 and np.isnan(found[4])
+
+
 def test_lira_tells_apart_models_that_always_give_one_value():
     """Doing nothing gives the same model every run: its Gaussian has no spread, and every
     held-out unlearned model is at its mean, where the retrained ones are not."""

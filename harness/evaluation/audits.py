@@ -206,29 +206,44 @@ def mia_efficacy(
     labels = np.r_[np.ones(len(keep_retain)), np.zeros(len(keep_test))]
     if not len(keep_test) or not forget.shape[1]:
         return np.full(len(forget), np.nan)
+    import sklearn
+
     values = np.empty(len(forget))
-    for m in range(len(forget)):
-        shadow = np.r_[retain[m, keep_retain], test[m, keep_test]]
-        values[m] = 1.0 - svc_members(shadow, labels, forget[m]).mean()
+    size = len(labels)  # reused: no fresh pages per model
+    kernel = np.empty((size, size)) if size <= PRECOMPUTED_KERNEL_MAX else None
+    # One fit per model: scikit-learn's checks of its parameters and of the inputs (finite:
+    # computed here) add to every fit and change nothing.
+    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+        for m in range(len(forget)):
+            shadow = np.r_[retain[m, keep_retain], test[m, keep_test]]
+            values[m] = 1.0 - svc_members(shadow, labels, forget[m], kernel).mean()
     return values
 
 
-def rbf_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``exp(-gamma (a_i - b_j)^2)`` of one feature, with ``gamma="auto"`` = 1 / features = 1."""
-    return np.exp(-((a[:, None] - b[None, :]) ** 2))
+def rbf_kernel(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``exp(-gamma (a_i - b_j)^2)`` of one feature, with ``gamma="auto"`` = 1 / features = 1,
+    computed in one array (``out`` where given), without temporaries."""
+    kernel = np.subtract.outer(a, b, out=out)
+    np.square(kernel, out=kernel)
+    np.negative(kernel, out=kernel)
+    return np.exp(kernel, out=kernel)
 
 
-def svc_members(shadow: np.ndarray, labels: np.ndarray, x: np.ndarray) -> np.ndarray:
+def svc_members(
+    shadow: np.ndarray, labels: np.ndarray, x: np.ndarray, kernel: np.ndarray | None = None
+) -> np.ndarray:
     """Which of ``x`` ``SVC(C=3, gamma="auto").fit(shadow[:, None], labels)`` predicts members
     (label 1). The same fit, on the same kernel computed here (``kernel="precomputed"``: libsvm
     then spends its time on the optimisation, not on the kernel) up to
     ``PRECOMPUTED_KERNEL_MAX`` examples, and the prediction from its
     decision function ``sum_i dual_coef_i K(x, sv_i) + intercept`` (positive: the second class)
-    for all of ``x`` at once."""
+    for all of ``x`` at once. ``kernel``: a [len(shadow)]-square array to compute the kernel
+    matrix in (overwritten; libsvm keeps no reference to it)."""
     from sklearn.svm import SVC
 
     if len(shadow) <= PRECOMPUTED_KERNEL_MAX:
-        classifier = SVC(C=SVC_C, kernel="precomputed").fit(rbf_kernel(shadow, shadow), labels)
+        classifier = SVC(C=SVC_C, kernel="precomputed").fit(
+            rbf_kernel(shadow, shadow, kernel), labels)
         support = shadow[classifier.support_]
     else:  # a matrix too large to hold: libsvm computes the kernel as it needs it
         classifier = SVC(C=SVC_C, gamma="auto", kernel="rbf").fit(shadow[:, None], labels)
@@ -276,12 +291,28 @@ def _gaussian_llr(
 
 def example_aucs(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
     """Per column [E]: the AUC of scores ``positive`` [a, E] against ``negative`` [b, E], i.e.
-    P(positive > negative) + P(tie) / 2 (the Mann-Whitney statistic over a * b)."""
-    from scipy import stats as scipy_stats
-
+    P(positive > negative) + P(tie) / 2 (the Mann-Whitney statistic over a * b; nan where a
+    score is nan), counted exactly in one sort per column: a positive's negatives below it and
+    those not above it, read at the ends of its run of equal scores, sum to twice the pairs it
+    wins plus its ties."""
     a, b = len(positive), len(negative)
-    ranks = scipy_stats.rankdata(np.concatenate([positive, negative]), axis=0)
-    return (ranks[:a].sum(0) - a * (a + 1) / 2) / (a * b)
+    scores = np.concatenate([positive, negative]).T  # [E, a + b]
+    order = np.argsort(scores, axis=1)
+    ordered = np.take_along_axis(scores, order, axis=1)
+    negatives_upto = np.cumsum(order >= a, axis=1)  # negatives at or before each position
+    position = np.broadcast_to(np.arange(a + b), ordered.shape)
+    starts = np.ones(ordered.shape, dtype=bool)  # where a run of equal scores begins
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones(ordered.shape, dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, position, a + b)[:, ::-1], axis=1)[:, ::-1]
+    below = np.where(first > 0, np.take_along_axis(negatives_upto, first - 1, axis=1), 0)
+    not_above = np.take_along_axis(negatives_upto, last, axis=1)
+    twice = np.where(order < a, below + not_above, 0).sum(axis=1)
+    aucs = twice / 2 / (a * b)
+    aucs[np.isnan(scores).any(axis=1)] = np.nan
+    return aucs
 
 
 def halves(n: int) -> tuple[np.ndarray, np.ndarray]:
