@@ -131,7 +131,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = KIT_C) -> tuple[np.nda
     active = np.arange(len(x))
     for _ in range(NEWTON_STEPS):
         xa, sa, wa, ba = x[active], s[active], w[active], b[active]
-        p = 1.0 / (1.0 + np.exp(-(wa[:, None] * xa + ba[:, None])))  # P(label 1)
+        with np.errstate(over="ignore"):  # exp overflowing to inf gives p = 0, its limit
+            p = 1.0 / (1.0 + np.exp(-(wa[:, None] * xa + ba[:, None])))  # P(label 1)
         r = p - (sa > 0)  # d loss / dz
         g_w = wa + c * (r * xa).sum(-1)
         g_b = c * r.sum(-1)
@@ -140,6 +141,10 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = KIT_C) -> tuple[np.nda
         h_wb = (q * xa).sum(-1)
         h_bb = q.sum(-1) + 1e-300
         det = h_ww * h_bb - h_wb**2
+        lost = ~(det > 0)  # the penalty's share rounded away (huge losses, saturated p)
+        if lost.any():  # the same determinant without the cancellation: h_bb (1 + weighted SS)
+            mean = h_wb[lost] / h_bb[lost]
+            det[lost] = h_bb[lost] * (1.0 + (q[lost] * (xa[lost] - mean[:, None]) ** 2).sum(-1))
         d_w = -(h_bb * g_w - h_wb * g_b) / det
         d_b = -(h_ww * g_b - h_wb * g_w) / det
         decrease = g_w * d_w + g_b * d_b  # minus the squared Newton decrement
