@@ -35,6 +35,17 @@ def jobs_option(parser: argparse.ArgumentParser, what: str = "worker processes")
                         f"--workers-per-device, {WORKERS_PER_DEVICE} unless given)")
 
 
+def clock_options(parser: argparse.ArgumentParser) -> None:
+    """``--timeout`` and ``--budget``: with both given, no retraining is timed (the yardstick
+    serves nothing then)."""
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="hard per-run timeout in seconds (default: 10 retrainings, at "
+                        "least a minute)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="time budget per run in seconds (default: 20%% of retraining; "
+                        "with --timeout too, no retraining is timed)")
+
+
 def workers_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers-per-device", type=int, default=None, metavar="K",
                         help="worker processes sharing the GPU of a GPU task (default "
@@ -430,9 +441,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             tolerance=args.tolerance,
             task_options=options, reporter=reporter,
             splits=None if args.split == "both" else [args.split],
-            budget_seconds=args.budget, untuned=args.untuned, cluster=client,
-            workers_per_device=args.workers_per_device, sandbox=mode, phases=phases,
-            run_root=args.run_seed,
+            budget_seconds=args.budget, timeout=args.timeout, untuned=args.untuned,
+            cluster=client, workers_per_device=args.workers_per_device, sandbox=mode,
+            phases=phases, run_root=args.run_seed,
         )
 
     mode = sandbox_mode(args)
@@ -534,10 +545,7 @@ def _add_score(commands) -> None:
     jobs_option(score_parser)
     score_parser.add_argument("--output", default="results", help="folder for run records")
     score_parser.add_argument("--leaderboard", default="leaderboard.csv", help="CSV to write")
-    score_parser.add_argument("--timeout", type=float, default=None,
-                              help="hard per-run timeout in seconds")
-    score_parser.add_argument("--budget", type=float, default=None,
-                              help="time budget per run in seconds (default: 20%% of retraining)")
+    clock_options(score_parser)
     score_parser.add_argument("--split", choices=["public", "private", "both"],
                               default="private",
                               help="the private split (the default: another forget set and "
@@ -579,10 +587,7 @@ def _add_tune(commands) -> None:
     tune_parser.add_argument("--output", default="results",
                              help="folder for run records and the study")
     jobs_option(tune_parser, "worker processes for a trial's runs")
-    tune_parser.add_argument("--timeout", type=float, default=None,
-                             help="hard per-run timeout in seconds")
-    tune_parser.add_argument("--budget", type=float, default=None,
-                             help="time budget per run in seconds (default: 20%% of retraining)")
+    clock_options(tune_parser)
     tune_parser.set_defaults(func=cmd_tune)
 
 
@@ -653,8 +658,7 @@ def _add_check(commands) -> None:
     check_parser.add_argument("--split", choices=["public", "private", "both"], default="both",
                               help="check only this split of the baseline (a quicker gate; "
                               "default: every split it holds)")
-    check_parser.add_argument("--budget", type=float, default=None,
-                              help="time budget per run in seconds (default: 20%% of retraining)")
+    clock_options(check_parser)
     check_parser.add_argument("--untuned", action="store_true",
                               help="re-score the published constants (for a baseline scored "
                               "with `harness score --untuned`)")

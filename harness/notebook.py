@@ -30,6 +30,7 @@ import functools
 import hashlib
 import html
 import io
+import math
 import os
 import re
 import sys
@@ -317,6 +318,13 @@ def _drawn(title: str, draw: Callable[[Path], None]) -> Plot:
         return Plot(title, path.read_bytes())
 
 
+def _budget_source(retrain_seconds: float) -> str:
+    """Where a board's budget came from, for its header."""
+    if math.isnan(retrain_seconds):  # given, with the hard timeout: no yardstick was timed
+        return "(given; no retraining timed)"
+    return f"(a share of one retraining, {retrain_seconds:.3f} s here)"
+
+
 def _text(key: str, row: pd.Series) -> str:
     """A leaderboard cell as the CLI's table prints it ('-' where there is no number)."""
     if key == "ranks":
@@ -503,7 +511,7 @@ class Evaluation:
         return (
             f"{self.name} on task {first['task']}, {split} split, N = {int(first['num_models'])}, "
             f"root seed {int(first['root_seed'])}; time budget {self.budget(split):.3f} s per run "
-            f"(a share of one retraining, {float(first['retrain_seconds']):.3f} s here); pool "
+            f"{_budget_source(float(first['retrain_seconds']))}; pool "
             f"retain acc {float(first['ref_retain_acc']):.4f}, test acc "
             f"{float(first['ref_test_acc']):.4f}; {LEVEL:.0%} bootstrap intervals; {LEGEND}"
         )

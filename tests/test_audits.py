@@ -313,7 +313,7 @@ def test_doing_nothing_is_more_exposed_than_the_retrained_ceiling(tmp_path):
     task = get_task("digits", num_models=16)
     board = score(task, submissions, reference_root=tmp_path / "ref",
                   output_dir=tmp_path / "results", leaderboard_path=tmp_path / "board.csv",
-                  jobs=2, budget_seconds=float("inf"))
+                  jobs=2, budget_seconds=float("inf"), timeout=600)
     rows = board.set_index("submission")
     nothing, ceiling, pool = rows.loc["do_nothing"], rows.loc[CEILING_ROW], rows.loc[POOL_ROW]
     assert nothing["lira_auc"] > 0.95 and nothing["lira_exposed"] > 0.8

@@ -367,7 +367,8 @@ def test_cluster_scores_equal_local_with_a_worker_killed_midway(
 
     marker = tmp_path / "killed"
     submissions = competition_submissions(tmp_path / "submissions", marker)
-    options = dict(leaderboard_path=None, jobs=2, budget_seconds=float("inf"), sandbox="off")
+    options = dict(leaderboard_path=None, jobs=2, budget_seconds=float("inf"), timeout=600,
+                   sandbox="off")
     reporter = Recorder()
     remote = score(task, submissions, reference_root=tmp_path / "ref-cluster",
                    output_dir=tmp_path / "res-cluster", cluster=client, reporter=reporter,
@@ -421,7 +422,8 @@ def test_an_interrupted_client_resumes_from_what_was_written(client, task, tmp_p
     submissions.mkdir()
     shutil.copy(COMPETITION_STYLE / "starting_kit_tuples.py", submissions)
     options = dict(reference_root=tmp_path / "ref", output_dir=tmp_path / "res",
-                   leaderboard_path=None, ceiling=False, budget_seconds=float("inf"))
+                   leaderboard_path=None, ceiling=False, budget_seconds=float("inf"),
+                   timeout=600)
     with pytest.raises(KeyboardInterrupt):
         score(task, submissions, cluster=client, reporter=StopAfter(3), **options)
     written = record_lines(tmp_path / "res", "starting_kit_tuples")
@@ -463,7 +465,7 @@ def test_submission_that_always_kills_its_worker_is_a_crashed_row(own_client, ta
     shutil.copy(COMPETITION_STYLE / "starting_kit_tuples.py", submissions)
     board = score(task.with_options(num_models=2), submissions, reference_root=tmp_path / "ref",
                   output_dir=tmp_path / "res", leaderboard_path=None, ceiling=False,
-                  budget_seconds=float("inf"), cluster=own_client, sandbox="off")
+                  budget_seconds=float("inf"), timeout=600, cluster=own_client, sandbox="off")
     rows = board.set_index("submission")
     assert rows.loc["kills_always", "status"] == "crashed"
     assert "Dask worker" in rows.loc["kills_always", "message"]

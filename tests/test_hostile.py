@@ -46,6 +46,7 @@ ARENA = (
 UNSANDBOXED = ("do_nothing", "forges_evaluator", "patches_clock")
 METRICS = ("final_score", "forget_quality", "retain_acc", "test_acc", "forget_acc")
 NO_BUDGET = float("inf")
+HARD_TIMEOUT = 60.0  # what the yardstick would give on digits (setup.hard_timeout's floor)
 CLOCK_BUDGET = 0.5  # seconds; patches_clock fine-tunes for about 1 s per run
 HELPER_MARKER = b"hostile-helper-7f3a9c"  # spawns_helpers.MARKER
 # files hostile runs leave where they can: in the host's temp folder and /dev/shm only if they
@@ -229,7 +230,7 @@ def arena(tmp_path_factory) -> Arena:
     root = tmp_path_factory.mktemp("hostile")
     task = get_task("digits", num_models=N)
     common = dict(reference_root=root / "reference_models", budget_seconds=NO_BUDGET,
-                  sandbox="on")
+                  timeout=HARD_TIMEOUT, sandbox="on")
     submissions_folder(root / "honest", list(HONEST))
     honest = scoring(task, root / "honest", list(HONEST), **common)
 

@@ -44,7 +44,7 @@ def repo(tmp_path_factory) -> Path:
     # a budget no run reaches: this test is about scores, and a busy machine must not turn a
     # timing verdict into a regression
     done = harness(repo, "score", "-n", N, "--split", "public", "--no-ceiling", "--jobs", "2",
-                   "--budget", "1e9")
+                   "--budget", "1e9", "--timeout", "600")
     assert done.returncode == 0, done.stderr[-2000:]
     board = pd.read_csv(repo / "leaderboard.csv").set_index("submission")
     # the guarded scores must stand clear of their own noise, or the test proves nothing
@@ -55,7 +55,7 @@ def repo(tmp_path_factory) -> Path:
 
 def check(repo: Path, *extra: str) -> subprocess.CompletedProcess:
     return harness(repo, "check", "--baseline", "leaderboard.csv", "--no-progress",
-                   "--budget", "1e9", *extra)
+                   "--budget", "1e9", "--timeout", "600", *extra)
 
 
 def edit(path: Path, old: str, new: str) -> str:

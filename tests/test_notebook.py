@@ -64,7 +64,8 @@ def fails(net, retain, forget, val):
 # the same code as `method`, as a file in submissions/
 FILE = (f"import torch\nfrom torch import nn\n\nLR = {LR}\n\n\n{inspect.getsource(method)}\n"
         "unlearning = method\n")
-OPTIONS = dict(n=N, jobs=1, budget_seconds=float("inf"), ceiling=False, progress=False)
+OPTIONS = dict(n=N, jobs=1, budget_seconds=float("inf"), timeout=600, ceiling=False,
+               progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def evaluated(tmp_path_factory):
         board = score(
             task, submissions, reference_root=cache / "reference_models",
             output_dir=cache / "results", leaderboard_path=None, jobs=1,
-            budget_seconds=float("inf"), ceiling=False,
+            budget_seconds=float("inf"), timeout=600, ceiling=False,
         )
         results = {
             "module": evaluate(method, **OPTIONS),

@@ -38,7 +38,7 @@ def submissions_folder(root: Path) -> Path:
 def score_tiny(task, root: Path, ceiling: bool = True):
     return score(
         task, submissions_folder(root), reference_root=root / "ref", output_dir=root / "out",
-        leaderboard_path=root / "leaderboard.csv", jobs=1, budget_seconds=float("inf"),
+        leaderboard_path=root / "leaderboard.csv", jobs=1, budget_seconds=float("inf"), timeout=600,
         ceiling=ceiling,
     ).set_index("submission")
 

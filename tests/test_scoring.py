@@ -8,8 +8,10 @@ import pytest
 
 from harness.evaluation.gate import gate_path, read_gate
 from harness.execution.phases import EVALUATION, OWN_RUN_TIME, Phases, phases_path
+from harness.execution.runner import WorkerPool
 from harness.outputs.leaderboard import CEILING_ROW, POOL_ROW
 from harness.pipeline.scoring import score
+from harness.pipeline.setup import measure_retrain_seconds
 from harness.reference.pool import ReferenceStore
 from harness.tasks import get_task
 
@@ -34,7 +36,8 @@ def scored(tmp_path_factory):
     kwargs = dict(
         reference_root=root / "ref", output_dir=root / "results",
         leaderboard_path=root / "leaderboard.csv", jobs=2,
-        budget_seconds=float("inf"),  # this test is about the ordering; budgets are tested apart
+        # this test is about the ordering; budgets are tested apart (so is the yardstick)
+        budget_seconds=float("inf"), timeout=600,
     )
     phases = Phases()
     board = score(task, submissions, **kwargs, phases=phases)
@@ -106,6 +109,41 @@ def test_without_measures_the_scores_come_without_intervals_or_audits(scored):
     assert again["final_score_se"].isna().all() and "intervals" not in phases.seconds
     assert "audits" not in phases.seconds and "gate" in phases.seconds
     assert set(gate) == set(before.index[before["final_score"].notna()])
+
+
+def test_with_the_budget_and_the_timeout_given_no_retraining_is_timed(scored):
+    _, _, _, kwargs, board, phases = scored
+    assert kwargs["budget_seconds"] is not None and kwargs["timeout"] is not None
+    assert board["retrain_seconds"].isna().all()
+    assert phases.seconds["yardstick"] < 1  # read nothing, timed nothing
+
+
+def test_with_every_run_recorded_no_worker_starts(scored, monkeypatch):
+    """Nothing to run and no yardstick to time (a re-scoring, or ``harness check`` of unchanged
+    code): no worker process is started, and the scores are the recorded ones. (Not ``raises``:
+    failed runs are tried again.)"""
+    task, _, submissions, kwargs, board, _ = scored
+
+    def no_worker(*args, **kwargs):
+        raise AssertionError("a worker process was started")
+
+    # as `harness check` without --timeout, which needs the yardstick: recorded here as the
+    # workers would record it (its value is not what this test is about)
+    store = ReferenceStore(task, task.load_data(), kwargs["reference_root"])
+    workers = WorkerPool(task, store.original_path, jobs=kwargs["jobs"])
+    monkeypatch.setattr(workers, "time_retrain", lambda: 1.25)
+    measure_retrain_seconds(store, workers)
+    options = {**kwargs, "leaderboard_path": None, "timeout": None}
+    monkeypatch.setattr(WorkerPool, "_spawn", no_worker)
+    phases = Phases()
+    before = board.set_index("submission")
+    names = ["do_nothing", "finetune", "gradient_ascent"]
+    again = score(task, submissions, **options, phases=phases, names=names).set_index(
+        "submission")
+    pd.testing.assert_series_equal(again.loc[names, "final_score"],
+                                   before.loc[names, "final_score"])
+    assert (again["retrain_seconds"] == 1.25).all()
+    assert "workers start" not in phases.seconds
 
 
 SLEEPS = '''

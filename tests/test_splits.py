@@ -26,7 +26,7 @@ def test_both_splits_are_scored_with_their_own_forget_sets_pools_and_seeds(tmp_p
     board = score_splits(
         task, ["public", "private"], folder, leaderboard_path=path,
         reference_root=tmp_path / "ref", output_dir=tmp_path / "out", jobs=2,
-        budget_seconds=float("inf"), ceiling=False, untuned=True,
+        budget_seconds=float("inf"), timeout=600, ceiling=False, untuned=True,
     )
     assert list(board["split"].unique()) == ["private", "public"]  # the final ranking first
     rows = board.set_index(["split", "submission"])

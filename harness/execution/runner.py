@@ -477,10 +477,16 @@ class WorkerPool:
     _slots: list[_Slot] = field(default_factory=list)
 
     def __enter__(self) -> WorkerPool:
+        """Ready to serve; the processes start when first needed (``start``), so a scoring
+        with every run recorded and its yardstick cached starts none."""
         self._context = mp.get_context("spawn")
         self._sandboxed = sandbox.resolve(self.sandbox)
-        self._slots = [self._spawn(i) for i in range(max(1, self.jobs))]
         return self
+
+    def start(self) -> None:
+        """Start the worker processes, unless they are started."""
+        if not self._slots:
+            self._slots = [self._spawn(i) for i in range(max(1, self.jobs))]
 
     def __exit__(self, *exc) -> None:
         for slot in self._slots:
@@ -544,7 +550,9 @@ class WorkerPool:
         return max(1, self.jobs)
 
     def wait_until_ready(self) -> None:
-        """Block until every worker has started (or raise as ``_collect`` does when one dies)."""
+        """Start the workers and block until every one has started (or raise as ``_collect``
+        does when one dies)."""
+        self.start()
         while not all(slot.ready for slot in self._slots):
             starting = [s for s in self._slots if not s.ready]
             wait([s.connection for s in starting] + [s.process.sentinel for s in starting],
@@ -559,7 +567,10 @@ class WorkerPool:
         skip: Callable[[RunRequest], bool] | None = None,
     ) -> None:
         """Serve ``requests``; ``skip`` drops a request still queued (e.g. over budget)."""
-        self._serve(deque(requests), on_result, skip)
+        pending = deque(requests)
+        if pending:
+            self.start()
+        self._serve(pending, on_result, skip)
 
     def _serve(self, pending: deque, on_result: Callable, skip: Callable | None) -> None:
         while True:

@@ -279,6 +279,7 @@ def check(
     reporter: Reporter | None = None,
     splits: list[str] | None = None,
     budget_seconds: float | None = None,
+    timeout: float | None = None,
     untuned: bool = False,
     cluster: object | None = None,
     workers_per_device: int | None = None,
@@ -292,10 +293,11 @@ def check(
     ``task_options`` may name the device or data folder; a task, N or root seed given there must
     match the baseline's. ``untuned``: re-score with the published constants (for a baseline scored
     with ``--untuned``). ``cluster``: a ``distributed.Client`` to re-score on, as in
-    ``scoring.score``. ``phases`` receives each split's phase times (``harness.execution.phases``).
-    ``run_root``: the runs' seeds come from it (``scoring.score``; for measuring false alarms). The
-    baseline's gate rows are read from beside it (``harness.evaluation.gate.gate_path``) unless a
-    ``tolerance`` replaces the paired test."""
+    ``scoring.score``; ``budget_seconds`` and ``timeout`` as there. ``phases`` receives each
+    split's phase times (``harness.execution.phases``). ``run_root``: the runs' seeds come from it
+    (``scoring.score``; for measuring false alarms). The baseline's gate rows are read from
+    beside it (``harness.evaluation.gate.gate_path``) unless a ``tolerance`` replaces the paired
+    test."""
     path = Path(baseline_path)
     baseline = read_leaderboard(path)
     if splits is not None:
@@ -324,7 +326,7 @@ def check(
         reference_root=reference_root, output_dir=output_dir, reporter=reporter,
         # the default of ``harness score`` on this task's device (one worker per core on a CPU)
         jobs=workers_for(task.device, jobs, workers_per_device),
-        budget_seconds=budget_seconds, untuned=untuned, cluster=cluster,
+        budget_seconds=budget_seconds, timeout=timeout, untuned=untuned, cluster=cluster,
         workers_per_device=workers_per_device, sandbox=sandbox, phases=phases,
         run_root=run_root, gate=None if known is None else gate,
         gate_known=None if known is None else _by_split(known),

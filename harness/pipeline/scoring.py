@@ -36,7 +36,13 @@ from harness.execution.store import ResultsStore
 from harness.methods.loading import Submission, discover
 from harness.methods.tuned_settings import settings_for, tuned_path
 from harness.outputs.leaderboard import CEILING_ROW, POOL_ROW, build_leaderboard
-from harness.pipeline.setup import Setup, set_up, start_clock
+from harness.pipeline.setup import (
+    Setup,
+    needs_yardstick,
+    recorded_retrain_seconds,
+    set_up,
+    start_clock,
+)
 from harness.reference.ensemble import select_chunk_trainer
 from harness.reference.pool import CEILING, POOL, ReferenceStore, train_chunk_sequential
 from harness.tasks.base import SPLITS, Task, TaskData, fingerprint, task_code
@@ -360,13 +366,17 @@ def score(
     with phases.phase("set-up"):
         outcomes = _outcomes(setup, found, rejected, settings, run_root)
     with _workers(setup, cluster, jobs, workers_per_device, reporter, sandbox) as workers:
-        with phases.phase("workers start"):
-            workers.wait_until_ready()
+        if _runs_missing(outcomes, task.num_models) or (
+                needs_yardstick(budget_seconds, timeout)
+                and recorded_retrain_seconds(setup.store, workers) is None):
+            with phases.phase("workers start"):  # else nothing needs a worker: none starts
+                workers.wait_until_ready()
         with phases.phase("yardstick"):
             retrain_time, budget = start_clock(setup.store, workers, budget_seconds, timeout)
         reporter.message(
-            f"retraining one model takes {retrain_time:.3f} s here; "
-            f"time budget per run {budget:.3f} s"
+            (f"retraining one model takes {retrain_time:.3f} s here; "
+             if np.isfinite(retrain_time) else "no retraining timed (budget and timeout given); ")
+            + f"time budget per run {budget:.3f} s"
         )
         with phases.phase("runs"):
             done = run_submissions(workers, task, outcomes, setup.results, budget, settings,
@@ -454,6 +464,14 @@ def _outcomes(
             runs=setup.results.load_runs(submission.name, digest), provenance=digest,
         )
     return outcomes
+
+
+def _runs_missing(outcomes: dict[str, Outcome], num_models: int) -> bool:
+    """Whether a submission found lacks one of its ``num_models`` runs."""
+    return any(
+        len(outcome.runs.keys() & range(num_models)) < num_models
+        for outcome in outcomes.values() if outcome.submission is not None
+    )
 
 
 def _workers(
