@@ -1,6 +1,7 @@
 """The regression gate against real regressions, injected into a copy of the repository: each
-must make `harness check` fail naming the submission, and unchanged code re-scored from a clean
-cache with another --jobs must pass.
+must make `harness check` fail naming the submission (injections in different files in one
+check, two checks in all), and unchanged code re-scored from a clean cache with another --jobs
+must pass.
 
 The copy holds the harness and four shipped submissions; the baseline is scored there at N = 32
 on the public split (at N = 32 the guarded scores already stand clear of their noise, which the
@@ -84,29 +85,44 @@ INJECTIONS = {
 }
 
 
-@pytest.mark.parametrize("injection", list(INJECTIONS))
-def test_an_injected_regression_fails_the_check_naming_the_submission(repo, injection):
-    relative, old, new, victim = INJECTIONS[injection]
-    path = repo / relative
-    original = edit(path, old, new)
+# Injections in different files are checked together: each victim is judged by its own row, and
+# rows that another injection did not change come out the same (their runs are reproduced, not
+# tested). Together is no easier to catch than alone: Holm's correction over more changed rows
+# asks each for at least as much. Two rounds, since two injections edit kookmin; the second also
+# removes a submission.
+ROUNDS = {
+    "toolkit no-op, constant weakened, starts failing": (
+        ["no-op in the toolkit", "constant weakened", "starts failing"], None),
+    "utility collapsed, a submission removed": (["utility collapsed"], "do_nothing"),
+}
+
+
+@pytest.mark.parametrize("round_", list(ROUNDS))
+def test_injected_regressions_fail_the_check_naming_each_submission(repo, round_):
+    injections, removed = ROUNDS[round_]
+    originals = {}
     try:
+        for injection in injections:
+            relative, old, new, _ = INJECTIONS[injection]
+            assert relative not in originals, "one injection per file and round"
+            originals[relative] = edit(repo / relative, old, new)
+        if removed is not None:
+            path = repo / "submissions" / f"{removed}.py"
+            originals[path.relative_to(repo).as_posix()] = path.read_text()
+            path.unlink()
         done = check(repo)
     finally:
-        path.write_text(original)
+        for relative, text in originals.items():
+            (repo / relative).write_text(text)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
-    assert f"FAIL: {victim} (public)" in done.stdout
-
-
-def test_a_removed_submission_fails_the_check(repo):
-    path = repo / "submissions" / "do_nothing.py"
-    text = path.read_text()
-    path.unlink()
-    try:
-        done = check(repo)
-    finally:
-        path.write_text(text)
-    assert done.returncode == 1
-    assert "FAIL: do_nothing (public): missing" in done.stdout
+    victims = {INJECTIONS[injection][3] for injection in injections}
+    for victim in victims:
+        assert f"FAIL: {victim} (public)" in done.stdout, done.stdout[-3000:]
+    if removed is not None:
+        assert f"FAIL: {removed} (public): missing" in done.stdout
+    untouched = set(SUBMISSIONS) - victims - {removed}
+    for name in untouched:  # no injection reaches another submission's row
+        assert f"FAIL: {name} " not in done.stdout, done.stdout[-3000:]
 
 
 def test_unchanged_code_from_a_clean_cache_with_other_jobs_passes(repo):
