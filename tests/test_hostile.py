@@ -46,7 +46,9 @@ ARENA = (
 UNSANDBOXED = ("do_nothing", "forges_evaluator", "patches_clock")
 METRICS = ("final_score", "forget_quality", "retain_acc", "test_acc", "forget_acc")
 NO_BUDGET = float("inf")
-HARD_TIMEOUT = 60.0  # what the yardstick would give on digits (setup.hard_timeout's floor)
+# given with the budget, so no retraining is timed: no submission here hangs, and a busy machine
+# must not turn a slow honest run into a timeout
+HARD_TIMEOUT = 600.0
 CLOCK_BUDGET = 0.5  # seconds; patches_clock fine-tunes for about 1 s per run
 HELPER_MARKER = b"hostile-helper-7f3a9c"  # spawns_helpers.MARKER
 # files hostile runs leave where they can: in the host's temp folder and /dev/shm only if they
@@ -438,7 +440,7 @@ def unsandboxed(arena) -> Scored:
     submissions_folder(folder, list(UNSANDBOXED))
     return scoring(arena.task, folder, list(UNSANDBOXED),
                    reference_root=arena.root / "reference_models",
-                   budget_seconds=CLOCK_BUDGET, sandbox="off")
+                   budget_seconds=CLOCK_BUDGET, timeout=HARD_TIMEOUT, sandbox="off")
 
 
 @pytest.mark.slow
