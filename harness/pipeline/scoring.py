@@ -350,7 +350,8 @@ def score(
     receives each row's ``harness.evaluation.gate.GateRow`` (written beside the leaderboard when
     ``leaderboard_path`` is given); rows of ``gate_known`` (the baseline's) whose runs and pool are
     the same are taken as they are. Without ``measures`` the intervals, ranks and audits are
-    left out (``harness check`` compares scores and gate rows only).
+    left out (``harness check`` compares scores and gate rows only). Workers start only when
+    a run is missing or the yardstick must be timed (``setup.needs_yardstick``).
     """
     reporter = reporter or Reporter()
     if gate is None and leaderboard_path is not None:
