@@ -79,6 +79,10 @@ class Outcome:
     # what its runs must have been produced by (``harness.execution.provenance``)
     provenance: str = ""
 
+    def missing_runs(self, num_models: int) -> list[int]:
+        """The run indices below ``num_models`` with no recorded run: what is still to do."""
+        return [i for i in range(num_models) if i not in self.runs]
+
     def timed_seconds(self) -> list[float]:
         return [r.seconds for r in self.runs.values() if r.status in (OK, OVER_BUDGET)]
 

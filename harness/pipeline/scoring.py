@@ -259,7 +259,7 @@ def run_submissions(
     for outcome in outcomes.values():
         if outcome.submission is None:
             continue
-        todo = [i for i in range(task.num_models) if i not in outcome.runs]
+        todo = outcome.missing_runs(task.num_models)
         reporter.stage(outcome.name, task.num_models, done=task.num_models - len(todo))
         if outcome.stop_if_over_budget(budget):
             continue
@@ -469,10 +469,8 @@ def _outcomes(
 
 def _runs_missing(outcomes: dict[str, Outcome], num_models: int) -> bool:
     """Whether a submission found lacks one of its ``num_models`` runs."""
-    return any(
-        len(outcome.runs.keys() & range(num_models)) < num_models
-        for outcome in outcomes.values() if outcome.submission is not None
-    )
+    return any(outcome.missing_runs(num_models)
+               for outcome in outcomes.values() if outcome.submission is not None)
 
 
 def _workers(
