@@ -651,7 +651,8 @@ def _add_check(commands) -> None:
                               help="allowed absolute drop of final score for every submission, "
                               "instead of the paired test (default: a one-sided paired test per "
                               "row against the baseline's gate rows in <baseline>.gate.csv, "
-                              "Holm-corrected; see harness.pipeline.regression)")
+                              "scored against its pool in <baseline>.gate.npz, Holm-corrected; "
+                              "see harness.pipeline.regression)")
     check_parser.add_argument("--submissions", default="submissions", help="submissions folder")
     check_parser.add_argument("--output", default="results", help="folder for run records")
     jobs_option(check_parser)

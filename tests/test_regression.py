@@ -15,16 +15,21 @@ import pytest
 from harness import cli
 from harness.cli import build_parser
 from harness.evaluation.gate import (
+    GatePool,
     GateRow,
     decode_points,
     detectable_drop,
     encode_points,
     gate_path,
+    gate_pool_path,
     gate_row,
     holm,
     paired,
     read_gate,
+    read_gate_pools,
+    stats_fingerprint,
     write_gate,
+    write_gate_pools,
 )
 from harness.evaluation.metric import epsilons, points
 from harness.evaluation.model_stats import ModelStats
@@ -537,3 +542,37 @@ def test_the_detectable_drop_by_hand() -> None:
     # 16 rows at once, 80% power: (z_{1 - 0.05/16} + z_0.8) sqrt(2) se
     assert detectable_drop(0.002, tested=16, power=0.8) == pytest.approx(
         (2.734369 + 0.841621) * math.sqrt(2) * 0.002, rel=1e-5)
+
+
+def test_the_pool_file_round_trips_exactly_and_must_be_the_gate_rows_pool(tmp_path) -> None:
+    """``harness check`` scores against these numbers on any machine: they must come back bit for
+    bit, and belong to the gate rows they are read with."""
+    rng = np.random.default_rng(5)
+    pools = {split: stats(rng.normal(0, 1, (16, 5)), rng.uniform(0.8, 1, 16),
+                          rng.uniform(0.7, 0.9, 16)) for split in ("private", "public")}
+    path = gate_pool_path(tmp_path / "leaderboard.csv")
+    assert path.name == "leaderboard.gate.npz"
+    assert read_gate_pools(path, {}) == {}  # an older baseline: none (the check trains one)
+    write_gate_pools(path, {split: GatePool(p, f"data-{split}") for split, p in pools.items()})
+
+    def rows_for(prints: dict[str, str]) -> dict[tuple[str, str], GateRow]:
+        return {(split, name): row(0.1, pool=prints[split]) for split in prints
+                for name in ("finetune", "kookmin")}
+
+    prints = {split: stats_fingerprint(p) for split, p in pools.items()}
+    read = read_gate_pools(path, rows_for(prints))
+    assert set(read) == {"private", "public"}
+    for split, pool in pools.items():
+        assert read[split].data == f"data-{split}"
+        for name in ("confidences", "retain_acc", "test_acc", "forget_acc", "seconds"):
+            assert np.array_equal(getattr(read[split].stats, name), getattr(pool, name))
+        assert stats_fingerprint(read[split].stats) == prints[split]
+    assert set(read_gate_pools(path, rows_for({"public": prints["public"]}))) == {"public"}
+    with pytest.raises(ValueError, match="private split's pool is not the one its gate rows"):
+        read_gate_pools(path, rows_for({**prints, "private": prints["public"]}))
+    write_gate_pools(path, {"public": GatePool(pools["public"], "data-public")})
+    with pytest.raises(ValueError, match="lacks 'private.confidences'.*harness score"):
+        read_gate_pools(path, rows_for(prints))
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="unreadable .npz.*harness score"):
+        read_gate_pools(path, rows_for(prints))

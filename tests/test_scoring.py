@@ -1,18 +1,28 @@
 """The whole pipeline on the digits task with a small N."""
 
 import shutil
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from harness.evaluation.gate import gate_path, read_gate
+from harness.evaluation.gate import (
+    gate_path,
+    gate_pool_path,
+    read_gate,
+    read_gate_pools,
+    stats_fingerprint,
+)
+from harness.evaluation.model_stats import ModelStats
 from harness.execution.phases import EVALUATION, OWN_RUN_TIME, Phases, phases_path
 from harness.execution.runner import WorkerPool
 from harness.outputs.leaderboard import CEILING_ROW, POOL_ROW
-from harness.pipeline.scoring import score
+from harness.pipeline import regression, scoring
+from harness.pipeline.scoring import build_reference, score
 from harness.pipeline.setup import measure_retrain_seconds
-from harness.reference.pool import ReferenceStore
+from harness.reference.pool import POOL, ReferenceStore
 from harness.tasks import get_task
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "submissions"
@@ -44,6 +54,7 @@ def scored(tmp_path_factory):
     # read now: the module's later scorings write over it
     phases.written = pd.read_csv(phases_path(kwargs["leaderboard_path"]))
     phases.gate = read_gate(gate_path(kwargs["leaderboard_path"]), board, "the board")
+    phases.pools = read_gate_pools(gate_pool_path(kwargs["leaderboard_path"]), phases.gate)
     return task, root, submissions, kwargs, board, phases
 
 
@@ -272,3 +283,71 @@ def test_the_phases_add_up_and_are_written_beside_the_leaderboard(scored):
     # the gate's rows beside it: one per row with a score (read_gate checks them against it)
     scored_rows = board[board["final_score"].notna()]
     assert sorted(name for _, name in phases.gate) == sorted(scored_rows["submission"])
+
+
+def test_the_gate_rows_pool_is_written_beside_the_leaderboard(scored):
+    task, root, _, kwargs, _, phases = scored
+    pool = build_reference(ReferenceStore(task, task.load_data(), kwargs["reference_root"]))
+    written = phases.pools[task.split]
+    assert written.data == task.load_data().fingerprint
+    assert stats_fingerprint(written.stats) == stats_fingerprint(pool)
+    assert {row.pool for row in phases.gate.values()} == {stats_fingerprint(pool)}
+
+
+def _as_another_cpu_trains_it(pool, task, data, indices):
+    """A chunk of ``pool`` as another machine trains it from the same recipe and seeds: every
+    confidence a little off (other vector units sum in another order;
+    ``bench/bench_pool_across_cpus.py``)."""
+    rows = {name: values[indices] for name, values in pool.to_arrays().items()}
+    wobble = 1e-3 * np.cos(np.arange(rows["confidences"].size))
+    rows["confidences"] = rows["confidences"] + wobble.reshape(rows["confidences"].shape)
+    return ModelStats(**rows)
+
+
+def test_check_pairs_with_the_baseline_s_pool_where_this_machine_trains_another(
+    scored, tmp_path, monkeypatch
+):
+    """The baseline committed on one machine, CI on another: CI's pool differs in its last bits,
+    so the check scores against the baseline's committed pool numbers (and trains no pool); a
+    baseline without them can only say the pools differ."""
+    task, _, _, kwargs, _, _ = scored
+    names = ["do_nothing", "finetune"]
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    for name in names:  # the runs recorded by the fixture's scoring
+        shutil.copy(EXAMPLES / f"{name}.py", submissions)
+    here = build_reference(ReferenceStore(task, task.load_data(), kwargs["reference_root"]))
+    baseline = tmp_path / "leaderboard.csv"
+    score(task, submissions, **{**kwargs, "leaderboard_path": baseline,
+                                "reference_root": tmp_path / "elsewhere"},
+          train_chunk=partial(_as_another_cpu_trains_it, here), ceiling=False)
+    theirs = read_gate_pools(gate_pool_path(baseline),
+                             read_gate(gate_path(baseline), pd.read_csv(baseline), "baseline"))
+    assert stats_fingerprint(theirs[task.split].stats) != stats_fingerprint(here)  # premise
+    options = dict(submissions_dir=submissions, reference_root=kwargs["reference_root"],
+                   output_dir=kwargs["output_dir"], jobs=2, budget_seconds=float("inf"),
+                   timeout=600)
+
+    aside = tmp_path / "aside.npz"
+    gate_pool_path(baseline).rename(aside)  # a baseline from before the pool was committed
+    report = regression.check(baseline, **options)
+    assert report.exit_status == 1
+    assert set(report.rows["verdict"]) == {"not comparable"}
+    aside.rename(gate_pool_path(baseline))
+
+    def no_pool(store, reporter=None, train_chunk=None, jobs=1, which=POOL):
+        assert which != POOL, "the check trained a reference pool"
+        return build_reference(store, reporter, train_chunk, jobs, which)
+
+    monkeypatch.setattr(scoring, "build_reference", no_pool)
+    report = regression.check(baseline, **options)
+    assert report.exit_status == 0, report.problems
+    assert sorted(report.rows["submission"]) == names
+    assert set(report.rows["verdict"]) == {"ok (same runs)"}
+
+
+def test_a_given_pool_is_for_scores_without_audits(scored):
+    task, _, submissions, kwargs, _, phases = scored
+    with pytest.raises(ValueError, match="no per-example losses for the audits"):
+        score(task, submissions, **{**kwargs, "leaderboard_path": None},
+              reference_pool=phases.pools[task.split])

@@ -34,6 +34,13 @@ fingerprints of the pool (its confidences on the forget examples and accuracies)
 the final score, the runs' bootstrap standard error, and the per-example points (one character
 each: bucket k of the official metric, worth 2**-k, or ``.`` for 0), which pin the forget set and
 show which examples moved.
+
+And the pool's numbers themselves (``leaderboard.gate.npz``, about 0.5 MB a split): the same
+recipe and seeds train another pool on another CPU (floating point summed in another order by
+other vector units; ``bench/bench_pool_across_cpus.py`` trains the pool with this machine's
+kernels and with AVX2's and compares), and a pool that differs cannot be paired with.
+``harness check`` scores the re-run submissions against these committed numbers instead of a pool
+trained where it runs, so the comparison is paired on any machine.
 """
 
 from __future__ import annotations
@@ -236,6 +243,67 @@ def read_gate(path: Path, board: pd.DataFrame, board_name: str) -> dict[tuple[st
                                             len(problems) > 3 else "")
         raise ValueError(f"{path} does not match {board_name}: {shown}; {redo}")
     return rows
+
+
+# -- the pool beside the leaderboard ------------------------------------------------------------
+@dataclass(frozen=True)
+class GatePool:
+    """A split's reference-pool numbers that its gate rows were computed against."""
+
+    stats: ModelStats  # without the per-example losses (only the audits read them)
+    data: str  # fingerprint of the task's data and split indices, the forget set's included
+
+
+POOL_FIELDS = ("confidences", "retain_acc", "test_acc", "forget_acc", "seconds")
+
+
+def gate_pool_path(leaderboard: Path) -> Path:
+    """Where a leaderboard's pool numbers lie: beside it (``leaderboard.gate.npz``)."""
+    return Path(leaderboard).with_suffix(".gate.npz")
+
+
+def write_gate_pools(path: Path, pools: dict[str, GatePool]) -> None:
+    """``pools`` (split -> GatePool) as the compressed ``.npz`` ``read_gate_pools`` reads."""
+    arrays = {}
+    for split, pool in pools.items():
+        arrays.update({f"{split}.{name}": getattr(pool.stats, name) for name in POOL_FIELDS})
+        arrays[f"{split}.data"] = np.array(pool.data)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    files.atomic_write(Path(path), write)
+
+
+def read_gate_pools(
+    path: Path, rows: dict[tuple[str, str], GateRow]
+) -> dict[str, GatePool]:
+    """The pools of ``path`` (split -> GatePool) for the splits of the gate ``rows``, each
+    checked against the pool fingerprint of its split's rows; empty when there is no file (a
+    baseline from before it was written: the check then pairs with a pool trained here). Raises
+    ValueError saying what to regenerate when the file is unreadable or does not match."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    redo = "regenerate it with the leaderboard (`harness score`)"
+    try:
+        arrays = files.read_npz(path)
+    except files.CorruptFileError as error:
+        raise ValueError(f"{error}; {redo}") from None
+    pools = {}
+    for split in sorted({split for split, _ in rows}):
+        prints = {row.pool for (where, _), row in rows.items() if where == split}
+        try:
+            stats = ModelStats(**{name: arrays[f"{split}.{name}"] for name in POOL_FIELDS})
+            data = str(arrays[f"{split}.data"])
+        except KeyError as missing:
+            raise ValueError(f"{path} lacks {missing} (the {split} split's pool); {redo}") from None
+        if prints != {stats_fingerprint(stats)}:
+            raise ValueError(f"{path}: the {split} split's pool is not the one its gate rows "
+                             f"were computed against; {redo}")
+        pools[split] = GatePool(stats, data)
+    return pools
 
 
 # -- the paired test -----------------------------------------------------------------------------

@@ -28,8 +28,9 @@ the task) and is not tested. ``--tolerance X`` replaces the test with one absolu
 needs no gate file).
 
 ``harness check`` re-scores in memory (no leaderboard file is written, the baseline least of all)
-and reads the baseline's gate rows from beside it (``leaderboard.gate.csv``, written by
-``harness score``).
+and reads the baseline's gate rows and pool numbers from beside it (``leaderboard.gate.csv`` and
+``leaderboard.gate.npz``, written by ``harness score``); the runs are scored against that pool,
+which a machine with other vector units would not train bit for bit.
 """
 
 from __future__ import annotations
@@ -41,7 +42,16 @@ from pathlib import Path
 import pandas as pd
 
 from harness.core.progress import Reporter
-from harness.evaluation.gate import LEVEL, GateRow, gate_path, holm, paired, read_gate
+from harness.evaluation.gate import (
+    LEVEL,
+    GateRow,
+    gate_path,
+    gate_pool_path,
+    holm,
+    paired,
+    read_gate,
+    read_gate_pools,
+)
 from harness.execution.records import OK
 from harness.execution.runner import workers_for
 from harness.methods.hyperparameters import PUBLISHED
@@ -297,7 +307,8 @@ def check(
     split's phase times (``harness.execution.phases``). ``run_root``: the runs' seeds come from it
     (``scoring.score``; for measuring false alarms). The baseline's gate rows are read from
     beside it (``harness.evaluation.gate.gate_path``) unless a ``tolerance`` replaces the paired
-    test."""
+    test; the runs are scored against the baseline's pool numbers where it has them
+    (``gate_pool_path``: another machine trains another pool), not a pool trained here."""
     path = Path(baseline_path)
     baseline = read_leaderboard(path)
     if splits is not None:
@@ -315,6 +326,7 @@ def check(
     if mismatch:  # nothing to re-score: the numbers could not be compared anyway
         return CheckReport(problems=mismatch, rows=pd.DataFrame())
     known = None if tolerance is not None else read_gate(gate_path(path), baseline, str(path))
+    pools = {} if known is None else read_gate_pools(gate_pool_path(path), known)
     for key in ("task", "num_models", "root_seed"):
         options.pop(key, None)
     task = task_for_board(baseline, str(path), **options)
@@ -329,7 +341,7 @@ def check(
         budget_seconds=budget_seconds, timeout=timeout, untuned=untuned, cluster=cluster,
         workers_per_device=workers_per_device, sandbox=sandbox, phases=phases,
         run_root=run_root, gate=None if known is None else gate,
-        gate_known=None if known is None else _by_split(known),
+        gate_known=None if known is None else _by_split(known), reference_pools=pools,
         measures=False,  # the comparison needs scores and gate rows, not intervals or audits
     )
     if known is None:

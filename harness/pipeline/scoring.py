@@ -17,7 +17,15 @@ from harness.core.defaults import REFERENCE_ROOT
 from harness.core.progress import Reporter
 from harness.core.seeds import derive_seed, run_seed
 from harness.evaluation import audits, example_outputs, uncertainty
-from harness.evaluation.gate import GateRow, gate_path, gate_rows, write_gate
+from harness.evaluation.gate import (
+    GatePool,
+    GateRow,
+    gate_path,
+    gate_pool_path,
+    gate_rows,
+    write_gate,
+    write_gate_pools,
+)
 from harness.evaluation.model_stats import ModelStats
 from harness.evaluation.uncertainty import (
     EXAMPLE_REPLICATES,
@@ -332,6 +340,8 @@ def score(
     run_root: int | None = None,
     gate: dict[str, GateRow] | None = None,
     gate_known: dict[str, GateRow] | None = None,
+    gate_pools: dict[str, GatePool] | None = None,
+    reference_pool: GatePool | None = None,
     measures: bool = True,
 ) -> pd.DataFrame:
     """Score every submission in ``submissions_dir`` (or only ``names``) on ``task``.
@@ -349,13 +359,23 @@ def score(
     seed (the pool is unchanged; for measuring the gate's false alarms). ``gate``, where given,
     receives each row's ``harness.evaluation.gate.GateRow`` (written beside the leaderboard when
     ``leaderboard_path`` is given); rows of ``gate_known`` (the baseline's) whose runs and pool are
-    the same are taken as they are. Without ``measures`` the intervals, ranks and audits are
-    left out (``harness check`` compares scores and gate rows only). Workers start only when
-    a run is missing or the yardstick must be timed (``setup.needs_yardstick``).
+    the same are taken as they are; ``gate_pools`` receives, under the split's name, the pool
+    numbers they were computed against (``harness.evaluation.gate.GatePool``, written beside the
+    leaderboard too). ``reference_pool``: a pool's numbers to score against instead of training
+    the pool (``harness check``: the baseline's, so that it pairs on any machine), used where it
+    was made on this task's data and forget set. Without ``measures`` the intervals, ranks and
+    audits are left out (``harness check`` compares scores and gate rows only); a
+    ``reference_pool`` needs that (it has no per-example losses for the audits). Workers start
+    only when a run is missing or the yardstick must be timed (``setup.needs_yardstick``).
     """
     reporter = reporter or Reporter()
+    if reference_pool is not None and measures:
+        raise ValueError("a given reference_pool has no per-example losses for the audits: "
+                         "score with measures=False")
     if gate is None and leaderboard_path is not None:
         gate = {}
+    if gate_pools is None and leaderboard_path is not None:
+        gate_pools = {}
     phases = phases if phases is not None else Phases()
     with phases.phase("set-up"):
         found, rejected, settings = chosen_submissions(
@@ -363,7 +383,8 @@ def score(
         )
         setup = set_up(task, reference_root, output_dir)
         reporter.message(f"reference cache: {setup.store.directory}")
-    pool, second = _reference_models(setup, cluster, reporter, train_chunk, jobs, ceiling, phases)
+    pool, second = _reference_models(setup, cluster, reporter, train_chunk, jobs, ceiling, phases,
+                                     reference_pool)
     with phases.phase("set-up"):
         outcomes = _outcomes(setup, found, rejected, settings, run_root)
     with _workers(setup, cluster, jobs, workers_per_device, reporter, sandbox) as workers:
@@ -405,6 +426,8 @@ def score(
                 scored, pool, {name: derive_seed(task.seed, "gate", name) for name in scored},
                 directory / "gate", jobs, gate_known,
             ))
+        if gate_pools is not None:
+            gate_pools[task.split] = GatePool(_without_losses(pool), setup.data.fingerprint)
     if measures:
         with phases.phase("audits"):
             audit_columns = score_audits(scored, pool, task, directory / "audits", jobs,
@@ -417,22 +440,37 @@ def score(
         )
     if leaderboard_path is not None:
         write_leaderboard(Path(leaderboard_path), board, {task.split: phases},
-                          {task.split: gate}, task.num_models)
+                          {task.split: gate}, task.num_models, gate_pools)
     return board
+
+
+def _without_losses(stats: ModelStats) -> ModelStats:
+    """``stats`` less the per-example losses (what the metric and the gate read)."""
+    return ModelStats(stats.confidences, stats.retain_acc, stats.test_acc, stats.forget_acc,
+                      stats.seconds)
 
 
 def _reference_models(
     setup: Setup, cluster: Client | None, reporter: Reporter, train_chunk: Callable | None,
-    jobs: int, ceiling: bool, phases: Phases,
+    jobs: int, ceiling: bool, phases: Phases, given: GatePool | None = None,
 ) -> tuple[ModelStats, ModelStats | None]:
     """The pool and, with ``ceiling``, the ceiling pool: trained where not cached, here or on
-    the cluster."""
+    the cluster. A ``given`` pool made on this task's data and forget set is taken instead of
+    training one."""
     store = setup.store
+    if given is not None and given.data != setup.data.fingerprint:
+        reporter.message("the baseline's pool numbers were made on other data or another forget "
+                         "set: training this task's pool (the comparison cannot pair with it)")
+        given = None
+    elif given is not None:
+        reporter.message("scoring against the baseline's pool numbers (committed with it), not "
+                         "a pool trained here: the comparison pairs on any machine")
     if cluster is None:
         with phases.phase("original model"):
             store.original_model()
         with phases.phase("reference pool"):
-            pool = build_reference(store, reporter, train_chunk, jobs=jobs)
+            pool = (given.stats if given is not None
+                    else build_reference(store, reporter, train_chunk, jobs=jobs))
         with phases.phase("ceiling pool"):
             second = (
                 build_reference(store, reporter, train_chunk, jobs, CEILING) if ceiling else None
@@ -441,7 +479,8 @@ def _reference_models(
     from harness.execution.cluster import build_reference_on_cluster
 
     with phases.phase("reference pool"):
-        pool = build_reference_on_cluster(store, cluster, reporter, train_chunk)
+        pool = (given.stats if given is not None
+                else build_reference_on_cluster(store, cluster, reporter, train_chunk))
     with phases.phase("ceiling pool"):
         second = (
             build_reference_on_cluster(store, cluster, reporter, train_chunk, CEILING)
@@ -489,15 +528,18 @@ def _workers(
 def write_leaderboard(
     path: Path, board: pd.DataFrame, phases: dict[str, Phases],
     gate: dict[str, dict[str, GateRow]] | None = None, num_models: int | None = None,
+    gate_pools: dict[str, GatePool] | None = None,
 ) -> None:
     """The leaderboard, and beside it the wall seconds of each split's phases and, where
     given, the paired gate's rows of each split (``harness.evaluation.gate``; N =
-    ``num_models``)."""
+    ``num_models``) and the pool numbers they were computed against."""
     files.atomic_write(path, lambda tmp: board.to_csv(tmp, index=False))
     table = phase_table(phases)
     files.atomic_write(phases_path(path), lambda tmp: table.to_csv(tmp, index=False))
     if gate is not None:
         write_gate(gate_path(path), gate, num_models)
+    if gate_pools is not None:
+        write_gate_pools(gate_pool_path(path), gate_pools)
 
 
 def score_splits(
@@ -509,13 +551,16 @@ def score_splits(
     phases: dict[str, Phases] | None = None,
     gate: dict[str, dict[str, GateRow]] | None = None,
     gate_known: dict[str, dict[str, GateRow]] | None = None,
+    gate_pools: dict[str, GatePool] | None = None,
+    reference_pools: dict[str, GatePool] | None = None,
     **options,
 ) -> pd.DataFrame:
     """``score`` on each of ``splits`` (``"public"``, ``"private"``), as the competition scored a
     public split and, for the final ranking, a private one made the same way with another seed. One
     table: the private rows (the final ranking) first, each row naming its split. ``phases``, where
     given, receives each split's phase times (``harness.execution.phases``); ``gate`` each split's
-    gate rows, and ``gate_known`` gives each split's baseline rows (see ``score``)."""
+    gate rows and ``gate_pools`` their pools, and ``gate_known`` and ``reference_pools`` give each
+    split's baseline rows and pool (see ``score``)."""
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
         raise ValueError(f"splits must be among {', '.join(SPLITS)}; got {', '.join(splits)}")
@@ -523,6 +568,8 @@ def score_splits(
     phases = phases if phases is not None else {}
     if gate is None and leaderboard_path is not None:
         gate = {}
+    if gate_pools is None and leaderboard_path is not None:
+        gate_pools = {}
     boards = []
     for split in order:
         phases[split] = Phases()
@@ -531,8 +578,10 @@ def score_splits(
         boards.append(score(task.with_options(split=split), submissions_dir,
                             leaderboard_path=None, phases=phases[split],
                             gate=None if gate is None else gate[split],
-                            gate_known=(gate_known or {}).get(split), **options))
+                            gate_known=(gate_known or {}).get(split), gate_pools=gate_pools,
+                            reference_pool=(reference_pools or {}).get(split), **options))
     board = pd.concat(boards, ignore_index=True)
     if leaderboard_path is not None:
-        write_leaderboard(Path(leaderboard_path), board, phases, gate, task.num_models)
+        write_leaderboard(Path(leaderboard_path), board, phases, gate, task.num_models,
+                          gate_pools)
     return board
