@@ -592,3 +592,35 @@ def test_the_ingestion_process_s_memory_is_collapsed_into_huge_pages():
     if release >= (6, 1):
         assert asked >= 100, f"only {asked} MiB of the allocations asked to collapse"
         assert after >= before + 50, f"{before} -> {after} MiB in huge pages"
+
+
+REPORTS_HUGE_PAGES = '''
+def unlearning(net, retain, forget, val):
+    for line in open("/proc/self/smaps_rollup"):  # what this run inherited from its parent
+        if line.startswith("AnonHugePages:"):
+            raise RuntimeError(f"huge pages: {int(line.split()[1]) // 1024} MiB")
+    raise RuntimeError("huge pages: not reported")
+'''
+
+
+@pytest.mark.slow
+def test_the_memory_runs_fork_from_is_collapsed_only_once_enough_runs_have_come(
+    setup, tmp_path
+):
+    """A worker that serves few runs does not pay for the collapse; after
+    ``COLLAPSE_AFTER_RUNS`` runs it has, and every later run forks from huge pages."""
+    import platform
+
+    from harness.execution.ingestion import COLLAPSE_AFTER_RUNS
+
+    task, original = setup
+    path = tmp_path / "reports_huge_pages.py"
+    path.write_text(REPORTS_HUGE_PAGES)
+    results = run_all(task, original, [path], jobs=1, runs=COLLAPSE_AFTER_RUNS + 2)[path.stem]
+    assert all(r.status == ERROR for r in results)
+    mib = [int(r.message.split("huge pages: ")[1].split()[0]) for r in results]
+    early, late = max(mib[:COLLAPSE_AFTER_RUNS]), min(mib[COLLAPSE_AFTER_RUNS:])
+    assert early < 50, f"runs forked from {early} MiB of huge pages before the collapse"
+    release = tuple(int(part) for part in platform.release().split(".")[:2])
+    if release >= (6, 1):
+        assert late >= early + 50, f"{early} -> {late} MiB of huge pages"

@@ -70,6 +70,12 @@ EXIT_GRACE = 2.0  # seconds a run whose pipe closed has to end before it counts 
 _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
 _MADV_COLLAPSE = 25  # Linux 6.1+: back a range with transparent huge pages now
 _HUGE_PAGE = 2**21
+# Runs served before the memory is collapsed into huge pages: about as many as the collapse's
+# cost buys back in cheaper forks (``bench/bench_huge_pages.py``), so that a worker that serves
+# few runs (a small N, ``harness validate``, most tests) never pays for it and one that serves
+# thousands pays at most that many forks' saving late (the ski-rental rule: within twice the
+# best choice made knowing the number of runs in advance).
+COLLAPSE_AFTER_RUNS = 150
 
 
 def seed_everything(seed: int) -> None:
@@ -474,7 +480,7 @@ class Ingestion:
             warm_up(original, setup["task"], setup["data"])
         gc.collect()
         gc.freeze()  # objects inherited by every child stay shared, not copied on its first GC
-        collapse_into_huge_pages()  # every run is a fork of this process: make forks cheap
+        self.served = 0
         self.spare = _Spare(self.state, self.closing)
 
     def serve(self, request: dict) -> None:
@@ -490,6 +496,9 @@ class Ingestion:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(spare.pid, signal.SIGKILL)
         spare.close()
+        self.served += 1
+        if self.served == COLLAPSE_AFTER_RUNS:  # every run is a fork of this process
+            collapse_into_huge_pages()
         # the next run's spare, prepared while the evaluation process evaluates these weights
         self.spare = _Spare(self.state, self.closing)
         end_processes(keep=self.spare.pid, wait=False)

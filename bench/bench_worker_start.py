@@ -1,0 +1,90 @@
+"""What a small scoring pays for its workers: start two workers and do M runs, this checkout
+against an earlier revision side by side.
+
+Each measurement is a fresh process that starts ``WorkerPool(jobs=2)`` on the default task (its
+original model cached beforehand), runs a submission that returns at once M times and ends. It
+prints, per M, the median wall seconds and CPU seconds of the whole process tree (itself and every
+process it waited for, from ``RUSAGE_CHILDREN``), the two checkouts alternating, and the ratios
+(this / earlier). Small M is most tests and ``harness validate``; large M the default scoring.
+
+    .venv/bin/python bench/bench_worker_start.py --baseline 7f5e930 [--runs 16 400] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from checkouts import side_by_side
+
+SCRIPT = """
+import sys
+from pathlib import Path
+from harness.core.seeds import run_seed
+from harness.execution.runner import RunRequest, WorkerPool
+from harness.methods.loading import inspect_submission
+from harness.reference.pool import ReferenceStore
+from harness.tasks import get_task
+
+if __name__ == "__main__":
+    runs, root, folder = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    task = get_task("digits")
+    store = ReferenceStore(task, task.load_data(), root)
+    store.original_model()
+    path = folder / "returns_at_once.py"
+    path.write_text("def unlearning(net, retain, forget, val):\\n    return net\\n")
+    submission = inspect_submission(path)
+    done = []
+    with WorkerPool(task, store.original_path, jobs=2) as workers:
+        workers.run([RunRequest(submission, i, run_seed(task.root_seed, "r", i))
+                     for i in range(runs)], done.append)
+    assert len(done) == runs and all(r.status == "ok" for r in done), done[:1]
+"""
+
+
+def measure(runs: int, checkout: Path, environment: dict, root: Path, folder: Path):
+    """Wall and CPU seconds (the whole process tree) of one start plus ``runs`` runs."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", SCRIPT, str(runs), str(root), str(folder)],
+                   cwd=checkout, env=environment, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline", required=True, help="the earlier revision (git)")
+    parser.add_argument("--runs", type=int, nargs="+", default=[16, 400])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    measured: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    with side_by_side(args.baseline) as checkouts, tempfile.TemporaryDirectory() as scratch:
+        roots = {name: Path(scratch) / name for name in checkouts}
+        for name, (checkout, environment) in checkouts.items():  # the original models
+            measure(1, checkout, environment, roots[name], Path(scratch))
+        for repeat in range(args.repeats):
+            order = list(checkouts) if repeat % 2 == 0 else list(reversed(checkouts))
+            for runs in args.runs:
+                for name in order:
+                    value = measure(runs, *checkouts[name], roots[name], Path(scratch))
+                    measured.setdefault((runs, name), []).append(value)
+    print(f"medians over {args.repeats} repeats (earlier = {args.baseline}); two workers")
+    for runs in args.runs:
+        (w0, c0), (w1, c1) = (
+            tuple(statistics.median(v[i] for v in measured[(runs, name)]) for i in (0, 1))
+            for name in ("earlier", "this"))
+        print(f"start + {runs} runs: wall {w0:.2f} -> {w1:.2f} s ({w1 / w0:.2f}), "
+              f"CPU {c0:.2f} -> {c1:.2f} s ({c1 / c0:.2f})")
+
+
+if __name__ == "__main__":
+    main()
