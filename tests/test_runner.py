@@ -598,8 +598,8 @@ REPORTS_HUGE_PAGES = '''
 def unlearning(net, retain, forget, val):
     for line in open("/proc/self/smaps_rollup"):  # what this run inherited from its parent
         if line.startswith("AnonHugePages:"):
-            raise RuntimeError(f"huge pages: {int(line.split()[1]) // 1024} MiB")
-    raise RuntimeError("huge pages: not reported")
+            print(f"huge pages: {int(line.split()[1]) // 1024} MiB")
+    return net
 '''
 
 
@@ -617,8 +617,8 @@ def test_the_memory_runs_fork_from_is_collapsed_only_once_enough_runs_have_come(
     path = tmp_path / "reports_huge_pages.py"
     path.write_text(REPORTS_HUGE_PAGES)
     results = run_all(task, original, [path], jobs=1, runs=COLLAPSE_AFTER_RUNS + 2)[path.stem]
-    assert all(r.status == ERROR for r in results)
-    mib = [int(r.message.split("huge pages: ")[1].split()[0]) for r in results]
+    assert all(r.status == OK for r in results)
+    mib = [int(r.output.split("huge pages: ")[1].split()[0]) for r in results]
     early, late = max(mib[:COLLAPSE_AFTER_RUNS]), min(mib[COLLAPSE_AFTER_RUNS:])
     assert early < 50, f"runs forked from {early} MiB of huge pages before the collapse"
     release = tuple(int(part) for part in platform.release().split(".")[:2])
