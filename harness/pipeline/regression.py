@@ -307,8 +307,9 @@ def check(
     split's phase times (``harness.execution.phases``). ``run_root``: the runs' seeds come from it
     (``scoring.score``; for measuring false alarms). The baseline's gate rows are read from
     beside it (``harness.evaluation.gate.gate_path``) unless a ``tolerance`` replaces the paired
-    test; the runs are scored against the baseline's pool numbers where it has them
-    (``gate_pool_path``: another machine trains another pool), not a pool trained here."""
+    test; for the paired test the runs are scored against the baseline's pool numbers where it
+    has them (``gate_pool_path``: another machine trains another pool), not a pool trained
+    here."""
     path = Path(baseline_path)
     baseline = read_leaderboard(path)
     if splits is not None:
