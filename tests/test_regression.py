@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -544,9 +545,12 @@ def test_the_detectable_drop_by_hand() -> None:
         (2.734369 + 0.841621) * math.sqrt(2) * 0.002, rel=1e-5)
 
 
-def test_the_pool_file_round_trips_exactly_and_must_be_the_gate_rows_pool(tmp_path) -> None:
+def test_the_pool_file_round_trips_exactly_and_must_be_the_gate_rows_pool(
+    tmp_path, monkeypatch
+) -> None:
     """``harness check`` scores against these numbers on any machine: they must come back bit for
-    bit, and belong to the gate rows they are read with."""
+    bit, and belong to the gate rows they are read with; rewritten, they change no byte."""
+    real_time = time.time
     rng = np.random.default_rng(5)
     pools = {split: stats(rng.normal(0, 1, (16, 5)), rng.uniform(0.8, 1, 16),
                           rng.uniform(0.7, 0.9, 16)) for split in ("private", "public")}
@@ -568,6 +572,10 @@ def test_the_pool_file_round_trips_exactly_and_must_be_the_gate_rows_pool(tmp_pa
             assert np.array_equal(getattr(read[split].stats, name), getattr(pool, name))
         assert stats_fingerprint(read[split].stats) == prints[split]
     assert set(read_gate_pools(path, rows_for({"public": prints["public"]}))) == {"public"}
+    written = path.read_bytes()  # the same numbers written a day later: the same bytes
+    monkeypatch.setattr(time, "time", lambda: 86_400.0 + real_time())
+    write_gate_pools(path, {split: GatePool(p, f"data-{split}") for split, p in pools.items()})
+    assert path.read_bytes() == written
     with pytest.raises(ValueError, match="private split's pool is not the one its gate rows"):
         read_gate_pools(path, rows_for({**prints, "private": prints["public"]}))
     write_gate_pools(path, {"public": GatePool(pools["public"], "data-public")})
