@@ -619,8 +619,9 @@ def test_the_memory_runs_fork_from_is_collapsed_only_once_enough_runs_have_come(
     results = run_all(task, original, [path], jobs=1, runs=COLLAPSE_AFTER_RUNS + 2)[path.stem]
     assert all(r.status == OK for r in results)
     mib = [int(r.output.split("huge pages: ")[1].split()[0]) for r in results]
+    # the most any run had before the collapse (more than none where the kernel backs memory
+    # with huge pages unasked), against the least any run had after it
     early, late = max(mib[:COLLAPSE_AFTER_RUNS]), min(mib[COLLAPSE_AFTER_RUNS:])
-    assert early < 50, f"runs forked from {early} MiB of huge pages before the collapse"
     release = tuple(int(part) for part in platform.release().split(".")[:2])
-    if release >= (6, 1):
+    if release >= (6, 1):  # MADV_COLLAPSE
         assert late >= early + 50, f"{early} -> {late} MiB of huge pages"
