@@ -2,9 +2,11 @@
 
 Reads a scored leaderboard, its pools and its run records (``harness score`` at some N), repeats
 every row's models (and the pool's) up to ``--target`` models, and times the audits of all rows
-from an empty cache in ``--jobs`` processes. Repeated models cost what new ones would (the
-attacks fit one classifier per model whatever its numbers), so this is the phase's time at the
-target N without scoring at it.
+from an empty cache in ``--jobs`` processes. Each repetition's per-example losses are moved by a
+different, negligible amount (MIA-Efficacy fits once per distinct model: an exact copy would
+cost nothing), so repeated models cost what new ones would and this is the phase's time at the
+target N without scoring at it (a row whose runs are all the same, doing nothing, gets one fit
+per repetition instead of one).
 
     .venv/bin/python bench/bench_audits.py --leaderboard board.csv --reference-root ref \
         --output results -n 32 --target 512 --jobs 2
@@ -31,7 +33,12 @@ from harness.tasks import get_task
 
 def tiled(stats: ModelStats, target: int) -> ModelStats:
     index = np.arange(target) % len(stats)
-    return ModelStats(**{k: v[index] for k, v in stats.to_arrays().items()})
+    arrays = {k: v[index] for k, v in stats.to_arrays().items()}
+    repetition = (np.arange(target) // len(stats))[:, None]
+    for name in ("forget_losses", "test_losses", "retain_losses"):
+        if name in arrays:
+            arrays[name] = arrays[name] + (1e-6 * repetition).astype(arrays[name].dtype)
+    return ModelStats(**arrays)
 
 
 def main() -> None:

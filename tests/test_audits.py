@@ -120,6 +120,20 @@ def test_mia_efficacy_is_salun_s_svc_on_true_class_confidences():
     assert 0 < mine.mean() < 1  # the fixture is neither trivial way
 
 
+def test_mia_efficacy_fits_once_per_distinct_model(monkeypatch):
+    """Runs that hand back the same weights (doing nothing) have the same inputs: one fit serves
+    them all, and the values are those of fitting each."""
+    forget, test, retain = losses_fixture(models=3, retain=60)
+    order = [0, 1, 0, 2, 1, 0]  # six models, three distinct
+    each = audits.mia_efficacy(retain, test, forget, seed=0)
+    fits = []
+    fit = audits.svc_members
+    monkeypatch.setattr(audits, "svc_members", lambda *a: fits.append(1) or fit(*a))
+    repeated = audits.mia_efficacy(retain[order], test[order], forget[order], seed=0)
+    assert len(fits) == 3
+    np.testing.assert_array_equal(repeated, each[order])
+
+
 def test_true_class_confidence_is_the_softmax_probability_of_the_label():
     logits = torch.randn(7, 5, dtype=torch.float64) * 4
     targets = torch.tensor([0, 1, 2, 3, 4, 0, 1])
