@@ -295,9 +295,9 @@ def test_the_gate_rows_pool_is_written_beside_the_leaderboard(scored):
 
 
 def _as_another_cpu_trains_it(pool, task, data, indices):
-    """A chunk of ``pool`` as another machine trains it from the same recipe and seeds: every
-    confidence a little off (other vector units sum in another order;
-    ``bench/bench_pool_across_cpus.py``)."""
+    """A chunk of ``pool`` as another machine (or, observed once, another process) trains it
+    from the same recipe and seeds: every confidence a little off (other vector units sum in
+    another order; ``bench/bench_pool_across_cpus.py``)."""
     rows = {name: values[indices] for name, values in pool.to_arrays().items()}
     wobble = 1e-3 * np.cos(np.arange(rows["confidences"].size))
     rows["confidences"] = rows["confidences"] + wobble.reshape(rows["confidences"].shape)
@@ -307,7 +307,7 @@ def _as_another_cpu_trains_it(pool, task, data, indices):
 def test_check_pairs_with_the_baseline_s_pool_where_this_machine_trains_another(
     scored, tmp_path, monkeypatch
 ):
-    """The baseline committed on one machine, CI on another: CI's pool differs in its last bits,
+    """The baseline committed on one machine, CI on another: CI's pool differs a little,
     so the check scores against the baseline's committed pool numbers (and trains no pool); a
     baseline without them can only say the pools differ."""
     task, _, _, kwargs, _, _ = scored

@@ -38,7 +38,8 @@ show which examples moved.
 And the pool's numbers themselves (``leaderboard.gate.npz``, about 0.5 MB a split): the same
 recipe and seeds train another pool on another CPU (floating point summed in another order by
 other vector units; ``bench/bench_pool_across_cpus.py`` trains the pool with this machine's
-kernels and with AVX2's and compares), and a pool that differs cannot be paired with.
+kernels and with AVX2's and compares), and, observed once, in another process on the same
+machine (README, "Where the pool is trained again"); a pool that differs cannot be paired with.
 ``harness check`` scores the re-run submissions against these committed numbers instead of a pool
 trained where it runs, so the comparison is paired on any machine.
 """
