@@ -251,7 +251,7 @@ def read_gate(path: Path, board: pd.DataFrame, board_name: str) -> dict[tuple[st
 class GatePool:
     """A split's reference-pool numbers that its gate rows were computed against."""
 
-    stats: ModelStats  # without the per-example losses (only the audits read them)
+    stats: ModelStats  # written and read back without the per-example losses (``POOL_FIELDS``)
     data: str  # fingerprint of the task's data and split indices, the forget set's included
 
 

@@ -427,7 +427,7 @@ def score(
                 directory / "gate", jobs, gate_known,
             ))
         if gate_pools is not None:
-            gate_pools[task.split] = GatePool(_without_losses(pool), setup.data.fingerprint)
+            gate_pools[task.split] = GatePool(pool, setup.data.fingerprint)
     if measures:
         with phases.phase("audits"):
             audit_columns = score_audits(scored, pool, task, directory / "audits", jobs,
@@ -442,12 +442,6 @@ def score(
         write_leaderboard(Path(leaderboard_path), board, {task.split: phases},
                           {task.split: gate}, task.num_models, gate_pools)
     return board
-
-
-def _without_losses(stats: ModelStats) -> ModelStats:
-    """``stats`` less the per-example losses (what the metric and the gate read)."""
-    return ModelStats(stats.confidences, stats.retain_acc, stats.test_acc, stats.forget_acc,
-                      stats.seconds)
 
 
 def _reference_models(
