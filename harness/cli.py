@@ -443,7 +443,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             splits=None if args.split == "both" else [args.split],
             budget_seconds=args.budget, timeout=args.timeout, untuned=args.untuned,
             cluster=client, workers_per_device=args.workers_per_device, sandbox=mode,
-            phases=phases, run_root=args.run_seed,
+            phases=phases, run_root=args.run_seed, all_runs=args.all_runs,
         )
 
     mode = sandbox_mode(args)
@@ -664,6 +664,10 @@ def _add_check(commands) -> None:
                               help="re-score the published constants (for a baseline scored "
                               "with `harness score --untuned`)")
     check_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    check_parser.add_argument("--all-runs", action="store_true",
+                              help="re-run every run of every row (default: a row whose code "
+                              "is unchanged since the baseline re-runs its first runs, and all "
+                              "of them only if these differ)")
     run_seed_option(check_parser)
     workers_option(check_parser)
     sandbox_option(check_parser)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,8 @@ import pytest
 from harness import cli
 from harness.cli import build_parser
 from harness.evaluation.gate import (
+    SAMPLE_MIN_MODELS,
+    SAMPLE_RUNS,
     GatePool,
     GateRow,
     decode_points,
@@ -28,6 +31,7 @@ from harness.evaluation.gate import (
     paired,
     read_gate,
     read_gate_pools,
+    sample_fingerprint,
     stats_fingerprint,
     write_gate,
     write_gate_pools,
@@ -584,3 +588,68 @@ def test_the_pool_file_round_trips_exactly_and_must_be_the_gate_rows_pool(
     path.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="unreadable .npz.*harness score"):
         read_gate_pools(path, rows_for(prints))
+
+
+def test_the_sample_is_the_first_runs_numbers_and_only_at_a_large_n() -> None:
+    rng = np.random.default_rng(3)
+    n = SAMPLE_MIN_MODELS
+    runs = stats(rng.normal(0, 1, (n, 5)), rng.uniform(0.8, 1, n), rng.uniform(0.7, 0.9, n))
+    first = stats(runs.confidences[:SAMPLE_RUNS], runs.retain_acc[:SAMPLE_RUNS],
+                  runs.test_acc[:SAMPLE_RUNS])
+    assert sample_fingerprint(runs) == stats_fingerprint(first) != stats_fingerprint(runs)
+    later = stats(runs.confidences.copy(), runs.retain_acc, runs.test_acc)
+    later.confidences[SAMPLE_RUNS, 0] += 1e-12  # a run after the sample
+    assert sample_fingerprint(later) == sample_fingerprint(runs)
+    for moved in ((SAMPLE_RUNS - 1, 4), (0, 0)):  # any number of a sampled run
+        changed = stats(runs.confidences.copy(), runs.retain_acc, runs.test_acc)
+        changed.confidences[moved] += 1e-12
+        assert sample_fingerprint(changed) != sample_fingerprint(runs)
+    assert sample_fingerprint(stats(runs.confidences[:n - 1], runs.retain_acc[:n - 1],
+                                    runs.test_acc[:n - 1])) == ""
+
+
+def test_a_row_may_be_sampled_only_for_the_code_that_produced_and_scored_it() -> None:
+    sampled = replace(row(0.3), provenance="code", scorer="scorer", sample="s")
+    assert sampled.can_sample("code", "scorer")
+    assert not sampled.can_sample("other code", "scorer")
+    assert not sampled.can_sample("code", "other scorer")
+    assert not replace(sampled, sample="").can_sample("code", "scorer")  # a small N: none
+
+
+def test_the_sample_columns_round_trip_and_an_older_gate_file_has_none(tmp_path) -> None:
+    path = tmp_path / "leaderboard.csv"
+    board(BASE, n=16).to_csv(path, index=False)
+    rows = {"finetune": replace(row(0.30), provenance="0a1b", scorer="2c3d", sample="0042"),
+            "gradient_ascent": row(0.10)}
+    write_gate(gate_path(path), {"public": rows}, 16)
+    read = read_gate(gate_path(path), read_leaderboard(path), str(path))
+    assert (read["public", "finetune"].provenance, read["public", "finetune"].scorer,
+            read["public", "finetune"].sample) == ("0a1b", "2c3d", "0042")  # "0042" stays text
+    assert read["public", "gradient_ascent"].sample == ""
+    older = pd.read_csv(gate_path(path), dtype=str).drop(columns=["provenance", "scorer",
+                                                                  "sample"])
+    older.to_csv(gate_path(path), index=False)
+    read = read_gate(gate_path(path), read_leaderboard(path), str(path))
+    assert not read["public", "finetune"].can_sample("0a1b", "2c3d")
+
+
+def test_rows_reproduced_on_their_sample_pass_without_a_re_scored_row() -> None:
+    rows = rows_of(BASE)
+    current = board([BASE[1], BASE[2]])  # finetune was taken over on its sample
+    report = compare(board(BASE), current, baseline_gate=gates(rows),
+                     current_gate=gates({"gradient_ascent": rows["gradient_ascent"]}),
+                     reproduced={("public", "finetune")})
+    assert report.exit_status == 0, report.problems
+    verdicts = dict(zip(report.rows["submission"], report.rows["verdict"], strict=True))
+    assert verdicts["finetune"] == f"ok (same code, first {SAMPLE_RUNS} runs the same)"
+    assert report.rows.loc[0, "delta"] == 0
+    # without it, the same re-scoring misses the row
+    report = compare(board(BASE), current, baseline_gate=gates(rows),
+                     current_gate=gates({"gradient_ascent": rows["gradient_ascent"]}))
+    assert report.exit_status == 1 and "finetune" in report.problems[0]
+    # a split whose every row was taken over counts as re-scored
+    private = board(BASE[:1], split="private")
+    report = compare(pd.concat([board(BASE), private]), board(BASE),
+                     baseline_gate={**gates(rows), **gates(rows_of(BASE[:1]), "private")},
+                     current_gate=gates(rows), reproduced={("private", "finetune")})
+    assert report.exit_status == 0, report.problems

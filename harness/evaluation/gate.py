@@ -35,6 +35,15 @@ the final score, the runs' bootstrap standard error, and the per-example points 
 each: bucket k of the official metric, worth 2**-k, or ``.`` for 0), which pin the forget set and
 show which examples moved.
 
+The sample. Each row also records what produced its runs (the run records' provenance digest:
+the submission, the code it imports, the runner, the task, the data, the versions), the digest
+of the code that turns runs into scores (``scorer``) and a fingerprint of its first
+``SAMPLE_RUNS`` runs' numbers (``sample``). Where all three are unchanged, ``harness check``
+re-runs only those first runs: the same code and settings give the same runs seed by seed, and
+the sample shows that this machine reproduces them (another CPU trains another original model
+and every run differs); a row whose sample differs in any number, or whose code changed, is
+re-run in full and tested. Only at ``N >= SAMPLE_MIN_MODELS``, where the sample saves most.
+
 And the pool's numbers themselves (``leaderboard.gate.npz``, about 0.5 MB a split): the same
 recipe and seeds train another pool on another CPU (floating point summed in another order by
 other vector units; ``bench/bench_pool_across_cpus.py`` trains the pool with this machine's
@@ -65,6 +74,9 @@ CODES = "0123456789abcdefghijklmnopqrstuvwxyz"
 ZERO = "."
 COLUMNS = ["split", "submission", "num_models", "final_score", "pool", "runs", "runs_se",
            "replicates", "points"]
+SAMPLE_COLUMNS = ["provenance", "scorer", "sample"]  # optional: a file without them re-runs all
+SAMPLE_RUNS = 32  # a row's first runs that the check re-runs where its code is unchanged
+SAMPLE_MIN_MODELS = 4 * SAMPLE_RUNS  # below this N every run is re-run
 
 
 @dataclass(frozen=True)
@@ -77,11 +89,29 @@ class GateRow:
     replicates: int
     pool: str  # fingerprint of the reference pool's numbers on this forget set
     runs: str  # fingerprint of the runs' numbers
+    provenance: str = ""  # the runs' provenance digest ("" for the ceiling: no runs of code)
+    scorer: str = ""  # digest of the code that turned the runs into the score
+    sample: str = ""  # fingerprint of the first SAMPLE_RUNS runs ("" below SAMPLE_MIN_MODELS)
+
+    def can_sample(self, provenance: str, scorer: str) -> bool:
+        """Whether the check may re-run only this row's sample: it has one, and its runs were
+        produced and scored by the code that would produce and score them now."""
+        return bool(self.sample) and (self.provenance, self.scorer) == (provenance, scorer)
 
 
 def stats_fingerprint(stats: ModelStats) -> str:
-    """What identifies a set of models' numbers for the metric (confidences and accuracies)."""
+    """What identifies a set of models' numbers for the metric (confidences and accuracies; the
+    first ``SAMPLE_RUNS`` of a row's runs give its ``sample_fingerprint``)."""
     return fingerprint(stats.confidences, stats.retain_acc, stats.test_acc)
+
+
+def sample_fingerprint(stats: ModelStats) -> str:
+    """The fingerprint of the first ``SAMPLE_RUNS`` runs' numbers, or "" below
+    ``SAMPLE_MIN_MODELS`` runs."""
+    if len(stats) < SAMPLE_MIN_MODELS:
+        return ""
+    first = slice(0, SAMPLE_RUNS)
+    return fingerprint(stats.confidences[first], stats.retain_acc[first], stats.test_acc[first])
 
 
 def gate_row(
@@ -184,9 +214,10 @@ def write_gate(path: Path, rows: dict[str, dict[str, GateRow]], num_models: int)
         {"split": split, "submission": name, "num_models": num_models,
          "final_score": row.final_score, "pool": row.pool, "runs": row.runs,
          "runs_se": row.runs_se, "replicates": row.replicates,
-         "points": encode_points(row.points)}
+         "points": encode_points(row.points), "provenance": row.provenance,
+         "scorer": row.scorer, "sample": row.sample}
         for split, named in rows.items() for name, row in named.items()
-    ], columns=COLUMNS)
+    ], columns=COLUMNS + SAMPLE_COLUMNS)
     files.atomic_write(Path(path), lambda tmp: table.to_csv(tmp, index=False))
 
 
@@ -203,8 +234,8 @@ def read_gate(path: Path, board: pd.DataFrame, board_name: str) -> dict[tuple[st
             f"{path} not found: the paired gate needs the per-example points and run spread of "
             f"the baseline {board_name}; {redo}")
     try:
-        table = pd.read_csv(path, dtype={"pool": str, "runs": str, "points": str},
-                            keep_default_na=False)
+        table = pd.read_csv(path, dtype=dict.fromkeys(
+            ["pool", "runs", "points", *SAMPLE_COLUMNS], str), keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not a readable gate file ({error}); {redo}") from None
     missing = [c for c in COLUMNS if c not in table.columns]
@@ -215,7 +246,7 @@ def read_gate(path: Path, board: pd.DataFrame, board_name: str) -> dict[tuple[st
         rows[(str(record["split"]), str(record["submission"]))] = GateRow(
             float(record["final_score"]), decode_points(record["points"]),
             float(record["runs_se"]), int(record["replicates"]), str(record["pool"]),
-            str(record["runs"]))
+            str(record["runs"]), *(str(record.get(c, "")) for c in SAMPLE_COLUMNS))
     problems = []
     split_of = board["split"] if "split" in board.columns else pd.Series("public", board.index)
     sizes: dict[str, set[int]] = {}

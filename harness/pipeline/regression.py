@@ -44,6 +44,7 @@ import pandas as pd
 from harness.core.progress import Reporter
 from harness.evaluation.gate import (
     LEVEL,
+    SAMPLE_RUNS,
     GateRow,
     gate_path,
     gate_pool_path,
@@ -139,13 +140,17 @@ def compare(
     baseline_gate: dict[tuple[str, str], GateRow] | None = None,
     current_gate: dict[tuple[str, str], GateRow] | None = None,
     level: float = LEVEL,
+    reproduced: set[tuple[str, str]] = frozenset(),
 ) -> CheckReport:
     """Compare a re-scored leaderboard with the recorded one, split by split.
 
     Without ``tolerance`` each score is tested paired (see the module docstring) on the gate rows
     ((split, submission) -> ``harness.evaluation.gate.GateRow``) of both scorings; ``tolerance``
-    (absolute, for every row) replaces the test and needs no gate rows. Raises ValueError when
-    either leaderboard is malformed or the gate rows are missing.
+    (absolute, for every row) replaces the test and needs no gate rows. ``reproduced`` names the
+    rows ((split, submission)) taken over on a sample of their runs (``scoring.score``'s
+    ``sample``): unchanged code whose re-run sample came out as the baseline's; they are absent
+    from ``current`` and pass as reproduced. Raises ValueError when either leaderboard is
+    malformed or the gate rows are missing.
     """
     if tolerance is not None and (not tolerance >= 0 or math.isinf(tolerance)):
         raise ValueError(f"tolerance must be a finite number >= 0; got {tolerance}")
@@ -159,7 +164,8 @@ def compare(
         check_board_columns(current, "re-scored leaderboard")
         problems = identity_problems(identity, board_identity(current, "re-scored leaderboard"))
     comparable = not problems
-    rescored_splits = board_splits(current) if not current.empty else []
+    rescored_splits = {split for split, _ in reproduced}
+    rescored_splits.update(board_splits(current) if not current.empty else [])
     rows, notes, tests = [], [], {}
     for split in board_splits(baseline):
         if not current.empty and split not in rescored_splits:
@@ -172,7 +178,11 @@ def compare(
             if name == POOL_ROW:  # audit values only, no score: nothing the gate guards
                 continue
             new = now.get(name)
-            verdict, problem = _status_verdict(old, new, comparable)
+            if new is None and (split, name) in reproduced:
+                new, problem = old, ""
+                verdict = f"ok (same code, first {SAMPLE_RUNS} runs the same)"
+            else:
+                verdict, problem = _status_verdict(old, new, comparable)
             test = None
             if not verdict and tolerance is None:
                 base, again = baseline_gate.get((split, name)), current_gate.get((split, name))
@@ -296,6 +306,7 @@ def check(
     sandbox: str = "auto",
     phases: dict | None = None,
     run_root: int | None = None,
+    all_runs: bool = False,
 ) -> CheckReport:
     """Re-score the baseline's submissions with its task, N, root seed and splits (in memory:
     nothing is written over the baseline; run records and the pool are cached as usual), then
@@ -309,7 +320,9 @@ def check(
     beside it (``harness.evaluation.gate.gate_path``) unless a ``tolerance`` replaces the paired
     test; for the paired test the runs are scored against the baseline's pool numbers where it
     has them (``gate_pool_path``: another machine trains another pool), not a pool trained
-    here."""
+    here. Rows whose code is unchanged since the baseline re-run only a sample of their runs
+    first, and are re-run in full only if it differs (``harness.evaluation.gate``, "The
+    sample"); ``all_runs`` re-runs every run of every row."""
     path = Path(baseline_path)
     baseline = read_leaderboard(path)
     if splits is not None:
@@ -332,6 +345,7 @@ def check(
         options.pop(key, None)
     task = task_for_board(baseline, str(path), **options)
     gate: dict = {}
+    reproduced: dict[str, set[str]] = {}
     current = scoring.score_splits(
         task, board_splits(baseline), submissions_dir, leaderboard_path=None,
         # the ceiling only where the baseline has one: its pool is trained for nothing otherwise
@@ -344,11 +358,14 @@ def check(
         run_root=run_root, gate=None if known is None else gate,
         gate_known=None if known is None else _by_split(known), reference_pools=pools,
         measures=False,  # the comparison needs scores and gate rows, not intervals or audits
+        sample=known is not None and not all_runs, reproduced=reproduced,
     )
     if known is None:
         return compare(baseline, current, tolerance)
     rescored = {(split, name): row for split, rows in gate.items() for name, row in rows.items()}
-    return compare(baseline, current, baseline_gate=known, current_gate=rescored)
+    return compare(baseline, current, baseline_gate=known, current_gate=rescored,
+                   reproduced={(split, name) for split, names in reproduced.items()
+                               for name in names})
 
 
 def _by_split(rows: dict[tuple[str, str], GateRow]) -> dict[str, dict[str, GateRow]]:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,11 +19,14 @@ from harness.core.progress import Reporter
 from harness.core.seeds import derive_seed, run_seed
 from harness.evaluation import audits, example_outputs, uncertainty
 from harness.evaluation.gate import (
+    SAMPLE_RUNS,
     GatePool,
     GateRow,
     gate_path,
     gate_pool_path,
     gate_rows,
+    sample_fingerprint,
+    stats_fingerprint,
     write_gate,
     write_gate_pools,
 )
@@ -256,19 +260,21 @@ def run_submissions(
     settings: dict[str, dict] | None = None,
     reporter: Reporter | None = None,
     run_root: int | None = None,
+    runs: int | None = None,
 ) -> list[RunResult]:
-    """Do the runs each outcome (of a submission found) still lacks, recording every result as it
-    finishes; a submission whose first timed runs exceed ``budget`` is stopped. The runs' seeds
-    come from the task's seed, or from ``run_root`` where given. Returns the results of the runs
-    done."""
+    """Do the runs each outcome (of a submission found) still lacks among its first ``runs``
+    (default: all ``task.num_models``), recording every result as it finishes; a submission whose
+    first timed runs exceed ``budget`` is stopped. The runs' seeds come from the task's seed, or
+    from ``run_root`` where given. Returns the results of the runs done."""
     reporter = reporter or Reporter()
     settings = settings or {}
+    runs = task.num_models if runs is None else runs
     requests = []
     for outcome in outcomes.values():
         if outcome.submission is None:
             continue
-        todo = outcome.missing_runs(task.num_models)
-        reporter.stage(outcome.name, task.num_models, done=task.num_models - len(todo))
+        todo = outcome.missing_runs(runs)
+        reporter.stage(outcome.name, runs, done=runs - len(todo))
         if outcome.stop_if_over_budget(budget):
             continue
         requests += [
@@ -343,6 +349,8 @@ def score(
     gate_pools: dict[str, GatePool] | None = None,
     reference_pool: GatePool | None = None,
     measures: bool = True,
+    sample: bool = False,
+    reproduced: set[str] | None = None,
 ) -> pd.DataFrame:
     """Score every submission in ``submissions_dir`` (or only ``names``) on ``task``.
 
@@ -365,8 +373,11 @@ def score(
     the pool (``harness check``: the baseline's, so that it pairs on any machine), used where it
     was made on this task's data and forget set. Without ``measures`` the intervals, ranks and
     audits are left out (``harness check`` compares scores and gate rows only); a
-    ``reference_pool`` needs that (it has no per-example losses for the audits). Workers start
-    only when a run is missing or the yardstick must be timed (``setup.needs_yardstick``).
+    ``reference_pool`` needs that (it has no per-example losses for the audits). With ``sample``,
+    rows of ``gate_known`` whose code is unchanged re-run only their first runs first
+    (``_reproduce_samples``); those that come out the same are left off the board and named in
+    ``reproduced``. Workers start only when a run is missing or the yardstick must be timed
+    (``setup.needs_yardstick``).
     """
     reporter = reporter or Reporter()
     if reference_pool is not None and measures:
@@ -401,8 +412,14 @@ def score(
             + f"time budget per run {budget:.3f} s"
         )
         with phases.phase("runs"):
-            done = run_submissions(workers, task, outcomes, setup.results, budget, settings,
-                                   reporter, run_root)
+            done, same = [], set()
+            if sample and gate_known:
+                done, same = _reproduce_samples(workers, setup, outcomes, budget, settings,
+                                                reporter, run_root, gate_known)
+            if reproduced is not None:
+                reproduced.update(same)
+            done += run_submissions(workers, task, outcomes, setup.results, budget, settings,
+                                    reporter, run_root)
         own = [r.seconds for r in done if np.isfinite(r.seconds)]
         phases.add(OWN_RUN_TIME, sum(own) / workers.size)
         phases.add(EVALUATION, workers.evaluation_seconds / workers.size)
@@ -422,10 +439,16 @@ def score(
             )
     if gate is not None:
         with phases.phase("gate"):
-            gate.update(gate_rows(
+            rows = gate_rows(
                 scored, pool, {name: derive_seed(task.seed, "gate", name) for name in scored},
                 directory / "gate", jobs, gate_known,
-            ))
+            )
+            scorer = scorer_digest()
+            gate.update({
+                name: row if name not in outcomes else replace(
+                    row, provenance=outcomes[name].provenance, scorer=scorer,
+                    sample=sample_fingerprint(scored[name]))
+                for name, row in rows.items()})
         if gate_pools is not None:
             gate_pools[task.split] = GatePool(pool, setup.data.fingerprint)
     if measures:
@@ -442,6 +465,43 @@ def score(
         write_leaderboard(Path(leaderboard_path), board, {task.split: phases},
                           {task.split: gate}, task.num_models, gate_pools)
     return board
+
+
+def scorer_digest() -> str:
+    """The digest of the code that turns runs' numbers into a board's scores and gate rows (the
+    leaderboard, the gate, the metric and what they import, and this module): ``harness check``
+    takes a row over on a sample of its runs only where this code is unchanged."""
+    package = sources.PACKAGE
+    entries = [package / "outputs" / "leaderboard.py", package / "evaluation" / "gate.py"]
+    return sources.source_digest([*sources.code_files(entries, [package]), Path(__file__)])
+
+
+def _reproduce_samples(
+    workers: WorkerPool | ClusterWorkers, setup: Setup, outcomes: dict[str, Outcome],
+    budget: float, settings: dict[str, dict], reporter: Reporter, run_root: int | None,
+    known: dict[str, GateRow],
+) -> tuple[list[RunResult], set[str]]:
+    """The first ``SAMPLE_RUNS`` runs of the baseline's rows (``known``) whose runs were produced
+    and scored by the code that would produce and score them now (``GateRow.can_sample``). The
+    rows whose runs come out as the baseline's, number for number and within the budget, are
+    taken out of ``outcomes`` (neither run in full nor scored again) and named; the others keep
+    their sampled runs towards a full re-run. Returns the runs done and the names taken out."""
+    scorer = scorer_digest()
+    candidates = {
+        name: outcome for name, outcome in outcomes.items()
+        if outcome.submission is not None and name in known
+        and known[name].can_sample(outcome.provenance, scorer)
+    }
+    done = run_submissions(workers, setup.task, candidates, setup.results, budget, settings,
+                           reporter, run_root, runs=SAMPLE_RUNS)
+    same = set()
+    for name, outcome in candidates.items():
+        stats = outcome.stats(SAMPLE_RUNS)
+        if (not outcome.over_budget and stats is not None
+                and stats_fingerprint(stats) == known[name].sample):
+            same.add(name)
+            del outcomes[name]
+    return done, same
 
 
 def _reference_models(
@@ -547,6 +607,7 @@ def score_splits(
     gate_known: dict[str, dict[str, GateRow]] | None = None,
     gate_pools: dict[str, GatePool] | None = None,
     reference_pools: dict[str, GatePool] | None = None,
+    reproduced: dict[str, set[str]] | None = None,
     **options,
 ) -> pd.DataFrame:
     """``score`` on each of ``splits`` (``"public"``, ``"private"``), as the competition scored a
@@ -554,7 +615,8 @@ def score_splits(
     table: the private rows (the final ranking) first, each row naming its split. ``phases``, where
     given, receives each split's phase times (``harness.execution.phases``); ``gate`` each split's
     gate rows and ``gate_pools`` their pools, and ``gate_known`` and ``reference_pools`` give each
-    split's baseline rows and pool (see ``score``)."""
+    split's baseline rows and pool, and ``reproduced`` receives each split's rows taken over on a
+    sample (see ``score``)."""
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
         raise ValueError(f"splits must be among {', '.join(SPLITS)}; got {', '.join(splits)}")
@@ -569,11 +631,15 @@ def score_splits(
         phases[split] = Phases()
         if gate is not None:
             gate[split] = {}
+        if reproduced is not None:
+            reproduced[split] = set()
         boards.append(score(task.with_options(split=split), submissions_dir,
                             leaderboard_path=None, phases=phases[split],
                             gate=None if gate is None else gate[split],
                             gate_known=(gate_known or {}).get(split), gate_pools=gate_pools,
-                            reference_pool=(reference_pools or {}).get(split), **options))
+                            reference_pool=(reference_pools or {}).get(split),
+                            reproduced=None if reproduced is None else reproduced[split],
+                            **options))
     board = pd.concat(boards, ignore_index=True)
     if leaderboard_path is not None:
         write_leaderboard(Path(leaderboard_path), board, phases, gate, task.num_models,
