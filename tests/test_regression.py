@@ -282,6 +282,25 @@ def test_check_can_be_limited_to_one_split(tmp_path, monkeypatch, capsys):
     assert "PASS: 3 row(s) compared" in capsys.readouterr().out
 
 
+def test_the_check_samples_unchanged_rows_unless_every_run_is_asked_for(tmp_path, monkeypatch):
+    path = tmp_path / "leaderboard.csv"
+    board(BASE).to_csv(path)
+    write_gate(gate_path(path), {"public": rows_of(BASE)}, 16)
+    asked = []
+
+    def fake_score(task, submissions_dir, **kwargs):
+        asked.append(kwargs["sample"])
+        if kwargs["gate"] is not None:
+            kwargs["gate"].update(rows_of(BASE))
+        return board(BASE)
+
+    monkeypatch.setattr(scoring, "score", fake_score)
+    command = ["check", "--baseline", str(path), "--no-progress", "--output", str(tmp_path)]
+    for extra, wanted in (([], True), (["--all-runs"], False), (["--tolerance", "1"], False)):
+        assert cli.main([*command, *extra]) == 0
+        assert asked[-1] is wanted  # an unpaired rule has no gate rows to sample against
+
+
 def test_check_starts_the_workers_score_would_on_the_baseline_s_device(tmp_path, monkeypatch):
     """The default ``--jobs`` comes from the re-scored task's device, as ``harness score``'s
     does: one worker per core on a CPU task, ``--workers-per-device`` on a GPU task (it once came
