@@ -69,21 +69,20 @@ def edit_gate(baseline: Path, name: str, column: str, value: str) -> None:
     table.to_csv(gate_path(baseline), index=False)
 
 
-def test_unchanged_code_re_runs_only_its_sample(baseline, tmp_path, monkeypatch):
+def test_every_row_of_a_large_n_records_what_its_sample_needs(baseline):
     gate = pd.read_csv(gate_path(baseline), dtype=str, keep_default_na=False)
+    assert sorted(gate["submission"]) == sorted(SCALES)
     assert (gate[["provenance", "scorer", "sample"]] != "").all().all()
-    report, verdicts, done = checked(baseline, tmp_path, monkeypatch)
-    assert report.exit_status == 0, report.problems
-    assert verdicts == dict.fromkeys(SCALES, SAMPLED)
-    assert done == dict.fromkeys(SCALES, SAMPLE_RUNS)
+    assert gate["sample"].nunique() == len(SCALES)
 
 
-def test_changed_code_a_sample_that_differs_or_another_scorer_re_run_every_run(
+def test_only_unchanged_rows_whose_sample_comes_out_the_same_skip_their_other_runs(
     baseline, tmp_path, monkeypatch
 ):
-    """Code that changed, a sample that this machine does not reproduce (another CPU: another
-    original model) and scoring code that changed since the baseline each send their row to the
-    full paired test (its sampled runs count towards it); the row left as it was is sampled."""
+    """In one check: the row left as it was re-runs its sample only and passes on it; code that
+    changed, a sample that this machine does not reproduce (another CPU: another original
+    model) and scoring code that changed since the baseline each send their row to the full
+    paired test (its sampled runs count towards it)."""
     path = baseline.parent / "submissions" / "shrink.py"
     saved, gate = path.read_text(), gate_path(baseline).read_bytes()
     try:
@@ -96,6 +95,7 @@ def test_changed_code_a_sample_that_differs_or_another_scorer_re_run_every_run(
         gate_path(baseline).write_bytes(gate)
     assert done == {"jitter": SAMPLE_MIN_MODELS, "shrink": SAMPLE_MIN_MODELS,
                     "steady": SAMPLE_MIN_MODELS, "calm": SAMPLE_RUNS}
+    assert report.exit_status == 0 or report.problems[0].startswith("shrink"), report.problems
     assert verdicts["calm"] == SAMPLED
     assert verdicts["jitter"] == verdicts["steady"] == "ok (same runs)"
     tested = report.rows.set_index("submission").loc["shrink"]
