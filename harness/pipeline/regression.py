@@ -36,6 +36,7 @@ which a machine with other vector units would not train bit for bit.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def compare(
     baseline_gate: dict[tuple[str, str], GateRow] | None = None,
     current_gate: dict[tuple[str, str], GateRow] | None = None,
     level: float = LEVEL,
-    reproduced: set[tuple[str, str]] = frozenset(),
+    reproduced: Collection[tuple[str, str]] = (),
 ) -> CheckReport:
     """Compare a re-scored leaderboard with the recorded one, split by split.
 
