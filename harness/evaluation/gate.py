@@ -110,8 +110,12 @@ def sample_fingerprint(stats: ModelStats) -> str:
     ``SAMPLE_MIN_MODELS`` runs."""
     if len(stats) < SAMPLE_MIN_MODELS:
         return ""
-    first = slice(0, SAMPLE_RUNS)
-    return fingerprint(stats.confidences[first], stats.retain_acc[first], stats.test_acc[first])
+    return stats_fingerprint(_first_runs(stats))
+
+
+def _first_runs(stats: ModelStats, runs: int = SAMPLE_RUNS) -> ModelStats:
+    """The numbers of the first ``runs`` models of ``stats``."""
+    return ModelStats(**{name: values[:runs] for name, values in stats.to_arrays().items()})
 
 
 def gate_row(

@@ -389,6 +389,8 @@ def score(
         gate_pools = {}
     phases = phases if phases is not None else Phases()
     with phases.phase("set-up"):
+        # the code that turns runs into scores, which gate rows record and samples are taken for
+        scorer = scorer_digest() if gate is not None or sample else ""
         found, rejected, settings = chosen_submissions(
             task, submissions_dir, names, untuned
         )
@@ -415,7 +417,7 @@ def score(
             done, same = [], set()
             if sample and gate_known:
                 done, same = _reproduce_samples(workers, setup, outcomes, budget, settings,
-                                                reporter, run_root, gate_known)
+                                                reporter, run_root, gate_known, scorer)
             if reproduced is not None:
                 reproduced.update(same)
             done += run_submissions(workers, task, outcomes, setup.results, budget, settings,
@@ -443,7 +445,6 @@ def score(
                 scored, pool, {name: derive_seed(task.seed, "gate", name) for name in scored},
                 directory / "gate", jobs, gate_known,
             )
-            scorer = scorer_digest()
             gate.update({
                 name: row if name not in outcomes else replace(
                     row, provenance=outcomes[name].provenance, scorer=scorer,
@@ -479,14 +480,14 @@ def scorer_digest() -> str:
 def _reproduce_samples(
     workers: WorkerPool | ClusterWorkers, setup: Setup, outcomes: dict[str, Outcome],
     budget: float, settings: dict[str, dict], reporter: Reporter, run_root: int | None,
-    known: dict[str, GateRow],
+    known: dict[str, GateRow], scorer: str,
 ) -> tuple[list[RunResult], set[str]]:
     """The first ``SAMPLE_RUNS`` runs of the baseline's rows (``known``) whose runs were produced
     and scored by the code that would produce and score them now (``GateRow.can_sample``). The
     rows whose runs come out as the baseline's, number for number and within the budget, are
     taken out of ``outcomes`` (neither run in full nor scored again) and named; the others keep
-    their sampled runs towards a full re-run. Returns the runs done and the names taken out."""
-    scorer = scorer_digest()
+    their sampled runs towards a full re-run (``scorer``: ``scorer_digest()``). Returns the
+    runs done and the names taken out."""
     candidates = {
         name: outcome for name, outcome in outcomes.items()
         if outcome.submission is not None and name in known
