@@ -303,9 +303,9 @@ import os
 import signal
 
 
-def _dask_worker():
-    pid = os.getppid()
-    for _ in range(2):
+def _dask_worker():  # the run's parent, the ingestion process; the evaluation
+    pid = os.getppid()  # worker; the fork server it was forked from; the Dask worker
+    for _ in range(3):
         with open("/proc/%d/stat" % pid) as handle:
             pid = int(handle.read().rsplit(")", 1)[1].split()[1])
     return pid

@@ -333,7 +333,8 @@ def _descendants(pid: int) -> list[int]:
 def test_workers_exit_when_their_scorer_is_killed(setup):
     """A worker whose parent dies without a goodbye (SIGKILL, or a Dask worker killed by a
     submission) in the middle of a run that hangs exits by itself instead of running on for
-    nobody, and with it its ingestion process and the run's processes."""
+    nobody, and with it its ingestion process and the run's processes; the fork server the
+    worker was forked from ends too."""
     import signal
 
     task, original = setup
@@ -345,12 +346,23 @@ def test_workers_exit_when_their_scorer_is_killed(setup):
     time.sleep(2)  # the run has started
     below = _descendants(worker)
     assert _running(worker) and len(below) >= 2  # the ingestion process and the run (at least)
+    server = int(Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert server != scorer.pid and scorer.pid in (server, *_ancestors(server))
     os.kill(scorer.pid, signal.SIGKILL)
     scorer.join()
+    started = [worker, *below, server]
     deadline = time.monotonic() + 15
-    while any(map(_running, [worker, *below])) and time.monotonic() < deadline:
+    while any(map(_running, started)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not any(map(_running, [worker, *below]))
+    assert not any(map(_running, started))
+
+
+def _ancestors(pid: int) -> list[int]:
+    found = []
+    while pid > 1:
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        found.append(pid)
+    return found
 
 
 # -- what is scored: handed-back weights, and time measured outside the run --------------------

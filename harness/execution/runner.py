@@ -35,6 +35,7 @@ import json
 import multiprocessing as mp
 import os
 import pickle
+import select
 import socket
 import subprocess
 import sys
@@ -42,7 +43,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -64,10 +65,13 @@ YARDSTICK_TIMEOUT = 4 * 3600.0  # seconds the yardstick may take before it count
 # seconds the evaluation process may take beyond the hard timeout (which the ingestion process
 # enforces) before it counts as hung itself
 TIMEOUT_GRACE = 60.0
-ORPHAN_CHECK_SECONDS = 1.0  # how often a worker checks that the process that started it lives
-# Serialises starting workers: each start sets environment variables for the child to inherit,
-# and pools in several threads (a Dask worker serving several runs) must not interleave them.
-_SPAWN_LOCK = threading.Lock()
+ORPHAN_CHECK_SECONDS = 1.0  # how often a worker checks that its scorer lives, without a pidfd
+# Workers are forked by multiprocessing's fork server, a process started once per scorer
+# (the first time a pool starts) that imports these modules once: every later worker, of this
+# pool or of the next one in the same process (the second split, a notebook's next
+# ``evaluate``, a test suite's next scoring), starts without importing torch again. The server
+# is a fresh single-threaded process, so forking it is as safe as spawning.
+FORKSERVER_PRELOAD = ["harness.execution.runner"]
 
 
 def default_memory_limit(jobs: int) -> int:
@@ -403,19 +407,36 @@ class _Worker:
         self.ingestion.close()
 
 
-def _exit_when_orphaned(parent: int) -> None:
-    """Exit this worker once the process that started it is gone (killed, even with SIGKILL):
-    a run in progress, or hung, must not go on for nobody."""
-    while os.getppid() == parent:
-        time.sleep(ORPHAN_CHECK_SECONDS)
+def _exit_when_orphaned(scorer: int) -> None:
+    """Exit this worker once the scorer that started it is gone (killed, even with SIGKILL):
+    a run in progress, or hung, must not go on for nobody. The scorer is not the parent (the
+    fork server is, and it lives as long as any of its workers does): it is watched through a
+    pidfd, readable once the process has ended, or, where the kernel has none, polled."""
+    try:
+        handle = os.pidfd_open(scorer)
+    except ProcessLookupError:
+        os._exit(1)
+    except (OSError, AttributeError):
+        handle = None
+    if handle is not None:
+        select.select([handle], [], [])
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            while True:
+                os.kill(scorer, 0)
+                time.sleep(ORPHAN_CHECK_SECONDS)
     os._exit(1)
 
 
 def _worker_main(
     connection: Connection, task: Task, original_path: Path, memory_limit: int | None,
-    sandboxed: bool,
+    sandboxed: bool, environment: dict[str, str], scorer: int,
 ) -> None:
-    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    # the environment the scorer has now, not the fork server's from when it started (CUDA
+    # reads CUDA_VISIBLE_DEVICES when first used, which no worker has done yet)
+    os.environ.clear()
+    os.environ.update(environment)
+    threading.Thread(target=_exit_when_orphaned, args=(scorer,), daemon=True).start()
     protect_process()
     task = task.with_options(device=worker_device(task.device))
     worker = _Worker(task, original_path, memory_limit, sandboxed)
@@ -434,21 +455,6 @@ def _worker_main(
         except Exception as error:  # the harness's code: what the submission did is caught below it
             reply = _HarnessFailure("".join(traceback.format_exception(error)))
         connection.send(reply)
-
-
-@contextlib.contextmanager
-def _environment(**values: str | None) -> Iterator[None]:
-    """Set environment variables (None: leave as is) for a block, then restore them."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update({key: value for key, value in values.items() if value is not None})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @dataclass
@@ -479,7 +485,8 @@ class WorkerPool:
     def __enter__(self) -> WorkerPool:
         """Ready to serve; the processes start when first needed (``start``), so a scoring
         with every run recorded and its yardstick cached starts none."""
-        self._context = mp.get_context("spawn")
+        self._context = mp.get_context("forkserver")
+        self._context.set_forkserver_preload(FORKSERVER_PRELOAD)  # once it runs: no effect
         self._sandboxed = sandbox.resolve(self.sandbox)
         return self
 
@@ -499,13 +506,15 @@ class WorkerPool:
 
     def _spawn(self, index: int) -> _Slot:
         parent, child = self._context.Pipe()
+        environment = {**os.environ, **{
+            k: v for k, v in worker_environment(self.task).items() if v is not None}}
         process = self._context.Process(
             target=_worker_main,
-            args=(child, self.task, self.original_path, self._memory_limit(), self._sandboxed),
+            args=(child, self.task, self.original_path, self._memory_limit(), self._sandboxed,
+                  environment, os.getpid()),
             daemon=True,
         )
-        with _SPAWN_LOCK, _environment(**worker_environment(self.task)):
-            process.start()  # a spawned process takes the environment it starts with
+        process.start()
         child.close()
         return _Slot(index, process, parent)
 
@@ -628,8 +637,9 @@ class WorkerPool:
             if not slot.ready:
                 raise RuntimeError(
                     f"a worker process died while starting (exit code {slot.process.exitcode}); "
-                    "its error is printed above. Workers are started with 'spawn': a script "
-                    "that calls the harness must guard its code with "
+                    "its error is printed above. A worker imports the script that started it "
+                    "again (as with 'spawn'): a script that calls the harness must guard its "
+                    "code with "
                     "`if __name__ == \"__main__\":`"
                 )
             if request is not None:  # else it died while idle: nothing was lost
