@@ -154,6 +154,18 @@ def test_a_module_without_the_entry_after_import_is_an_error(one_worker, tmp_pat
     assert result.status == ERROR and "holds no callable `unlearning`" in result.message
 
 
+@pytest.mark.slow
+def test_the_toolkit_a_run_imports_is_in_memory_before_its_clock_starts(one_worker, tmp_path):
+    """Submissions import ``harness.toolkit``: the ingestion process has imported it before it
+    forks the run, so the run's import reads and compiles no file inside its clock."""
+    path = tmp_path / "reports_preloaded.py"
+    path.write_text("import sys\nPRELOADED = 'harness.toolkit' in sys.modules\n"
+                    "def unlearning(net, retain, forget, val):\n"
+                    "    raise RuntimeError(f'preloaded={PRELOADED}')\n")
+    (result,) = run_in(one_worker, [path])["reports_preloaded"]
+    assert result.status == ERROR and "preloaded=True" in result.message
+
+
 def test_a_run_sees_exactly_its_task_s_device():
     from harness.execution.runner import visible_devices, worker_device
 
