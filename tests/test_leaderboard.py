@@ -30,3 +30,20 @@ def test_seconds_per_run_is_the_median_the_budget_judges():
     row = board.iloc[0]
     assert row["status"] == OK and row["rank"] == 1
     assert row["seconds_per_run"] == np.median(seconds) < 0.1 < np.mean(seconds)
+
+
+def test_a_stall_every_worker_shares_does_not_stop_a_fast_submission():
+    """Two workers: the first run of each stalled together (wall 1.12 s, as a busy disk once
+    made them), the next ones took 20 ms. Three runs were enough to stop it with one worker;
+    with two, the early stop waits for five, of which the stalled two are a minority. A slow
+    submission is still stopped, after five runs."""
+    def outcome(seconds: list[float]) -> Outcome:
+        return Outcome("m", None, {i: RunResult("m", "h", "p", i, i, OK, seconds=s)
+                                   for i, s in enumerate(seconds)})
+
+    stalled = [1.12, 1.12, 0.016]
+    assert outcome(stalled).stop_if_over_budget(0.1, at_once=1)  # the rule before
+    assert not outcome(stalled).stop_if_over_budget(0.1, at_once=2)
+    assert not outcome([*stalled, 0.02, 0.018]).stop_if_over_budget(0.1, at_once=2)
+    assert not outcome([0.5] * 4).stop_if_over_budget(0.1, at_once=2)
+    assert outcome([0.5] * 5).stop_if_over_budget(0.1, at_once=2)

@@ -269,13 +269,14 @@ def run_submissions(
     reporter = reporter or Reporter()
     settings = settings or {}
     runs = task.num_models if runs is None else runs
+    at_once = workers.size
     requests = []
     for outcome in outcomes.values():
         if outcome.submission is None:
             continue
         todo = outcome.missing_runs(runs)
         reporter.stage(outcome.name, runs, done=runs - len(todo))
-        if outcome.stop_if_over_budget(budget):
+        if outcome.stop_if_over_budget(budget, at_once):
             continue
         requests += [
             RunRequest(
@@ -295,7 +296,7 @@ def run_submissions(
         outcome.runs[result.run_index] = result
         results.append(result)
         reporter.advance(result.submission)
-        outcome.stop_if_over_budget(budget)
+        outcome.stop_if_over_budget(budget, at_once)
 
     def skip(request: RunRequest) -> bool:
         return outcomes[request.submission.name].over_budget
