@@ -317,9 +317,14 @@ def _own_a_pool(task, original, pids) -> None:
         workers.run([RunRequest(hangs, 0, 0)], lambda result: None)
 
 
+def _stat(pid: int) -> list[str]:
+    """A process's /proc stat fields after its name: state, parent, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _running(pid: int) -> bool:
     try:  # a zombie (exited, not yet reaped by whoever adopted it) is not running
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return _stat(pid)[0] != "Z"
     except (OSError, IndexError):
         return False
 
@@ -329,8 +334,7 @@ def _descendants(pid: int) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                table[int(entry.name)] = int(
-                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                table[int(entry.name)] = int(_stat(int(entry.name))[1])
             except (OSError, IndexError):
                 continue
     found, todo = [], [pid]
@@ -358,8 +362,8 @@ def test_workers_exit_when_their_scorer_is_killed(setup):
     time.sleep(2)  # the run has started
     below = _descendants(worker)
     assert _running(worker) and len(below) >= 2  # the ingestion process and the run (at least)
-    server = int(Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    assert server != scorer.pid and scorer.pid in (server, *_ancestors(server))
+    server = int(_stat(worker)[1])  # the fork server, itself the scorer's child
+    assert server != scorer.pid and int(_stat(server)[1]) == scorer.pid
     os.kill(scorer.pid, signal.SIGKILL)
     scorer.join()
     started = [worker, *below, server]
@@ -367,14 +371,6 @@ def test_workers_exit_when_their_scorer_is_killed(setup):
     while any(map(_running, started)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(map(_running, started))
-
-
-def _ancestors(pid: int) -> list[int]:
-    found = []
-    while pid > 1:
-        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        found.append(pid)
-    return found
 
 
 # -- what is scored: handed-back weights, and time measured outside the run --------------------
