@@ -19,6 +19,7 @@ from harness.cli import build_parser
 from harness.evaluation.gate import (
     SAMPLE_MIN_MODELS,
     SAMPLE_RUNS,
+    SAMPLE_SHIFT,
     GatePool,
     GateRow,
     decode_points,
@@ -33,6 +34,8 @@ from harness.evaluation.gate import (
     read_gate_pools,
     sample_fingerprint,
     stats_fingerprint,
+    with_sample,
+    with_summaries,
     write_gate,
     write_gate_pools,
 )
@@ -657,7 +660,7 @@ def test_rows_reproduced_on_their_sample_pass_without_a_re_scored_row() -> None:
     current = board([BASE[1], BASE[2]])  # finetune was taken over on its sample
     report = compare(board(BASE), current, baseline_gate=gates(rows),
                      current_gate=gates({"gradient_ascent": rows["gradient_ascent"]}),
-                     reproduced={("public", "finetune")})
+                     reproduced={("public", "finetune"): 0.0})
     assert report.exit_status == 0, report.problems
     verdicts = dict(zip(report.rows["submission"], report.rows["verdict"], strict=True))
     assert verdicts["finetune"] == f"ok (same code, first {SAMPLE_RUNS} runs the same)"
@@ -670,5 +673,93 @@ def test_rows_reproduced_on_their_sample_pass_without_a_re_scored_row() -> None:
     private = board(BASE[:1], split="private")
     report = compare(pd.concat([board(BASE), private]), board(BASE),
                      baseline_gate={**gates(rows), **gates(rows_of(BASE[:1]), "private")},
-                     current_gate=gates(rows), reproduced={("private", "finetune")})
+                     current_gate=gates(rows), reproduced={("private", "finetune"): 0.0})
     assert report.exit_status == 0, report.problems
+
+
+def test_a_sample_apart_only_by_rounding_is_reproduced_and_any_other_difference_is_not() -> None:
+    """Another CPU's rounding moves a sample's numbers by ~1e-5
+    (``bench/bench_sample_across_cpus.py``); runs drawn afresh, a shifted example or moved
+    accuracies are a different sample."""
+    rng = np.random.default_rng(4)
+    n, e = SAMPLE_MIN_MODELS, 6
+    confidences = rng.normal(0, 2, (n, e))
+    confidences[:, 5] = 7.0  # an example every run leaves alone (do_nothing): no spread
+    runs = stats(confidences, rng.uniform(0.8, 1, n), rng.uniform(0.7, 0.9, n))
+    base = with_sample(row(0.3, e=e), runs, "code", "scorer")
+    assert (base.provenance, base.scorer) == ("code", "scorer")
+    assert base.sample == sample_fingerprint(runs)
+
+    def sampled(conf=None, retain=None, test=None, runs_=SAMPLE_RUNS) -> ModelStats:
+        return stats(confidences[:runs_] if conf is None else conf,
+                     runs.retain_acc[:runs_] if retain is None else retain,
+                     runs.test_acc[:runs_] if test is None else test)
+
+    assert base.sample_shift(sampled()) == 0.0  # the same numbers
+    rounded = confidences[:SAMPLE_RUNS] + rng.normal(0, 1e-5, (SAMPLE_RUNS, e))
+    assert 0 < base.sample_shift(sampled(rounded)) < SAMPLE_SHIFT / 10
+    sd = confidences[:SAMPLE_RUNS].std(axis=0, ddof=1)
+    moved = confidences[:SAMPLE_RUNS].copy()
+    moved[:, 2] += 0.1 * sd[2]  # one example's mean moved by a tenth of its spread
+    assert base.sample_shift(sampled(moved)) == pytest.approx(0.1)
+    still = confidences[:SAMPLE_RUNS].copy()
+    still[:, 5] += 0.002  # no spread: measured against the floor 0.01, a shift of 0.2
+    assert base.sample_shift(sampled(still)) == pytest.approx(0.2)
+    redrawn = rng.normal(0, 2, (SAMPLE_RUNS, e))  # the same code with other seeds
+    redrawn[:, 5] = 7.0
+    assert base.sample_shift(sampled(redrawn)) > 4 * SAMPLE_SHIFT
+    flipped = runs.retain_acc[:SAMPLE_RUNS] + 0.002  # one more retain example in 500, every run
+    assert base.sample_shift(sampled(retain=flipped)) == math.inf
+    assert base.sample_shift(sampled(test=runs.test_acc[:SAMPLE_RUNS] - 0.002)) == math.inf
+    broken = confidences[:SAMPLE_RUNS].copy()
+    broken[3, 1] = np.nan
+    assert base.sample_shift(sampled(broken)) == math.inf
+    assert base.sample_shift(sampled(rounded[:, :4])) == math.inf  # other forget examples
+    assert base.sample_shift(sampled(rounded[:8], runs_=8)) == math.inf  # too few runs
+    # an older gate file keeps no summary: only the same numbers reproduce it
+    assert replace(base, summary=None).sample_shift(sampled(rounded)) == math.inf
+    small = stats(confidences[:n - 1], runs.retain_acc[:n - 1], runs.test_acc[:n - 1])
+    assert with_sample(row(0.3, e=e), small, "code", "scorer").summary is None  # a small N
+
+
+def test_the_sample_summaries_round_trip_with_the_pools_and_must_be_their_rows(tmp_path) -> None:
+    rng = np.random.default_rng(6)
+    n, e = SAMPLE_MIN_MODELS, 8
+    runs = {name: stats(rng.normal(0, 1, (n, e)), rng.uniform(0.8, 1, n),
+                        rng.uniform(0.7, 0.9, n)) for name in ("finetune", "kookmin")}
+    pool = stats(rng.normal(0, 1, (16, e)), rng.uniform(0.8, 1, 16), rng.uniform(0.7, 0.9, 16))
+    rows = {"public": {name: with_sample(row(0.2, e=e), r, "code", "scorer")
+                       for name, r in runs.items()}}
+    rows["public"]["ceiling"] = row(0.1, e=e)  # no runs of code: no sample
+    path = gate_pool_path(tmp_path / "leaderboard.csv")
+    plain = {("public", name): replace(r, summary=None) for name, r in rows["public"].items()}
+    assert with_summaries(path, plain) == plain  # no file (an older baseline): as they were
+    write_gate_pools(path, {"public": GatePool(pool, "data")}, rows)
+    read = with_summaries(path, plain)
+    assert read["public", "ceiling"].summary is None
+    for name, r in runs.items():
+        kept, made = read["public", name].summary, rows["public"][name].summary
+        assert np.array_equal(kept.mean, made.mean) and np.array_equal(kept.sd, made.sd)
+        assert (kept.retain_acc, kept.test_acc) == (made.retain_acc, made.test_acc)
+        assert read["public", name].sample_shift(stats(
+            r.confidences[:SAMPLE_RUNS] + 1e-6, r.retain_acc[:SAMPLE_RUNS],
+            r.test_acc[:SAMPLE_RUNS])) < SAMPLE_SHIFT
+    stale = {**plain, ("public", "kookmin"): replace(plain["public", "kookmin"], sample="0" * 16)}
+    with pytest.raises(ValueError, match="sample kept for kookmin .public. is not its gate row"):
+        with_summaries(path, stale)
+    arrays = dict(np.load(path))
+    del arrays["public.sample.finetune.sd"]
+    np.savez(path.with_name("cut.npz"), **arrays)
+    with pytest.raises(ValueError, match="sample kept for finetune .public. is incomplete"):
+        with_summaries(path.with_name("cut.npz"), plain)
+
+
+def test_a_row_reproduced_within_rounding_says_how_far_its_sample_lay() -> None:
+    rows = rows_of(BASE)
+    report = compare(board(BASE), board([BASE[1], BASE[2]]), baseline_gate=gates(rows),
+                     current_gate=gates({"gradient_ascent": rows["gradient_ascent"]}),
+                     reproduced={("public", "finetune"): 0.0031})
+    assert report.exit_status == 0, report.problems
+    verdicts = dict(zip(report.rows["submission"], report.rows["verdict"], strict=True))
+    assert verdicts["finetune"] == (f"ok (same code, first {SAMPLE_RUNS} runs within rounding: "
+                                    "0.0031 sd)")

@@ -40,9 +40,18 @@ the submission, the code it imports, the runner, the task, the data, the version
 of the code that turns runs into scores (``scorer``) and a fingerprint of its first
 ``SAMPLE_RUNS`` runs' numbers (``sample``). Where all three are unchanged, ``harness check``
 re-runs only those first runs: the same code and settings give the same runs seed by seed, and
-the sample shows that this machine reproduces them (another CPU trains another original model
-and every run differs); a row whose sample differs in any number, or whose code changed, is
-re-run in full and tested. Only at ``N >= SAMPLE_MIN_MODELS``, where the sample saves most.
+the sample shows that this machine reproduces them. Another CPU sums floating point in another
+order (other vector units), trains another original model and no run comes out bit for bit the
+same, so the sample is also kept as numbers (``SampleSummary``: per forget example the mean and
+standard deviation of its confidences over the sampled runs, and the mean accuracies): a sample
+that differs only by such rounding, every example's mean within ``SAMPLE_SHIFT`` of its standard
+deviation and the accuracies within ``SAMPLE_ACCURACY``, is reproduced as well. Measured with the
+kernels held to SSE (``ATEN_CPU_CAPABILITY=default``, ``MKL_ENABLE_INSTRUCTIONS=SSE4_2``,
+``ONEDNN_MAX_CPU_ISA=SSE41``: another original model too) against AVX2's, the largest shift of
+the board's 17 submissions was 0.0027 standard deviations (``bench/bench_sample_across_cpus.py``);
+runs drawn with other seeds move a mean by about ``1 / sqrt(SAMPLE_RUNS / 2)``, 0.25 of one. A
+row whose sample differs more, or whose code changed, is re-run in full and tested. Only at
+``N >= SAMPLE_MIN_MODELS``, where the sample saves most.
 
 And the pool's numbers themselves (``leaderboard.gate.npz``, about 0.5 MB a split): the same
 recipe and seeds train another pool on another CPU (floating point summed in another order by
@@ -50,14 +59,15 @@ other vector units; ``bench/bench_pool_across_cpus.py`` trains the pool with thi
 kernels and with AVX2's and compares), and, observed once, in another process on the same
 machine (README, "Where the pool is trained again"); a pool that differs cannot be paired with.
 ``harness check`` scores the re-run submissions against these committed numbers instead of a pool
-trained where it runs, so the comparison is paired on any machine.
+trained where it runs, so the comparison is paired on any machine. The same file keeps each
+row's ``SampleSummary`` (two numbers per forget example, about 2 kB a row).
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +87,9 @@ COLUMNS = ["split", "submission", "num_models", "final_score", "pool", "runs", "
 SAMPLE_COLUMNS = ["provenance", "scorer", "sample"]  # optional: a file without them re-runs all
 SAMPLE_RUNS = 32  # a row's first runs that the check re-runs where its code is unchanged
 SAMPLE_MIN_MODELS = 4 * SAMPLE_RUNS  # below this N every run is re-run
+SAMPLE_SHIFT = 0.05  # largest shift of an example's mean confidence, in standard deviations
+SAMPLE_SD_FLOOR = 0.01  # the standard deviation taken where the runs barely spread (do_nothing)
+SAMPLE_ACCURACY = 1e-3  # largest shift of the sample's mean retain or test accuracy
 
 
 @dataclass(frozen=True)
@@ -92,11 +105,53 @@ class GateRow:
     provenance: str = ""  # the runs' provenance digest ("" for the ceiling: no runs of code)
     scorer: str = ""  # digest of the code that turned the runs into the score
     sample: str = ""  # fingerprint of the first SAMPLE_RUNS runs ("" below SAMPLE_MIN_MODELS)
+    # the sample's numbers, summarised (kept in ``leaderboard.gate.npz``; None where not known)
+    summary: SampleSummary | None = None
 
     def can_sample(self, provenance: str, scorer: str) -> bool:
         """Whether the check may re-run only this row's sample: it has one, and its runs were
         produced and scored by the code that would produce and score them now."""
         return bool(self.sample) and (self.provenance, self.scorer) == (provenance, scorer)
+
+    def sample_shift(self, sampled: ModelStats) -> float:
+        """How far the re-run ``sampled`` runs lie from this row's sample: 0 for the same
+        numbers, ``SampleSummary.shift`` where they differ, infinity where no summary is known."""
+        if stats_fingerprint(_first_runs(sampled)) == self.sample:
+            return 0.0
+        if self.summary is None or len(sampled) < SAMPLE_RUNS:
+            return math.inf
+        return self.summary.shift(SampleSummary.of(sampled))
+
+
+@dataclass(frozen=True)
+class SampleSummary:
+    """The first ``SAMPLE_RUNS`` runs' numbers as the check compares them across machines: per
+    forget example the mean and standard deviation of the confidences, and the mean retain and
+    test accuracies (the module docstring, "The sample")."""
+
+    mean: np.ndarray  # [E]
+    sd: np.ndarray  # [E], ddof 1
+    retain_acc: float
+    test_acc: float
+
+    @classmethod
+    def of(cls, stats: ModelStats) -> SampleSummary:
+        first = _first_runs(stats)
+        confidences = np.asarray(first.confidences, dtype=np.float64)
+        return cls(confidences.mean(axis=0), confidences.std(axis=0, ddof=1),
+                   float(np.mean(first.retain_acc)), float(np.mean(first.test_acc)))
+
+    def shift(self, other: SampleSummary) -> float:
+        """The largest shift of an example's mean confidence from this summary's, in this
+        summary's standard deviations (at least ``SAMPLE_SD_FLOOR``), or infinity where another
+        number of examples was summarised or an accuracy moved by more than
+        ``SAMPLE_ACCURACY``. Reproduced where at most ``SAMPLE_SHIFT``."""
+        moved = np.abs([other.retain_acc - self.retain_acc, other.test_acc - self.test_acc])
+        if other.mean.shape != self.mean.shape or not np.all(moved <= SAMPLE_ACCURACY):
+            return math.inf
+        scale = np.maximum(self.sd, SAMPLE_SD_FLOOR)
+        shift = float(np.max(np.abs(other.mean - self.mean) / scale, initial=0.0))
+        return shift if math.isfinite(shift) else math.inf
 
 
 def stats_fingerprint(stats: ModelStats) -> str:
@@ -111,6 +166,15 @@ def sample_fingerprint(stats: ModelStats) -> str:
     if len(stats) < SAMPLE_MIN_MODELS:
         return ""
     return stats_fingerprint(_first_runs(stats))
+
+
+def with_sample(row: GateRow, stats: ModelStats, provenance: str, scorer: str) -> GateRow:
+    """``row`` with what the check's sample needs of its runs ``stats``: the code that
+    produced and scored them, and the first ``SAMPLE_RUNS`` runs' fingerprint and summary (none
+    below ``SAMPLE_MIN_MODELS`` runs)."""
+    sample = sample_fingerprint(stats)
+    return replace(row, provenance=provenance, scorer=scorer, sample=sample,
+                   summary=SampleSummary.of(stats) if sample else None)
 
 
 def _first_runs(stats: ModelStats, runs: int = SAMPLE_RUNS) -> ModelStats:
@@ -298,14 +362,25 @@ def gate_pool_path(leaderboard: Path) -> Path:
     return Path(leaderboard).with_suffix(".gate.npz")
 
 
-def write_gate_pools(path: Path, pools: dict[str, GatePool]) -> None:
-    """``pools`` (split -> GatePool) as the compressed ``.npz`` ``read_gate_pools`` reads (the
-    same numbers give the same bytes: a board regenerated with an unchanged pool leaves the
-    committed file unchanged)."""
+def write_gate_pools(
+    path: Path, pools: dict[str, GatePool], rows: dict[str, dict[str, GateRow]] | None = None
+) -> None:
+    """``pools`` (split -> GatePool) and the sample summaries of the gate ``rows`` (split ->
+    submission -> GateRow) as the compressed ``.npz`` ``read_gate_pools`` and
+    ``with_summaries`` read (the same numbers give the same bytes: a board regenerated with an
+    unchanged pool and runs leaves the committed file unchanged)."""
     arrays = {}
     for split, pool in pools.items():
         arrays.update({f"{split}.{name}": getattr(pool.stats, name) for name in POOL_FIELDS})
         arrays[f"{split}.data"] = np.array(pool.data)
+    for split, named in (rows or {}).items():
+        for name, row in named.items():
+            if row.summary is not None:
+                key = f"{split}.sample.{name}"
+                arrays[f"{key}.mean"], arrays[f"{key}.sd"] = row.summary.mean, row.summary.sd
+                arrays[f"{key}.accuracy"] = np.array([row.summary.retain_acc,
+                                                      row.summary.test_acc])
+                arrays[f"{key}.fingerprint"] = np.array(row.sample)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
@@ -342,6 +417,41 @@ def read_gate_pools(
                              f"were computed against; {redo}")
         pools[split] = GatePool(stats, data)
     return pools
+
+
+def with_summaries(
+    path: Path, rows: dict[tuple[str, str], GateRow]
+) -> dict[tuple[str, str], GateRow]:
+    """The gate ``rows`` with the sample summaries kept for them in ``path``
+    (``leaderboard.gate.npz``); a row without one (an older file, or none at all) keeps none and
+    is reproduced only by the same numbers. Raises ValueError saying what to regenerate when a
+    summary was made of another sample than its row's."""
+    path = Path(path)
+    if not path.exists():
+        return rows
+    try:
+        arrays = files.read_npz(path)
+    except files.CorruptFileError as error:
+        raise ValueError(f"{error}; regenerate it with the leaderboard (`harness score`)") from None
+    out = {}
+    for (split, name), row in rows.items():
+        key = f"{split}.sample.{name}"
+        if not row.sample or f"{key}.mean" not in arrays:
+            out[split, name] = row
+            continue
+        redo = "regenerate both with the leaderboard (`harness score`)"
+        try:
+            kept = str(arrays[f"{key}.fingerprint"])
+            mean, sd = (np.asarray(arrays[f"{key}.{part}"], np.float64) for part in ("mean", "sd"))
+            retain_acc, test_acc = (float(v) for v in arrays[f"{key}.accuracy"])
+        except (KeyError, ValueError, TypeError):
+            raise ValueError(f"{path}: the sample kept for {name} ({split}) is incomplete; "
+                             f"{redo}") from None
+        if kept != row.sample or mean.shape != sd.shape or mean.shape != row.points.shape:
+            raise ValueError(f"{path}: the sample kept for {name} ({split}) is not its gate "
+                             f"row's; {redo}")
+        out[split, name] = replace(row, summary=SampleSummary(mean, sd, retain_acc, test_acc))
+    return out
 
 
 # -- the paired test -----------------------------------------------------------------------------

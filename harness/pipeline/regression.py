@@ -36,7 +36,7 @@ which a machine with other vector units would not train bit for bit.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -53,6 +53,7 @@ from harness.evaluation.gate import (
     paired,
     read_gate,
     read_gate_pools,
+    with_summaries,
 )
 from harness.execution.records import OK
 from harness.execution.runner import workers_for
@@ -141,7 +142,7 @@ def compare(
     baseline_gate: dict[tuple[str, str], GateRow] | None = None,
     current_gate: dict[tuple[str, str], GateRow] | None = None,
     level: float = LEVEL,
-    reproduced: Collection[tuple[str, str]] = (),
+    reproduced: Mapping[tuple[str, str], float] | None = None,
 ) -> CheckReport:
     """Compare a re-scored leaderboard with the recorded one, split by split.
 
@@ -149,8 +150,9 @@ def compare(
     ((split, submission) -> ``harness.evaluation.gate.GateRow``) of both scorings; ``tolerance``
     (absolute, for every row) replaces the test and needs no gate rows. ``reproduced`` names the
     rows ((split, submission)) taken over on a sample of their runs (``scoring.score``'s
-    ``sample``): unchanged code whose re-run sample came out as the baseline's; they are absent
-    from ``current`` and pass as reproduced. Raises ValueError when either leaderboard is
+    ``sample``), each with its sample's shift from the baseline's (0 for the same numbers):
+    unchanged code whose re-run sample came out as the baseline's; they are absent from
+    ``current`` and pass as reproduced. Raises ValueError when either leaderboard is
     malformed or the gate rows are missing.
     """
     if tolerance is not None and (not tolerance >= 0 or math.isinf(tolerance)):
@@ -165,6 +167,7 @@ def compare(
         check_board_columns(current, "re-scored leaderboard")
         problems = identity_problems(identity, board_identity(current, "re-scored leaderboard"))
     comparable = not problems
+    reproduced = reproduced or {}
     rescored_splits = {split for split, _ in reproduced}
     rescored_splits.update(board_splits(current) if not current.empty else [])
     rows, notes, tests = [], [], {}
@@ -181,7 +184,7 @@ def compare(
             new = now.get(name)
             if new is None and (split, name) in reproduced:
                 new, problem = old, ""
-                verdict = f"ok (same code, first {SAMPLE_RUNS} runs the same)"
+                verdict = _sampled_verdict(reproduced[split, name])
             else:
                 verdict, problem = _status_verdict(old, new, comparable)
             test = None
@@ -279,6 +282,13 @@ def _status_verdict(old: pd.Series, new: pd.Series | None, comparable: bool) -> 
     return "ok", ""
 
 
+def _sampled_verdict(shift: float) -> str:
+    """The verdict of a row taken over on its sample, ``shift`` from the baseline's."""
+    if shift == 0:
+        return f"ok (same code, first {SAMPLE_RUNS} runs the same)"
+    return f"ok (same code, first {SAMPLE_RUNS} runs within rounding: {shift:.4f} sd)"
+
+
 def _tolerance_verdict(old: pd.Series, new: pd.Series, tol: float) -> tuple[str, str]:
     """(verdict, problem or "") of two scores under an absolute tolerance."""
     before, after = float(old["final_score"]), float(new["final_score"])
@@ -340,13 +350,14 @@ def check(
     mismatch = identity_problems(recorded, asked)
     if mismatch:  # nothing to re-score: the numbers could not be compared anyway
         return CheckReport(problems=mismatch, rows=pd.DataFrame())
-    known = None if tolerance is not None else read_gate(gate_path(path), baseline, str(path))
+    known = None if tolerance is not None else with_summaries(
+        gate_pool_path(path), read_gate(gate_path(path), baseline, str(path)))
     pools = {} if known is None else read_gate_pools(gate_pool_path(path), known)
     for key in ("task", "num_models", "root_seed"):
         options.pop(key, None)
     task = task_for_board(baseline, str(path), **options)
     gate: dict = {}
-    reproduced: dict[str, set[str]] = {}
+    reproduced: dict[str, dict[str, float]] = {}
     current = scoring.score_splits(
         task, board_splits(baseline), submissions_dir, leaderboard_path=None,
         # the ceiling only where the baseline has one: its pool is trained for nothing otherwise
@@ -365,8 +376,8 @@ def check(
         return compare(baseline, current, tolerance)
     rescored = {(split, name): row for split, rows in gate.items() for name, row in rows.items()}
     return compare(baseline, current, baseline_gate=known, current_gate=rescored,
-                   reproduced={(split, name) for split, names in reproduced.items()
-                               for name in names})
+                   reproduced={(split, name): shift for split, shifts in reproduced.items()
+                               for name, shift in shifts.items()})
 
 
 def _by_split(rows: dict[tuple[str, str], GateRow]) -> dict[str, dict[str, GateRow]]:

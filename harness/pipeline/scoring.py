@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,13 +19,13 @@ from harness.core.seeds import derive_seed, run_seed
 from harness.evaluation import audits, example_outputs, uncertainty
 from harness.evaluation.gate import (
     SAMPLE_RUNS,
+    SAMPLE_SHIFT,
     GatePool,
     GateRow,
     gate_path,
     gate_pool_path,
     gate_rows,
-    sample_fingerprint,
-    stats_fingerprint,
+    with_sample,
     write_gate,
     write_gate_pools,
 )
@@ -351,7 +350,7 @@ def score(
     reference_pool: GatePool | None = None,
     measures: bool = True,
     sample: bool = False,
-    reproduced: set[str] | None = None,
+    reproduced: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Score every submission in ``submissions_dir`` (or only ``names``) on ``task``.
 
@@ -377,8 +376,9 @@ def score(
     ``reference_pool`` needs that (it has no per-example losses for the audits). With ``sample``,
     rows of ``gate_known`` whose code is unchanged re-run only their first runs first
     (``_reproduce_samples``); those that come out the same are left off the board and named in
-    ``reproduced``. Workers start only when a run is missing or the yardstick must be timed
-    (``setup.needs_yardstick``).
+    ``reproduced``, with how far their sample lay from the baseline's
+    (``harness.evaluation.gate.GateRow.sample_shift``). Workers start only when a run is
+    missing or the yardstick must be timed (``setup.needs_yardstick``).
     """
     reporter = reporter or Reporter()
     if reference_pool is not None and measures:
@@ -415,7 +415,7 @@ def score(
             + f"time budget per run {budget:.3f} s"
         )
         with phases.phase("runs"):
-            done, same = [], set()
+            done, same = [], {}
             if sample and gate_known:
                 done, same = _reproduce_samples(workers, setup, outcomes, budget, settings,
                                                 reporter, run_root, gate_known, scorer)
@@ -447,9 +447,8 @@ def score(
                 directory / "gate", jobs, gate_known,
             )
             gate.update({
-                name: row if name not in outcomes else replace(
-                    row, provenance=outcomes[name].provenance, scorer=scorer,
-                    sample=sample_fingerprint(scored[name]))
+                name: row if name not in outcomes else with_sample(
+                    row, scored[name], outcomes[name].provenance, scorer)
                 for name, row in rows.items()})
         if gate_pools is not None:
             gate_pools[task.split] = GatePool(pool, setup.data.fingerprint)
@@ -482,13 +481,14 @@ def _reproduce_samples(
     workers: WorkerPool | ClusterWorkers, setup: Setup, outcomes: dict[str, Outcome],
     budget: float, settings: dict[str, dict], reporter: Reporter, run_root: int | None,
     known: dict[str, GateRow], scorer: str,
-) -> tuple[list[RunResult], set[str]]:
+) -> tuple[list[RunResult], dict[str, float]]:
     """The first ``SAMPLE_RUNS`` runs of the baseline's rows (``known``) whose runs were produced
     and scored by the code that would produce and score them now (``GateRow.can_sample``). The
-    rows whose runs come out as the baseline's, number for number and within the budget, are
-    taken out of ``outcomes`` (neither run in full nor scored again) and named; the others keep
-    their sampled runs towards a full re-run (``scorer``: ``scorer_digest()``). Returns the
-    runs done and the names taken out."""
+    rows whose runs come out as the baseline's (number for number, or apart only by another
+    machine's rounding: ``GateRow.sample_shift``) and within the budget are taken out of
+    ``outcomes`` (neither run in full nor scored again); the others keep their sampled runs
+    towards a full re-run (``scorer``: ``scorer_digest()``). Returns the runs done and the names
+    taken out with their shift."""
     candidates = {
         name: outcome for name, outcome in outcomes.items()
         if outcome.submission is not None and name in known
@@ -496,12 +496,14 @@ def _reproduce_samples(
     }
     done = run_submissions(workers, setup.task, candidates, setup.results, budget, settings,
                            reporter, run_root, runs=SAMPLE_RUNS)
-    same = set()
+    same = {}
     for name, outcome in candidates.items():
         stats = outcome.stats(SAMPLE_RUNS)
-        if (not outcome.over_budget and stats is not None
-                and stats_fingerprint(stats) == known[name].sample):
-            same.add(name)
+        if outcome.over_budget or stats is None:
+            continue
+        shift = known[name].sample_shift(stats)
+        if shift <= SAMPLE_SHIFT:
+            same[name] = shift
             del outcomes[name]
     return done, same
 
@@ -595,7 +597,7 @@ def write_leaderboard(
     if gate is not None:
         write_gate(gate_path(path), gate, num_models)
     if gate_pools is not None:
-        write_gate_pools(gate_pool_path(path), gate_pools)
+        write_gate_pools(gate_pool_path(path), gate_pools, gate)
 
 
 def score_splits(
@@ -609,7 +611,7 @@ def score_splits(
     gate_known: dict[str, dict[str, GateRow]] | None = None,
     gate_pools: dict[str, GatePool] | None = None,
     reference_pools: dict[str, GatePool] | None = None,
-    reproduced: dict[str, set[str]] | None = None,
+    reproduced: dict[str, dict[str, float]] | None = None,
     **options,
 ) -> pd.DataFrame:
     """``score`` on each of ``splits`` (``"public"``, ``"private"``), as the competition scored a
@@ -634,7 +636,7 @@ def score_splits(
         if gate is not None:
             gate[split] = {}
         if reproduced is not None:
-            reproduced[split] = set()
+            reproduced[split] = {}
         boards.append(score(task.with_options(split=split), submissions_dir,
                             leaderboard_path=None, phases=phases[split],
                             gate=None if gate is None else gate[split],
