@@ -35,7 +35,6 @@ from harness.evaluation.gate import (
     sample_fingerprint,
     stats_fingerprint,
     with_sample,
-    with_summaries,
     write_gate,
     write_gate_pools,
 )
@@ -582,7 +581,7 @@ def test_the_pool_file_round_trips_exactly_and_must_be_the_gate_rows_pool(
                           rng.uniform(0.7, 0.9, 16)) for split in ("private", "public")}
     path = gate_pool_path(tmp_path / "leaderboard.csv")
     assert path.name == "leaderboard.gate.npz"
-    assert read_gate_pools(path, {}) == {}  # an older baseline: none (the check trains one)
+    assert read_gate_pools(path, {}) == ({}, {})  # an older baseline: none (the check trains one)
     write_gate_pools(path, {split: GatePool(p, f"data-{split}") for split, p in pools.items()})
 
     def rows_for(prints: dict[str, str]) -> dict[tuple[str, str], GateRow]:
@@ -590,14 +589,14 @@ def test_the_pool_file_round_trips_exactly_and_must_be_the_gate_rows_pool(
                 for name in ("finetune", "kookmin")}
 
     prints = {split: stats_fingerprint(p) for split, p in pools.items()}
-    read = read_gate_pools(path, rows_for(prints))
+    read, _ = read_gate_pools(path, rows_for(prints))
     assert set(read) == {"private", "public"}
     for split, pool in pools.items():
         assert read[split].data == f"data-{split}"
         for name in ("confidences", "retain_acc", "test_acc", "forget_acc", "seconds"):
             assert np.array_equal(getattr(read[split].stats, name), getattr(pool, name))
         assert stats_fingerprint(read[split].stats) == prints[split]
-    assert set(read_gate_pools(path, rows_for({"public": prints["public"]}))) == {"public"}
+    assert set(read_gate_pools(path, rows_for({"public": prints["public"]}))[0]) == {"public"}
     written = path.read_bytes()  # the same numbers written a day later: the same bytes
     monkeypatch.setattr(time, "time", lambda: 86_400.0 + real_time())
     write_gate_pools(path, {split: GatePool(p, f"data-{split}") for split, p in pools.items()})
@@ -728,14 +727,15 @@ def test_the_sample_summaries_round_trip_with_the_pools_and_must_be_their_rows(t
     runs = {name: stats(rng.normal(0, 1, (n, e)), rng.uniform(0.8, 1, n),
                         rng.uniform(0.7, 0.9, n)) for name in ("finetune", "kookmin")}
     pool = stats(rng.normal(0, 1, (16, e)), rng.uniform(0.8, 1, 16), rng.uniform(0.7, 0.9, 16))
-    rows = {"public": {name: with_sample(row(0.2, e=e), r, "code", "scorer")
+    pooled = stats_fingerprint(pool)
+    rows = {"public": {name: with_sample(row(0.2, e=e, pool=pooled), r, "code", "scorer")
                        for name, r in runs.items()}}
-    rows["public"]["ceiling"] = row(0.1, e=e)  # no runs of code: no sample
+    rows["public"]["ceiling"] = row(0.1, e=e, pool=pooled)  # no runs of code: no sample
     path = gate_pool_path(tmp_path / "leaderboard.csv")
     plain = {("public", name): replace(r, summary=None) for name, r in rows["public"].items()}
-    assert with_summaries(path, plain) == plain  # no file (an older baseline): as they were
+    assert read_gate_pools(path, plain) == ({}, plain)  # no file (an older baseline): as they were
     write_gate_pools(path, {"public": GatePool(pool, "data")}, rows)
-    read = with_summaries(path, plain)
+    _, read = read_gate_pools(path, plain)
     assert read["public", "ceiling"].summary is None
     for name, r in runs.items():
         kept, made = read["public", name].summary, rows["public"][name].summary
@@ -746,12 +746,12 @@ def test_the_sample_summaries_round_trip_with_the_pools_and_must_be_their_rows(t
             r.test_acc[:SAMPLE_RUNS])) < SAMPLE_SHIFT
     stale = {**plain, ("public", "kookmin"): replace(plain["public", "kookmin"], sample="0" * 16)}
     with pytest.raises(ValueError, match="sample kept for kookmin .public. is not its gate row"):
-        with_summaries(path, stale)
+        read_gate_pools(path, stale)
     arrays = dict(np.load(path))
     del arrays["public.sample.finetune.sd"]
     np.savez(path.with_name("cut.npz"), **arrays)
     with pytest.raises(ValueError, match="sample kept for finetune .public. is incomplete"):
-        with_summaries(path.with_name("cut.npz"), plain)
+        read_gate_pools(path.with_name("cut.npz"), plain)
 
 
 def test_a_row_reproduced_within_rounding_says_how_far_its_sample_lay() -> None:

@@ -54,7 +54,8 @@ def scored(tmp_path_factory):
     # read now: the module's later scorings write over it
     phases.written = pd.read_csv(phases_path(kwargs["leaderboard_path"]))
     phases.gate = read_gate(gate_path(kwargs["leaderboard_path"]), board, "the board")
-    phases.pools = read_gate_pools(gate_pool_path(kwargs["leaderboard_path"]), phases.gate)
+    phases.pools, _ = read_gate_pools(gate_pool_path(kwargs["leaderboard_path"]),
+                                      phases.gate)
     return task, root, submissions, kwargs, board, phases
 
 
@@ -321,8 +322,8 @@ def test_check_pairs_with_the_baseline_s_pool_where_this_machine_trains_another(
     score(task, submissions, **{**kwargs, "leaderboard_path": baseline,
                                 "reference_root": tmp_path / "elsewhere"},
           train_chunk=partial(_as_another_cpu_trains_it, here), ceiling=False)
-    theirs = read_gate_pools(gate_pool_path(baseline),
-                             read_gate(gate_path(baseline), pd.read_csv(baseline), "baseline"))
+    theirs, _ = read_gate_pools(gate_pool_path(baseline),
+                                read_gate(gate_path(baseline), pd.read_csv(baseline), "baseline"))
     assert stats_fingerprint(theirs[task.split].stats) != stats_fingerprint(here)  # premise
     options = dict(submissions_dir=submissions, reference_root=kwargs["reference_root"],
                    output_dir=kwargs["output_dir"], jobs=2, budget_seconds=float("inf"),

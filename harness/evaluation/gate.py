@@ -366,9 +366,9 @@ def write_gate_pools(
     path: Path, pools: dict[str, GatePool], rows: dict[str, dict[str, GateRow]] | None = None
 ) -> None:
     """``pools`` (split -> GatePool) and the sample summaries of the gate ``rows`` (split ->
-    submission -> GateRow) as the compressed ``.npz`` ``read_gate_pools`` and
-    ``with_summaries`` read (the same numbers give the same bytes: a board regenerated with an
-    unchanged pool and runs leaves the committed file unchanged)."""
+    submission -> GateRow) as the compressed ``.npz`` ``read_gate_pools`` reads (the same
+    numbers give the same bytes: a board regenerated with an unchanged pool and runs leaves the
+    committed file unchanged)."""
     arrays = {}
     for split, pool in pools.items():
         arrays.update({f"{split}.{name}": getattr(pool.stats, name) for name in POOL_FIELDS})
@@ -391,14 +391,16 @@ def write_gate_pools(
 
 def read_gate_pools(
     path: Path, rows: dict[tuple[str, str], GateRow]
-) -> dict[str, GatePool]:
-    """The pools of ``path`` (split -> GatePool) for the splits of the gate ``rows``, each
-    checked against the pool fingerprint of its split's rows; empty when there is no file (a
-    baseline from before it was written: the check then pairs with a pool trained here). Raises
-    ValueError saying what to regenerate when the file is unreadable or does not match."""
+) -> tuple[dict[str, GatePool], dict[tuple[str, str], GateRow]]:
+    """What ``path`` (``leaderboard.gate.npz``) keeps for the gate ``rows``: the pools (split ->
+    GatePool) of their splits, each checked against its rows' pool fingerprint, and the rows with
+    their sample summaries (a row without one is reproduced only by the same numbers). No file (a
+    baseline from before it was written): no pools, the check pairs with a pool trained here, and
+    the rows as they were. Raises ValueError saying what to regenerate when the file is
+    unreadable, lacks a pool, or keeps a pool or sample other than its rows'."""
     path = Path(path)
     if not path.exists():
-        return {}
+        return {}, rows
     redo = "regenerate it with the leaderboard (`harness score`)"
     try:
         arrays = files.read_npz(path)
@@ -416,42 +418,28 @@ def read_gate_pools(
             raise ValueError(f"{path}: the {split} split's pool is not the one its gate rows "
                              f"were computed against; {redo}")
         pools[split] = GatePool(stats, data)
-    return pools
+    return pools, {key: _with_summary(arrays, path, key, row, redo) for key, row in rows.items()}
 
 
-def with_summaries(
-    path: Path, rows: dict[tuple[str, str], GateRow]
-) -> dict[tuple[str, str], GateRow]:
-    """The gate ``rows`` with the sample summaries kept for them in ``path``
-    (``leaderboard.gate.npz``); a row without one (an older file, or none at all) keeps none and
-    is reproduced only by the same numbers. Raises ValueError saying what to regenerate when a
-    summary was made of another sample than its row's."""
-    path = Path(path)
-    if not path.exists():
-        return rows
+def _with_summary(
+    arrays: dict[str, np.ndarray], path: Path, key: tuple[str, str], row: GateRow, redo: str
+) -> GateRow:
+    """``row`` with the sample summary ``arrays`` keep for it, if any."""
+    split, name = key
+    prefix = f"{split}.sample.{name}"
+    if not row.sample or f"{prefix}.mean" not in arrays:
+        return row
     try:
-        arrays = files.read_npz(path)
-    except files.CorruptFileError as error:
-        raise ValueError(f"{error}; regenerate it with the leaderboard (`harness score`)") from None
-    out = {}
-    for (split, name), row in rows.items():
-        key = f"{split}.sample.{name}"
-        if not row.sample or f"{key}.mean" not in arrays:
-            out[split, name] = row
-            continue
-        redo = "regenerate both with the leaderboard (`harness score`)"
-        try:
-            kept = str(arrays[f"{key}.fingerprint"])
-            mean, sd = (np.asarray(arrays[f"{key}.{part}"], np.float64) for part in ("mean", "sd"))
-            retain_acc, test_acc = (float(v) for v in arrays[f"{key}.accuracy"])
-        except (KeyError, ValueError, TypeError):
-            raise ValueError(f"{path}: the sample kept for {name} ({split}) is incomplete; "
-                             f"{redo}") from None
-        if kept != row.sample or mean.shape != sd.shape or mean.shape != row.points.shape:
-            raise ValueError(f"{path}: the sample kept for {name} ({split}) is not its gate "
-                             f"row's; {redo}")
-        out[split, name] = replace(row, summary=SampleSummary(mean, sd, retain_acc, test_acc))
-    return out
+        kept = str(arrays[f"{prefix}.fingerprint"])
+        mean, sd = (np.asarray(arrays[f"{prefix}.{part}"], np.float64) for part in ("mean", "sd"))
+        retain_acc, test_acc = (float(v) for v in arrays[f"{prefix}.accuracy"])
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(f"{path}: the sample kept for {name} ({split}) is incomplete; "
+                         f"{redo}") from None
+    if kept != row.sample or mean.shape != sd.shape or mean.shape != row.points.shape:
+        raise ValueError(f"{path}: the sample kept for {name} ({split}) is not its gate "
+                         f"row's; {redo}")
+    return replace(row, summary=SampleSummary(mean, sd, retain_acc, test_acc))
 
 
 # -- the paired test -----------------------------------------------------------------------------

@@ -53,7 +53,6 @@ from harness.evaluation.gate import (
     paired,
     read_gate,
     read_gate_pools,
-    with_summaries,
 )
 from harness.execution.records import OK
 from harness.execution.runner import workers_for
@@ -350,9 +349,10 @@ def check(
     mismatch = identity_problems(recorded, asked)
     if mismatch:  # nothing to re-score: the numbers could not be compared anyway
         return CheckReport(problems=mismatch, rows=pd.DataFrame())
-    known = None if tolerance is not None else with_summaries(
-        gate_pool_path(path), read_gate(gate_path(path), baseline, str(path)))
-    pools = {} if known is None else read_gate_pools(gate_pool_path(path), known)
+    known, pools = None, {}
+    if tolerance is None:
+        pools, known = read_gate_pools(
+            gate_pool_path(path), read_gate(gate_path(path), baseline, str(path)))
     for key in ("task", "num_models", "root_seed"):
         options.pop(key, None)
     task = task_for_board(baseline, str(path), **options)
