@@ -88,20 +88,9 @@ class RichReporter:
     """Live progress bars (pool, then each submission) with rates and time left."""
 
     def __init__(self, console) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from harness.core.progress import progress_bars
 
-        self.progress = Progress(
-            TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>10}"), TimeElapsedColumn(),
-            TextColumn("left"), TimeRemainingColumn(), console=console, transient=False,
-        )
+        self.progress = progress_bars(console, rate=True, transient=False)
         self.bars: dict[str, int] = {}
         self.started = False
 

@@ -47,7 +47,7 @@ import pandas as pd
 
 from harness.core import files
 from harness.core.defaults import LEVEL
-from harness.core.progress import Reporter
+from harness.core.progress import Reporter, progress_bars
 from harness.evaluation.model_stats import ModelStats
 from harness.evaluation.ranks import LEGEND, rank_text
 from harness.execution.phases import Phases, phase_table
@@ -218,23 +218,11 @@ class ProgressReporter(Reporter):
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
 
         self.jupyter = _in_jupyter()
         console = (Console(file=io.StringIO(), force_jupyter=False) if self.jupyter
                    else Console(stderr=True))
-        self.progress = Progress(
-            TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-            console=console, auto_refresh=not self.jupyter,
-        )
+        self.progress = progress_bars(console, auto_refresh=not self.jupyter)
         self.bars: dict[str, int] = {}
         self.notes: list[str] = []
         self.handle = None  # the Jupyter output the bars are drawn into

@@ -118,6 +118,26 @@ def test_progress_keeps_one_line_per_cluster_worker():
                      "  tcp://b:1: 2 models trained"]
 
 
+def test_progress_bars_show_the_stage_its_count_time_left_and_the_rate_where_asked():
+    """The CLI's bars and the notebook's are one set of columns; only the CLI's carry a rate."""
+    import io
+
+    from rich.console import Console
+
+    from harness.core.progress import progress_bars
+
+    shown = {}
+    for rate in (True, False):
+        console = Console(file=io.StringIO(), width=120)
+        with progress_bars(console, rate=rate, auto_refresh=False) as progress:
+            fields = {"rate": "12.5/s"} if rate else {}
+            progress.add_task("reference pool", total=8, completed=3, **fields)
+        shown[rate] = console.file.getvalue()
+    for text in shown.values():
+        assert "reference pool" in text and "3/8" in text and "left" in text
+    assert "12.5/s" in shown[True] and "/s" not in shown[False]
+
+
 @pytest.mark.parametrize("command", [["score"], ["validate", "x.py"], ["check"], ["tune", "x"]])
 def test_sandbox_on_without_bubblewrap_is_a_one_line_error(command, tmp_path, capsys,
                                                             monkeypatch):
