@@ -16,17 +16,18 @@ the largest shift against the gate's ``SAMPLE_SHIFT``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 
 from harness.evaluation.gate import SAMPLE_RUNS, SAMPLE_SHIFT, SampleSummary, stats_fingerprint
 from harness.evaluation.model_stats import ModelStats
+from harness.execution.records import Outcome
+from harness.execution.store import ResultsStore
 
 SSE = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
        "ONEDNN_MAX_CPU_ISA": "SSE41"}
@@ -41,17 +42,15 @@ def sample(root: Path, split: str, extra: dict[str, str]) -> dict[str, ModelStat
          "--output", str(root / "results"), "--leaderboard", str(root / "leaderboard.csv"),
          "--budget", "1e9", "--timeout", "600"],
         env={**os.environ, **extra}, check=True, capture_output=True, text=True)
+    board = pd.read_csv(root / "leaderboard.csv")
+    [results] = root.glob("results/*/runs")  # one task, one split: one results folder
+    store = ResultsStore(results.parent)
     out = {}
-    for path in sorted(root.glob("results/*/runs/*.jsonl")):
-        runs = sorted((json.loads(line) for line in path.read_text().splitlines()),
-                      key=lambda r: r["run_index"])
-        runs = [r for r in runs if r["status"] == "ok" and r["run_index"] < SAMPLE_RUNS]
-        if len(runs) == SAMPLE_RUNS:
-            n = len(runs)
-            out[path.stem] = ModelStats(
-                np.array([r["confidences"] for r in runs]),
-                np.array([r["retain_acc"] for r in runs]), np.array([r["test_acc"] for r in runs]),
-                np.zeros(n), np.zeros(n))
+    for name, provenance in zip(board["submission"], board["provenance"], strict=True):
+        if isinstance(provenance, str):  # a submission's row (not the pool's)
+            stats = Outcome(name, None, store.load_runs(name, provenance)).stats(SAMPLE_RUNS)
+            if stats is not None:
+                out[name] = stats
     return out
 
 
